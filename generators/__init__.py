@@ -1,0 +1,1 @@
+"""Sampling backends behind one protocol, model resolution and caching, inference strategies."""

@@ -1,0 +1,86 @@
+"""The sampling protocol: requests in, completions out, whatever engine is behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from warehouse.ids import content_id
+
+
+class SamplingError(Exception):
+    """Bad sampling input or an engine failure; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    k: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise SamplingError(f"--k must be at least 1 (got {self.k})")
+        if self.temperature < 0:
+            raise SamplingError(f"--temperature must be >= 0 (got {self.temperature})")
+        if not 0 < self.top_p <= 1:
+            raise SamplingError(f"--top-p must be in (0, 1] (got {self.top_p})")
+        if self.max_new_tokens < 1:
+            raise SamplingError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
+
+    def identity(self) -> dict[str, Any]:
+        """What a sample's id depends on besides prompt, model and index (k is not: the
+        5th sample is the same sample whether 8 or 16 were asked for)."""
+        d = asdict(self)
+        del d["k"], d["seed"]
+        return d
+
+    def sample_id(self, prompt_id: str, model_id: str, idx: int) -> str:
+        return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx)
+
+    def row_seed(self, prompt_id: str, idx: int) -> int:
+        """A 63-bit seed per (prompt, index): the row's randomness, independent of batching."""
+        return int(content_id("seed", self.seed, prompt_id, idx)[5:21], 16) >> 1
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    prompt_id: str
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    indices: tuple[int, ...]  # which sample indices of this prompt to produce
+
+    @property
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt_id: str
+    idx: int
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    latency_s: float
+
+
+ProgressFn = Callable[[int, int], None]  # (samples finished, tokens produced) since last call
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(
+        self,
+        requests: Sequence[SampleRequest],
+        params: SamplingParams,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[list[Completion]]:
+        """Yield completions in batches as they finish; each batch is written before the next."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,163 @@
+"""Sample k completions per prompt from a model into the warehouse, resumably.
+
+Every (prompt, index) has a content-hashed sample_id; a run first asks the warehouse
+which of its ids exist and samples only the rest, writing one Parquet file per finished
+batch. A rerun after a crash or `kill -9` therefore picks up where the last whole batch
+ended, and never writes a finished (prompt, index) twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from generators.base import (
+    Backend,
+    Completion,
+    ProgressFn,
+    SampleRequest,
+    SamplingError,
+    SamplingParams,
+)
+from generators.model_registry import ResolvedModel
+from warehouse.records import SampleRecord
+from warehouse.store import Warehouse
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    prompt_id: str
+    family: str
+    messages: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    prompts: int
+    requested: int  # prompts × k
+    already: int  # found in the warehouse before this run
+    written: int
+    tokens: int
+    seconds: float
+    per_family: dict[str, int]
+
+
+def select_prompts(
+    wh: Warehouse,
+    suite: str,
+    split: str | None,
+    limit: int | None = None,
+    per_family: int | None = None,
+) -> list[PromptRow]:
+    """Prompts of a suite (and split), in a stable order; errors name the fix."""
+    if limit is not None and limit < 1:
+        raise SamplingError(f"--limit must be at least 1 (got {limit})")
+    if per_family is not None and per_family < 1:
+        raise SamplingError(f"--per-family must be at least 1 (got {per_family})")
+    suites = [r[0] for r in wh.query("SELECT DISTINCT suite FROM prompts ORDER BY 1")]
+    if suite not in suites:
+        have = ", ".join(suites) or "none loaded yet"
+        raise SamplingError(
+            f"no prompts for suite {suite!r} (loaded: {have}); "
+            f"run `distillery prompts load {suite}` first"
+        )
+    sql = "SELECT prompt_id, family, messages FROM prompts WHERE suite = ?"
+    params: list[object] = [suite]
+    if split:
+        sql += " AND split = ?"
+        params.append(split)
+    if per_family:
+        sql += (
+            " QUALIFY row_number() OVER (PARTITION BY family ORDER BY prompt_id)"
+            f" <= {int(per_family)}"
+        )
+    sql += " ORDER BY family, prompt_id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    rows = wh.query(sql, params)
+    if not rows:
+        raise SamplingError(
+            f"suite {suite!r} has no prompts in split {split!r}; pick another --split"
+        )
+    return [
+        PromptRow(pid, fam, tuple((m["role"], m["content"]) for m in json.loads(msgs)))
+        for pid, fam, msgs in rows
+    ]
+
+
+def plan(
+    wh: Warehouse, prompts: Sequence[PromptRow], model_id: str, params: SamplingParams
+) -> tuple[list[SampleRequest], int]:
+    """Requests for the (prompt, index) pairs not yet in the warehouse, and how many are."""
+    ids = {
+        (p.prompt_id, i): params.sample_id(p.prompt_id, model_id, i)
+        for p in prompts
+        for i in range(params.k)
+    }
+    have = wh.existing("samples", "sample_id", ids.values())
+    requests = []
+    for p in prompts:
+        todo = tuple(i for i in range(params.k) if ids[(p.prompt_id, i)] not in have)
+        if todo:
+            requests.append(SampleRequest(p.prompt_id, p.messages, todo))
+    return requests, len(have)
+
+
+def to_record(
+    c: Completion, model_id: str, params: SamplingParams, backend: str, run_id: str
+) -> SampleRecord:
+    return SampleRecord(
+        sample_id=params.sample_id(c.prompt_id, model_id, c.idx),
+        prompt_id=c.prompt_id,
+        model_id=model_id,
+        run_id=run_id,
+        backend=backend,
+        idx=c.idx,
+        seed=params.seed,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_new_tokens=params.max_new_tokens,
+        text=c.text,
+        prompt_tokens=c.prompt_tokens,
+        completion_tokens=c.completion_tokens,
+        finish_reason=c.finish_reason,
+        latency_s=c.latency_s,
+    )
+
+
+def run_sampling(
+    wh: Warehouse,
+    backend: Backend,
+    model: ResolvedModel,
+    prompts: Sequence[PromptRow],
+    params: SamplingParams,
+    run_id: str,
+    progress: ProgressFn | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> SampleSummary:
+    started = time.perf_counter()
+    requests, already = plan(wh, prompts, model.model_id, params)
+    if on_plan is not None:
+        on_plan(sum(len(r.indices) for r in requests))
+    family = {p.prompt_id: p.family for p in prompts}
+    written = tokens = 0
+    per_family: dict[str, int] = defaultdict(int)
+    if requests:
+        for batch in backend.generate(requests, params, progress):
+            wh.write([to_record(c, model.model_id, params, backend.name, run_id) for c in batch])
+            written += len(batch)
+            tokens += sum(c.completion_tokens for c in batch)
+            for c in batch:
+                per_family[family[c.prompt_id]] += 1
+    return SampleSummary(
+        prompts=len(prompts),
+        requested=len(prompts) * params.k,
+        already=already,
+        written=written,
+        tokens=tokens,
+        seconds=time.perf_counter() - started,
+        per_family=dict(per_family),
+    )

@@ -1,0 +1,1 @@
+"""Built-in task suites as data plus loaders: seed families, HumanEval, user files."""

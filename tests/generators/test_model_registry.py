@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from generators import model_registry
+from generators.model_registry import ModelError, resolve
+
+
+def test_tiny_random_resolves_without_weights_and_says_it_is_untrained():
+    a, b = resolve("tiny-random"), resolve("tiny-random")
+    assert a == b and a.model_id.startswith("mdl-")
+    assert a.trained is False and a.path is None
+    assert "not a trained model" in model_registry.ALIASES["tiny-random"].description
+
+
+def test_tiny_random_is_deterministic_and_does_not_touch_global_rng():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    m1, tok = model_registry.load(resolve("tiny-random"))
+    after = torch.rand(1)
+    assert torch.equal(before, after)
+    m2, _ = model_registry.load(resolve("tiny-random"))
+    for p1, p2 in zip(m1.parameters(), m2.parameters(), strict=True):
+        assert torch.equal(p1, p2)
+    text = "héllo <b>wörld</b> 123"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(
+        ModelError, match=r"unknown model 'no-such-model'; use an alias \(smollm2-135m"
+    ):
+        resolve("no-such-model")
+
+
+def test_a_directory_resolves_by_weight_content(tmp_path):
+    model, tok = model_registry.load(resolve("tiny-random"))
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    for d in (d1, d2):
+        model.save_pretrained(d)
+        tok.save_pretrained(d)
+    r1, r2 = resolve(str(d1)), resolve(str(d2))
+    assert r1.model_id == r2.model_id and r1.source_kind == "dir" and r1.path == str(d1)
+    loaded, _ = model_registry.load(r1)
+    assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_directory_without_config_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="not a model directory"):
+        resolve(str(tmp_path))
+
+
+def test_the_default_model_ships_as_gguf():
+    path = model_registry.gguf_location(model_registry.ALIASES["smollm2-135m"])
+    assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 50_000_000

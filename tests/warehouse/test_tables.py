@@ -1,0 +1,32 @@
+import pyarrow as pa
+
+from warehouse.tables import RECORD_TABLE, TABLES
+
+
+def test_every_design_table_exists_with_its_key():
+    assert set(TABLES) == {
+        "prompts",
+        "models",
+        "samples",
+        "verdicts",
+        "pairs",
+        "training_jobs",
+        "evals",
+        "runs",
+    }
+    assert TABLES["verdicts"].key == ("sample_id", "verifier", "verifier_version")
+    for spec in TABLES.values():
+        assert set(spec.key) <= set(spec.columns)
+        assert "run_id" in spec.columns and "created_at" in spec.columns
+        assert RECORD_TABLE[spec.record] == spec.name
+
+
+def test_schema_types_follow_the_record_hints():
+    s = TABLES["samples"].schema
+    assert s.field("idx").type == pa.int64()
+    assert s.field("temperature").type == pa.float64()
+    assert s.field("created_at").type == pa.timestamp("us", tz="UTC")
+    assert not s.field("text").nullable
+    j = TABLES["training_jobs"].schema
+    assert j.field("sample_ids").type == pa.list_(pa.string())
+    assert j.field("output_model_id").nullable

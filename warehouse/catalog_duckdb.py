@@ -1,0 +1,81 @@
+"""DuckDB views over the Parquet files, deduplicated by key, plus the catalog file users open.
+
+The views are the only SQL definition of a table. `connect()` builds them in an in-memory
+database (never locks anything); `write_catalog()` stores the same views in
+`catalog.duckdb` for the DuckDB CLI or Python (`duckdb.connect(path, read_only=True)`).
+Both read the files through globs, so rows written after the catalog was made show up
+without touching the catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from warehouse.tables import TABLES, TableSpec
+from warehouse.writer_parquet import table_dir
+
+CATALOG_FILE = "catalog.duckdb"
+CATALOG_VERSION = "1"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def view_sql(root: Path, spec: TableSpec) -> str:
+    glob = str(table_dir(root.resolve(), spec.name) / "*" / "*.parquet")
+    key = ", ".join(spec.key)
+    order = "created_at DESC" if spec.keep == "last" else "created_at ASC"
+    return (
+        f"CREATE OR REPLACE VIEW {spec.name} AS "
+        f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
+        f"hive_partitioning = false) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
+    )
+
+
+MACROS: tuple[str, ...] = ()
+
+
+def define(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    for spec in TABLES.values():
+        con.execute(view_sql(root, spec))
+    for macro in MACROS:
+        con.execute(macro)
+
+
+def connect(root: Path) -> duckdb.DuckDBPyConnection:
+    """A private in-memory connection with every view defined; safe beside any writer."""
+    con = duckdb.connect(":memory:")
+    define(con, root)
+    return con
+
+
+def write_catalog(root: Path) -> None:
+    """(Re)write catalog.duckdb when missing or made for another root or version."""
+    path = root / CATALOG_FILE
+    stamp = f"{CATALOG_VERSION}:{root.resolve()}"
+    if path.exists():
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                row = con.execute(
+                    "SELECT value FROM distillery_meta WHERE key = 'stamp'"
+                ).fetchone()
+            if row and row[0] == stamp:
+                return
+        except duckdb.Error:
+            pass
+    tmp = path.with_name(f"{CATALOG_FILE}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        with duckdb.connect(str(tmp)) as con:
+            define(con, root)
+            con.execute("CREATE TABLE distillery_meta (key VARCHAR, value VARCHAR)")
+            con.execute("INSERT INTO distillery_meta VALUES ('stamp', ?)", [stamp])
+        # Rename over the old file: an open reader keeps its old inode and is undisturbed.
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,27 @@
+"""Content-hashed ids: the same work always gets the same id, so reruns dedup instead of lock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+# 96 bits: a birthday collision needs ~2^48 rows, far beyond any warehouse we expect.
+_HEX_CHARS = 24
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: sorted keys, no whitespace, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_id(prefix: str, *parts: Any) -> str:
+    """`prefix-<hex>` over the canonical JSON of `parts`."""
+    digest = hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:_HEX_CHARS]}"
+
+
+def event_id(prefix: str) -> str:
+    """A fresh id for things that happen once (a run), not for content."""
+    return f"{prefix}-{uuid.uuid4().hex[:_HEX_CHARS]}"

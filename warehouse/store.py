@@ -1,0 +1,92 @@
+"""The warehouse handle every stage uses: open a directory, write records, query with SQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse import catalog_duckdb, writer_parquet
+
+ENV_VAR = "DISTILLERY_WAREHOUSE"
+DEFAULT_DIR = "warehouse-data"
+
+
+class WarehouseError(Exception):
+    """A warehouse that cannot be opened or written; the message says what to do."""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
+
+
+@dataclass
+class Warehouse:
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path | str | None = None) -> Warehouse:
+        """Create the layout if needed; fails before anything is written if it cannot."""
+        path = Path(root) if root is not None else default_root()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise WarehouseError(
+                f"cannot write to warehouse directory {path} ({exc.strerror}); "
+                f"pass --warehouse DIR or set {ENV_VAR} to a writable directory"
+            ) from None
+        writer_parquet.ensure_schema_files(path)
+        writer_parquet.sweep_tmp(path)
+        catalog_duckdb.write_catalog(path)
+        return cls(path)
+
+    @classmethod
+    def open_existing(cls, root: Path | str | None = None) -> Warehouse:
+        """For readers: never creates anything."""
+        path = Path(root) if root is not None else default_root()
+        if not (path / "tables").is_dir():
+            raise WarehouseError(
+                f"no warehouse at {path}; run `distillery prompts load seeds` first "
+                f"or pass --warehouse DIR"
+            )
+        return cls(path)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / catalog_duckdb.CATALOG_FILE
+
+    def write(self, rows: Sequence[object]) -> list[Path]:
+        if not rows:
+            return []
+        return writer_parquet.write_records(self.root, rows)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return catalog_duckdb.connect(self.root)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        with self.connect() as con:
+            return con.sql(sql, params=list(params or [])).to_arrow_table()
+
+    def existing(self, table: str, column: str, values: Iterable[str]) -> set[str]:
+        """Which of `values` already have a row in `table` (keyed lookups for resume)."""
+        wanted = list(dict.fromkeys(values))
+        if not wanted:
+            return set()
+        with self.connect() as con:
+            con.register("wanted_ids", pa.table({"id": wanted}))
+            rows = con.execute(
+                f"SELECT DISTINCT t.{column} FROM {table} t JOIN wanted_ids w ON t.{column} = w.id"
+            ).fetchall()
+        return {r[0] for r in rows}
