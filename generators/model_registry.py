@@ -245,6 +245,10 @@ def resolve(name: str, registered: dict[str, ResolvedModel] | None = None) -> Re
 def load(resolved: ResolvedModel, dtype: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode; `dtype` None keeps the stored precision."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # Our own progress bars are the ones that matter; a 1-second weight load needs none.
+    hf_logging.disable_progress_bar()
 
     if resolved.source_kind == TINY_RANDOM:
         from generators import tiny_random

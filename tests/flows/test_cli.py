@@ -1,4 +1,4 @@
-"""End to end on tiny-random through the real CLI: load → sample → lineage → kill -9 → resume → SQL."""
+"""End to end on tiny-random through the CLI: load, sample, lineage, kill -9, resume, SQL."""
 
 import json
 import os

@@ -53,7 +53,7 @@ def test_uniforms_depend_only_on_key_and_step():
     assert a[2] == b[0] and a[0] == b[1]
     assert not torch.equal(a, uniforms(keys, 6))
     many = uniforms(np.arange(20000, dtype=np.uint64), 0)
-    assert 0.0 <= float(many.min()) and float(many.max()) < 1.0
+    assert float(many.min()) >= 0.0 and float(many.max()) < 1.0
     assert abs(float(many.mean()) - 0.5) < 0.01
 
 
