@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -13,8 +13,10 @@ from generators.base import ProgressFn
 
 
 @contextmanager
-def sampling_bar(console: Console, label: str) -> Iterator[tuple[ProgressFn, ProgressFn]]:
-    """Yield (set_total(n, _), advance(samples, tokens)) callbacks bound to one bar."""
+def sampling_bar(
+    console: Console, label: str
+) -> Iterator[tuple[Callable[[int], None], ProgressFn]]:
+    """Yield (set_total(n), advance(samples, tokens)) callbacks bound to one bar."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -28,7 +30,7 @@ def sampling_bar(console: Console, label: str) -> Iterator[tuple[ProgressFn, Pro
     started = time.perf_counter()
     counts = {"samples": 0, "tokens": 0}
 
-    def set_total(n: int, _: int = 0) -> None:
+    def set_total(n: int) -> None:
         progress.update(task, total=n)
 
     def advance(samples: int, tokens: int) -> None:

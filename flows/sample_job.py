@@ -78,9 +78,7 @@ def sample_job(job: SampleJob, root: Path, console: Console) -> SampleSummary:
             sampling_bar(console, f"sampling {model.name}") as (set_total, advance),
         ):
             model_store.register(wh, model, run_id)
-            summary = run_sampling(
-                wh, backend, model, prompts, params, run_id, advance, lambda n: set_total(n)
-            )
+            summary = run_sampling(wh, backend, model, prompts, params, run_id, advance, set_total)
     finally:
         backend.close()
     print_summary(console, job, summary)
