@@ -311,11 +311,20 @@ def demo(
     )
     example = (
         "SELECT p.family, count(*) AS samples, round(avg(s.completion_tokens), 1) AS avg_tokens, "
-        "round(avg(s.finish_reason = 'stop'), 2) AS stopped FROM samples s "
+        "round(avg((s.finish_reason = 'stop')::INT), 2) AS stopped FROM samples s "
         "JOIN prompts p USING (prompt_id) GROUP BY p.family ORDER BY p.family"
     )
     console.print(f'\n[bold]Example query[/]: distillery sql "{example}"')
     sql(example, "table", warehouse)
+    one_each = (
+        "SELECT p.family, left(p.messages->>'$[0].content', 50) AS prompt, "
+        "left(s.text, 70) AS completion FROM samples s JOIN prompts p USING (prompt_id) "
+        "WHERE s.idx = 0 "
+        "QUALIFY row_number() OVER (PARTITION BY p.family ORDER BY p.prompt_id) = 1 "
+        "ORDER BY p.family"
+    )
+    console.print("\n[bold]One completion per family[/]")
+    sql(one_each, "table", warehouse)
     console.print(
         f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
         "or `distillery sql` to list the tables."
