@@ -58,12 +58,21 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     import duckdb
 
     from filters.spec import SpecError
+    from filters.verification import VerifyError
     from generators.base import SamplingError
     from generators.model_registry import ModelError
     from tasks.suite_file import TaskError
     from warehouse.store import WarehouseError
 
-    return (WarehouseError, ModelError, SamplingError, TaskError, SpecError, duckdb.Error)
+    return (
+        WarehouseError,
+        ModelError,
+        SamplingError,
+        TaskError,
+        SpecError,
+        VerifyError,
+        duckdb.Error,
+    )
 
 
 # ---------------------------------------------------------------- models
@@ -219,6 +228,55 @@ def samples_import(
 
     written, skipped = import_samples(file, model_name, warehouse)
     console.print(f"imported {written} samples for {model_name} ({skipped} already present)")
+
+
+# ---------------------------------------------------------------- verify
+
+
+@app.command()
+def verify(
+    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Only samples of this model (name or id).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="train | test")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Programs in flight (default 2 x cores).")
+    ] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Verify samples that have no verdict for the current verifier version."""
+    from flows.verify_job import VerifyJob, verify_job
+
+    if workers is not None and workers < 1:
+        fail(f"--workers must be at least 1 (got {workers})")
+    verify_job(VerifyJob(suite, model, split, workers), warehouse, console)
+
+
+@app.command()
+def doctor() -> None:
+    """Which sandbox isolation layers this machine gives, and what else distillery finds."""
+    from filters.sandbox import Sandbox
+
+    with Sandbox(workers=1) as sb:
+        layers = sb.layers
+        notes = sb.notes
+    table = Table("check", "status")
+    rows = [
+        ("pid/mount/net/ipc namespaces", layers.namespaces),
+        ("unprivileged uid (RLIMIT_NPROC binds)", layers.unprivileged_uid),
+        ("seccomp (no sockets, no mounts, no ptrace)", layers.seccomp),
+        ("rlimits (memory, CPU, file size, open files)", True),
+        ("wall-clock deadline, kill of the whole program", True),
+    ]
+    import torch
+
+    rows.append(("CUDA (vllm backend)", torch.cuda.is_available()))
+    for name, ok in rows:
+        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]")
+    console.print(table)
+    for note in notes:
+        console.print(f"note: {note}")
 
 
 # ---------------------------------------------------------------- sql

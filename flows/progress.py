@@ -42,3 +42,27 @@ def sampling_bar(
 
     with progress:
         yield set_total, advance
+
+
+@contextmanager
+def count_bar(console: Console, label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar over `total` items with items/s; yields advance(n)."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task(label, total=total, rate="")
+    started = time.perf_counter()
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        rate = done[0] / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, advance=n, rate=f"{rate:.1f}/s")
+
+    with progress:
+        yield advance

@@ -1,0 +1,107 @@
+"""One factory for every verifier: a spec's `kind` → the verifier, and its version string."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from filters import spec as specs
+from filters.base import Verdict, Verifier
+from filters.verifier_answer import AnswerVerifier
+from filters.verifier_compose import AllOfVerifier, AnyOfVerifier
+from filters.verifier_json import JsonSchemaVerifier
+from filters.verifier_judge import JudgeVerifier
+from filters.verifier_regex import RegexVerifier
+from filters.verifier_style import StyleVerifier
+
+
+class Verifiers:
+    """All verifiers; the code sandbox starts on the first code spec, not before."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self._workers = workers
+        self._sandbox: Any = None
+        self._lock = threading.Lock()
+        self._by_kind: dict[str, Verifier] = {
+            specs.ANSWER: AnswerVerifier(),
+            specs.REGEX: RegexVerifier(),
+            specs.JSON_SCHEMA: JsonSchemaVerifier(),
+            specs.STYLE: StyleVerifier(),
+            specs.ALL_OF: AllOfVerifier(self.verify),
+            specs.ANY_OF: AnyOfVerifier(self.verify),
+            specs.JUDGE: JudgeVerifier(),
+        }
+
+    @property
+    def sandbox(self) -> Any:
+        with self._lock:
+            if self._sandbox is None:
+                from filters.sandbox import Sandbox
+
+                self._sandbox = Sandbox(workers=self._workers)
+            return self._sandbox
+
+    def _verifier(self, kind: str) -> Verifier:
+        if kind == specs.CODE_TESTS:
+            with self._lock:
+                existing = self._by_kind.get(kind)
+            if existing is None:
+                from filters.verifier_code import CodeTestsVerifier
+
+                verifier = CodeTestsVerifier(self.sandbox)
+                with self._lock:
+                    existing = self._by_kind.setdefault(kind, verifier)
+            return existing
+        return self._by_kind[kind]
+
+    @staticmethod
+    def version(spec: dict[str, Any]) -> str:
+        """The version a verdict for `spec` is stored under: composites include children's."""
+        kind = spec["kind"]
+        own = _VERSIONS[kind]
+        if kind in (specs.ALL_OF, specs.ANY_OF):
+            return (
+                own
+                + "("
+                + ",".join(f"{c['kind']}:{Verifiers.version(c)}" for c in spec["verifiers"])
+                + ")"
+            )
+        return own
+
+    def verify(self, spec: dict[str, Any], text: str) -> Verdict:
+        try:
+            return self._verifier(spec["kind"]).verify(spec, text)
+        except UnicodeError as exc:
+            from filters import reasons
+
+            return Verdict.fail(reasons.SYNTAX_ERROR, f"undecodable text: {exc}"[:300])
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+
+def _versions() -> dict[str, str]:
+    from filters import (
+        verifier_answer,
+        verifier_code,
+        verifier_compose,
+        verifier_json,
+        verifier_judge,
+        verifier_regex,
+        verifier_style,
+    )
+
+    return {
+        specs.ANSWER: verifier_answer.VERSION,
+        specs.REGEX: verifier_regex.VERSION,
+        specs.JSON_SCHEMA: verifier_json.VERSION,
+        specs.STYLE: verifier_style.VERSION,
+        specs.CODE_TESTS: verifier_code.VERSION,
+        specs.ALL_OF: verifier_compose.VERSION,
+        specs.ANY_OF: verifier_compose.VERSION,
+        specs.JUDGE: verifier_judge.VERSION,
+    }
+
+
+_VERSIONS = _versions()

@@ -1,0 +1,358 @@
+"""The trusted side of the code sandbox: one zygote, bounded concurrency, verdicts.
+
+`Sandbox.run(code, entry_point, driver)` clones a fresh process for the program, loads the
+code there, and runs `driver(call)` here: the driver (the prompt's test cases, or
+HumanEval's `check`) holds the tests and expected values and calls the candidate only
+through `call(*args)`, which returns plain decoded values. Pass/fail is decided here; the
+program's process is killed (with everything it started) as soon as the driver is done or
+the wall-clock deadline passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from filters import reasons
+from filters import sandbox_wire as wire
+from filters.base import Verdict
+from filters.sandbox_child import Layers, Limits
+
+log = logging.getLogger(__name__)
+SETUP_TIMEOUT_S = 10.0
+SANDBOX_RETRIES = 2
+
+
+class CandidateFailed(Exception):
+    """The program broke the run (died, timed out, garbled the channel): a verdict, not a bug."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+class SandboxFault(Exception):
+    """The sandbox itself failed (zygote gone, clone failed, set-up failed)."""
+
+
+class CandidateRaised(Exception):
+    """The candidate function raised; `name` is the exception's class name."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(f"{name}: {detail}")
+        self.name = name
+        self.detail = detail
+
+
+Call = Callable[..., Any]
+Driver = Callable[[Call], Verdict]
+
+
+class _Program:
+    """One program's channel and deadline, as seen from the trusted side."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        pid: int,
+        deadline: float,
+        exit_status: Callable[[], tuple[int, float] | None],
+        cpu_limit_s: float,
+    ) -> None:
+        self.sock, self.pid, self.deadline = sock, pid, deadline
+        self._exit_status = exit_status
+        self._cpu_limit_s = cpu_limit_s
+        self._cpu_limit_s = cpu_limit_s
+
+    def recv(self) -> dict[str, Any]:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise CandidateFailed(Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed"))
+        self.sock.settimeout(remaining)
+        try:
+            return wire.recv(self.sock)
+        except TimeoutError:
+            raise CandidateFailed(
+                Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")
+            ) from None
+        except (EOFError, ConnectionError):
+            raise CandidateFailed(self._death_verdict()) from None
+        except wire.WireError as exc:
+            raise CandidateFailed(
+                Verdict.fail(reasons.RUNTIME_ERROR, f"bad reply: {exc}")
+            ) from None
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            wire.send(self.sock, message)
+        except (BrokenPipeError, ConnectionError):
+            raise CandidateFailed(self._death_verdict()) from None
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            self.send({"args": wire.encode(list(args)), "kwargs": wire.encode(dict(kwargs))})
+        except wire.WireError as exc:
+            raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
+        reply = self.recv()
+        if "value" in reply:
+            try:
+                return wire.decode(reply["value"])
+            except (wire.WireError, ValueError) as exc:
+                raise CandidateFailed(
+                    Verdict.fail(reasons.RUNTIME_ERROR, f"bad value: {exc}")
+                ) from None
+        if "raised" in reply:
+            name, detail = str(reply["raised"])[:80], str(reply.get("detail", ""))[:300]
+            if name == "MemoryError":
+                raise CandidateFailed(Verdict.fail(reasons.MEMORY_LIMIT, "MemoryError"))
+            if name == "OutputLimit":
+                raise CandidateFailed(Verdict.fail(reasons.OUTPUT_LIMIT, detail))
+            raise CandidateRaised(name, detail)
+        raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, "bad reply"))
+
+    def _death_verdict(self) -> Verdict:
+        exited = self._exit_status()
+        if exited is None:
+            return Verdict.fail(reasons.RUNTIME_ERROR, "the program closed its channel")
+        status, cpu_s = exited
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            # As init of its pid namespace the program ignores SIGXCPU; the hard limit's
+            # SIGKILL then ends it, which the CPU time it used tells apart.
+            if sig == signal.SIGXCPU or (
+                sig == signal.SIGKILL and cpu_s >= self._cpu_limit_s - 0.05
+            ):
+                return Verdict.fail(reasons.TIMEOUT, "CPU time limit")
+            if sig == signal.SIGXFSZ:
+                return Verdict.fail(reasons.OUTPUT_LIMIT, "file size limit")
+            return Verdict.fail(reasons.RUNTIME_ERROR, f"killed by {signal.Signals(sig).name}")
+        return Verdict.fail(
+            reasons.RUNTIME_ERROR,
+            f"exited with code {os.WEXITSTATUS(status)} before the tests finished",
+        )
+
+
+@dataclass
+class _Waiter:
+    event: threading.Event
+    reply: dict[str, Any] | None = None
+
+
+class Sandbox:
+    """A zygote plus `workers` slots. Thread-safe: call `run` from a thread pool."""
+
+    def __init__(self, workers: int | None = None, limits: Limits | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.limits = limits or Limits()
+        self._slots: queue.Queue[int] = queue.Queue()
+        for s in range(self.workers):
+            self._slots.put(s)
+        self._send_lock = threading.Lock()
+        self._state = threading.Lock()
+        self._ids = itertools.count()
+        self._spawns: dict[int, _Waiter] = {}
+        self._exits: dict[int, _Waiter] = {}
+        self._statuses: dict[int, dict[str, Any]] = {}
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root = Path(__file__).resolve().parents[1]
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(root),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        # A clean environment: the candidate's ancestors hold none of the parent's secrets.
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "filters.sandbox_zygote", str(child.fileno())],
+            pass_fds=[child.fileno()],
+            env=env,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+        child.close()
+        self._ctl = parent
+        self._ctl.settimeout(60)
+        try:
+            hello = json.loads(self._ctl.recv(65536) or b"{}")
+        except (TimeoutError, OSError, json.JSONDecodeError) as exc:
+            self._proc.kill()
+            raise SandboxFault(f"sandbox zygote did not start: {exc}") from None
+        self._ctl.settimeout(None)
+        self.layers = Layers(**hello["layers"])
+        self.notes: list[str] = hello.get("notes", [])
+        missing = self.layers.missing()
+        if missing:
+            log.warning(
+                "sandbox: not available on this machine, running without: %s", ", ".join(missing)
+            )
+        self._reader = threading.Thread(target=self._read_loop, name="sandbox-zygote", daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------------ zygote channel
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                data = self._ctl.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                with self._state:
+                    for w in [*self._spawns.values(), *self._exits.values()]:
+                        w.event.set()
+                return
+            msg = json.loads(data)
+            with self._state:
+                if "exit" in msg:
+                    pid = int(msg["exit"])
+                    w = self._exits.pop(pid, None)
+                    if w is None:
+                        self._statuses[pid] = msg
+                    else:
+                        w.reply = msg
+                        w.event.set()
+                elif "id" in msg:
+                    w = self._spawns.pop(int(msg["id"]), None)
+                    if w:
+                        w.reply = msg
+                        w.event.set()
+
+    def _spawn(self, slot: int, sock: socket.socket) -> int:
+        req_id = next(self._ids)
+        waiter = _Waiter(threading.Event())
+        with self._state:
+            self._spawns[req_id] = waiter
+        payload = json.dumps({"id": req_id, "slot": slot, "limits": asdict(self.limits)}).encode()
+        try:
+            with self._send_lock:
+                socket.send_fds(self._ctl, [payload], [sock.fileno()])
+        except OSError as exc:
+            raise SandboxFault(f"zygote unreachable: {exc}") from None
+        if not waiter.event.wait(SETUP_TIMEOUT_S) or not waiter.reply or "pid" not in waiter.reply:
+            raise SandboxFault(f"clone failed: {(waiter.reply or {}).get('error', 'no reply')}")
+        return int(waiter.reply["pid"])
+
+    def _watch_exit(self, pid: int) -> _Waiter:
+        waiter = _Waiter(threading.Event())
+        with self._state:
+            if pid in self._statuses:
+                waiter.reply = self._statuses.pop(pid)
+                waiter.event.set()
+            else:
+                self._exits[pid] = waiter
+        return waiter
+
+    # ------------------------------------------------------------------ programs
+
+    def run(self, code: str, entry_point: str, driver: Driver) -> Verdict:
+        """Run `driver` against the program; sandbox faults are retried, then reported."""
+        started = time.perf_counter()
+        verdict = Verdict.fail(reasons.SANDBOX_ERROR, "not run")
+        for _ in range(1 + SANDBOX_RETRIES):
+            try:
+                verdict = self._run_once(code, entry_point, driver)
+                break
+            except SandboxFault as exc:
+                verdict = Verdict.fail(reasons.SANDBOX_ERROR, str(exc), score=None)
+        return Verdict(
+            verdict.passed,
+            verdict.score,
+            verdict.reason,
+            verdict.detail,
+            time.perf_counter() - started,
+        )
+
+    def _run_once(self, code: str, entry_point: str, driver: Driver) -> Verdict:
+        slot = self._slots.get()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pidfd = -1
+        exit_waiter: _Waiter | None = None
+        try:
+            pid = self._spawn(slot, theirs)
+            theirs.close()
+            exit_waiter = self._watch_exit(pid)
+            # A pidfd names this process, not its number: no kill can hit a reused pid.
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                pidfd = -1
+
+            def exit_status() -> tuple[int, float] | None:
+                # The channel broke: the process is dying or dead; its status says how.
+                assert exit_waiter is not None
+                if exit_waiter.event.wait(2.0) and exit_waiter.reply:
+                    r = exit_waiter.reply
+                    return int(r["status"]), float(r.get("cpu_s", 0.0))
+                return None
+
+            prog = _Program(
+                mine, pid, time.monotonic() + SETUP_TIMEOUT_S, exit_status, self.limits.cpu_s
+            )
+            try:
+                hello = prog.recv()
+            except CandidateFailed as exc:
+                raise SandboxFault(
+                    f"program process failed in set-up: {exc.verdict.detail}"
+                ) from None
+            if not hello.get("ready"):
+                raise SandboxFault(f"set-up failed: {hello.get('setup_failed', hello)}")
+            # From here on the candidate's code is in the process: failures are its own.
+            prog.deadline = time.monotonic() + self.limits.wall_s
+            try:
+                prog.send({"code": code, "entry_point": entry_point})
+                loaded = prog.recv()
+                if not loaded.get("loaded"):
+                    reason = {
+                        "syntax": reasons.SYNTAX_ERROR,
+                        "memory": reasons.MEMORY_LIMIT,
+                        "missing_entry_point": reasons.MISSING_ENTRY_POINT,
+                    }.get(str(loaded.get("error")), reasons.RUNTIME_ERROR)
+                    return Verdict.fail(reason, str(loaded.get("detail", ""))[:500])
+                return driver(prog.call)
+            except CandidateFailed as exc:
+                return exc.verdict
+        finally:
+            if pidfd >= 0:
+                # The pid is init of the program's pid namespace: SIGKILL takes every
+                # descendant down with it.
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                os.close(pidfd)
+            if exit_waiter is not None:
+                # The slot's uid (and its process budget) is reused only once this is gone.
+                exit_waiter.event.wait(5.0)
+                with self._state:
+                    self._exits = {p: w for p, w in self._exits.items() if w is not exit_waiter}
+            mine.close()
+            theirs.close()
+            self._slots.put(slot)
+
+    def close(self) -> None:
+        try:
+            self._ctl.close()
+        finally:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

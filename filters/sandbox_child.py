@@ -1,0 +1,254 @@
+"""What runs inside one sandboxed program's process, from clone to exit.
+
+Set-up happens before any candidate code exists in the process: a fresh session, private
+mounts with an empty size-limited tmpfs as the only writable place, no inherited file
+descriptors, rlimits, an unprivileged uid, no_new_privs and seccomp. Then the process
+says `ready`, receives the code, and answers `call` requests with plain values. It never
+sees expected values and never reports a verdict: the parent compares.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import errno
+import os
+import resource
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from filters import sandbox_wire as wire
+
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    0x1,
+    0x2,
+    0x4,
+    0x20,
+    0x1000,
+    0x4000,
+    1 << 18,
+)
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: each gets a fresh tmpfs
+PR_SET_NO_NEW_PRIVS = 38
+OUTPUT_FILE = ".output"
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_s: float = 10.0
+    cpu_s: int = 10
+    memory_mb: int = 1024
+    file_mb: int = 8
+    tmpfs_mb: int = 32
+    open_files: int = 64
+    processes: int = 16
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A directory the program must still read (Python's stdlib, the venv) that would be
+    hidden: under a scratch place that gets a fresh tmpfs, or under a directory others may
+    not enter (such as /root), which then gets an empty tmpfs of its own."""
+
+    path: str
+    cover: str
+
+
+def plan_binds(paths: list[str]) -> list[Bind]:
+    """Which of `paths` need re-binding inside the program's mount namespace."""
+    binds: list[Bind] = []
+    for path in sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)}):
+        if any(path == b.path or path.startswith(b.path + "/") for b in binds):
+            continue
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            ancestor = "/" + "/".join(parts[:i])
+            if ancestor in SCRATCH or (ancestor != path and not os.stat(ancestor).st_mode & 0o001):
+                binds.append(Bind(path, ancestor))
+                break
+    return binds
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Which isolation layers this machine allows; probed once by the zygote."""
+
+    namespaces: bool = False  # pid + mount + net + ipc namespaces
+    unprivileged_uid: bool = False
+    seccomp: bool = False
+
+    def missing(self) -> list[str]:
+        names = {
+            "namespaces": "pid/mount/network namespaces",
+            "unprivileged_uid": "an unprivileged uid (RLIMIT_NPROC)",
+            "seccomp": "seccomp",
+        }
+        return [text for key, text in names.items() if not getattr(self, key)]
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(
+    libc: Any,
+    source: bytes | None,
+    target: bytes,
+    fstype: bytes | None,
+    flags: int,
+    data: bytes | None,
+) -> None:
+    if libc.mount(source, target, fstype, flags, data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
+
+
+def isolate_filesystem(libc: Any, limits: Limits, uid: int, binds: list[Bind]) -> str:
+    """Private mount tree; fresh tmpfs on every scratch place; returns the workdir."""
+    _mount(libc, None, b"/", None, MS_REC | MS_PRIVATE, None)
+    # Hold the directories to re-bind before anything covers them.
+    held = [(b, os.open(b.path, os.O_PATH | os.O_DIRECTORY)) for b in binds]
+    scratch = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
+    for target in SCRATCH:
+        if os.path.isdir(target):
+            _mount(libc, b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch)
+    for cover in sorted({b.cover for b in binds} - set(SCRATCH)):
+        _mount(libc, b"tmpfs", cover.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=0755")
+    for bind, fd in held:
+        os.makedirs(bind.path, mode=0o755, exist_ok=True)
+        target = bind.path.encode()
+        _mount(libc, f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None)
+        _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
+        os.close(fd)
+    # A /proc for this pid namespace: the host's processes are not visible from inside.
+    _mount(libc, b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
+    return "/tmp"
+
+
+def set_limits(limits: Limits, with_nproc: bool) -> None:
+    mb = 1024 * 1024
+    pairs = [
+        (resource.RLIMIT_AS, limits.memory_mb * mb),
+        (resource.RLIMIT_CPU, limits.cpu_s),
+        (resource.RLIMIT_FSIZE, limits.file_mb * mb),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    if with_nproc:
+        pairs.append((resource.RLIMIT_NPROC, limits.processes))
+    for which, value in pairs:
+        resource.setrlimit(which, (value, value))
+
+
+def setup(
+    rpc: socket.socket, limits: Limits, layers: Layers, uid: int, seccomp: Any, binds: list[Bind]
+) -> None:
+    """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
+    libc = _libc()
+    os.setsid()
+    if layers.namespaces:
+        workdir = isolate_filesystem(libc, limits, uid if layers.unprivileged_uid else 0, binds)
+    else:
+        import tempfile
+
+        workdir = tempfile.mkdtemp(prefix="distillery-sbx-")
+        if layers.unprivileged_uid:
+            os.chown(workdir, uid, uid)
+    os.chdir(workdir)
+    keep = rpc.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    out = os.open(os.path.join(workdir, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if layers.unprivileged_uid:
+        os.fchown(out, uid, uid)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    os.environ.clear()
+    os.environ.update(CLEAN_ENV)
+    set_limits(limits, with_nproc=layers.unprivileged_uid)
+    if layers.unprivileged_uid:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
+    if layers.seccomp and seccomp is not None:
+        seccomp.load()
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's lifetime
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.setrecursionlimit(3000)
+
+
+def serve(rpc: socket.socket) -> None:
+    """Load the candidate, then answer calls until the parent hangs up or kills us."""
+    msg = wire.recv(rpc)
+    code, entry = msg["code"], msg["entry_point"]
+    try:
+        compiled = compile(code, "<candidate>", "exec")
+    except (SyntaxError, ValueError) as exc:
+        wire.send(rpc, {"error": "syntax", "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        return
+    namespace: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
+    try:
+        exec(compiled, namespace)
+    except MemoryError:
+        wire.send(rpc, {"error": "memory", "detail": "MemoryError while loading"})
+        return
+    except BaseException as exc:
+        wire.send(rpc, {"error": "runtime", "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        return
+    fn = namespace.get(entry)
+    if not callable(fn):
+        wire.send(rpc, {"error": "missing_entry_point", "detail": f"no function {entry!r}"})
+        return
+    wire.send(rpc, {"loaded": True})
+    while True:
+        msg = wire.recv(rpc)
+        args = wire.decode(msg["args"])
+        kwargs = wire.decode(msg.get("kwargs") or {"$d": []})
+        try:
+            result = fn(*args, **kwargs)
+        except MemoryError:
+            wire.send(rpc, {"raised": "MemoryError", "detail": ""})
+            continue
+        except OSError as exc:
+            # Python ignores SIGXFSZ, so the file-size limit and a full tmpfs surface here.
+            name = "OutputLimit" if exc.errno in (errno.EFBIG, errno.ENOSPC) else type(exc).__name__
+            wire.send(rpc, {"raised": name, "detail": str(exc)[:300]})
+            continue
+        except BaseException as exc:
+            wire.send(rpc, {"raised": type(exc).__name__, "detail": str(exc)[:300]})
+            continue
+        try:
+            value = wire.encode(result)
+        except (wire.WireError, RecursionError):
+            value = {"$o": "unencodable"}
+        wire.send(rpc, {"value": value})
+
+
+def main(
+    rpc_fd: int, limits: Limits, layers: Layers, uid: int, seccomp: Any, binds: list[Bind]
+) -> None:
+    """Entry point in the cloned process; always ends with os._exit."""
+    rpc = socket.socket(fileno=rpc_fd)
+    try:
+        setup(rpc, limits, layers, uid, seccomp, binds)
+    except BaseException as exc:
+        try:
+            wire.send(rpc, {"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})
+        finally:
+            os._exit(70)
+    try:
+        wire.send(rpc, {"ready": True})
+        serve(rpc)
+    except BaseException:
+        pass
+    os._exit(0)

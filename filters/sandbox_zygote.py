@@ -1,0 +1,175 @@
+"""The zygote: a warm, single-threaded process that clones one process per program.
+
+Started once per Sandbox with a clean environment (no secrets of the parent's), it
+pre-imports what test programs commonly use, probes which isolation layers the machine
+allows, then loops: receive a `spawn` request with the program's socket attached, clone
+a child into new pid/mount/net/ipc namespaces (so killing it kills everything it started),
+report the pid, and report every exit status. It is a child subreaper and reaps every
+descendant that is reparented to it.
+
+Run as `python -m filters.sandbox_zygote CONTROL_FD`.
+"""
+
+from __future__ import annotations
+
+# Warm modules: a clone inherits them, so a program importing them pays nothing.
+import collections  # noqa: F401
+import contextlib
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import statistics  # noqa: F401
+import sys
+
+from filters.sandbox_child import Bind, Layers, Limits, plan_binds
+from filters.sandbox_child import main as child_main
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
+NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
+PR_SET_CHILD_SUBREAPER = 36
+BASE_UID = 61000  # slot s runs as uid BASE_UID + s: its own RLIMIT_NPROC budget
+MAX_MSG = 65536
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def clone(namespaces: bool) -> int:
+    """fork(), or clone() into fresh namespaces; -errno on failure."""
+    if not namespaces or SYS_CLONE is None:
+        return os.fork()
+    pid = _libc.syscall(SYS_CLONE, NAMESPACE_FLAGS | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        # What os.fork does for the interpreter in a child; the zygote has one thread.
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+    elif pid < 0:
+        return -ctypes.get_errno()
+    return pid
+
+
+def _seccomp() -> object | None:
+    try:
+        from filters.sandbox_seccomp import SeccompFilter
+
+        return SeccompFilter()
+    except OSError:
+        return None
+
+
+def probe(seccomp: object | None, binds: list[Bind]) -> tuple[Layers, list[str]]:
+    """Try each layer in a throwaway child; keep the ones that work."""
+    notes = []
+    is_root = os.geteuid() == 0
+    candidates = [
+        Layers(namespaces=True, unprivileged_uid=is_root, seccomp=seccomp is not None),
+        Layers(namespaces=False, unprivileged_uid=is_root, seccomp=seccomp is not None),
+        Layers(namespaces=False, unprivileged_uid=False, seccomp=seccomp is not None),
+        Layers(),
+    ]
+    for layers in candidates:
+        a, b = socket.socketpair()
+        pid = clone(layers.namespaces)
+        if pid == 0:
+            a.close()
+            child_main(b.detach(), Limits(), layers, BASE_UID + 999, seccomp, binds)
+        b.close()
+        if pid < 0:
+            notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
+            a.close()
+            continue
+        from filters import sandbox_wire as wire
+
+        try:
+            a.settimeout(10)
+            reply = wire.recv(a)
+        except (EOFError, OSError, wire.WireError) as exc:
+            reply = {"setup_failed": str(exc)}
+        a.close()
+        os.waitpid(pid, 0)
+        if reply.get("ready"):
+            return layers, notes
+        notes.append(f"layers {layers} unavailable: {reply.get('setup_failed')}")
+    return Layers(), notes
+
+
+def main() -> None:
+    ctl = socket.socket(fileno=int(sys.argv[1]))
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    seccomp = _seccomp()
+    # SIGCHLD wakes select() through this pipe, so exits are reported at once.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    # Python itself must stay readable to the program's uid and visible under its tmpfs.
+    binds = plan_binds([*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix])
+    layers, notes = probe(seccomp, binds)
+    ctl.send(json.dumps({"ready": True, "layers": layers.__dict__, "notes": notes}).encode())
+    while True:
+        readable, _, _ = select.select([ctl, wake_r], [], [])
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+        _reap(ctl)
+        if ctl not in readable:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, MAX_MSG, 1)
+        except OSError:
+            break
+        if not data:
+            break  # the parent is gone: so are we
+        req = json.loads(data)
+        if not fds:
+            ctl.send(json.dumps({"id": req["id"], "error": "no socket attached"}).encode())
+            continue
+        limits = Limits(**req["limits"])
+        uid = BASE_UID + int(req["slot"])
+        pid = clone(layers.namespaces)
+        if pid == 0:
+            ctl.close()
+            os.close(wake_r)
+            os.close(wake_w)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            child_main(fds[0], limits, layers, uid, seccomp, binds)
+        os.close(fds[0])
+        reply = (
+            {"id": req["id"], "pid": pid}
+            if pid > 0
+            else {"id": req["id"], "error": os.strerror(-pid)}
+        )
+        ctl.send(json.dumps(reply).encode())
+    # Leaving: take every remaining program down with us.
+    for pid in _children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _children() -> list[int]:
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _reap(ctl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        cpu = usage.ru_utime + usage.ru_stime
+        try:
+            ctl.send(json.dumps({"exit": pid, "status": status, "cpu_s": cpu}).encode())
+        except OSError:
+            return
+
+
+if __name__ == "__main__":
+    main()

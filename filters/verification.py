@@ -1,0 +1,160 @@
+"""Verify samples into the `verdicts` table, resumably: only what has no verdict yet for
+the current version of its verifier.
+
+Verdicts are written in batches as they finish, so an interrupted run resumes where the
+last batch ended. Sandbox and judge faults are not written (they are not the model's
+failure): a later run retries them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from filters.base import Verdict
+from filters.registry import Verifiers
+from filters.spec import SpecError, validate_spec
+from warehouse.records import VerdictRecord
+from warehouse.store import Warehouse
+
+FLUSH_EVERY = 512
+
+
+class VerifyError(ValueError):
+    """Bad verification input; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    sample_id: str
+    family: str
+    spec: dict
+    text: str
+    verifier: str
+    version: str
+
+
+@dataclass
+class VerifySummary:
+    selected: int = 0
+    already: int = 0
+    written: int = 0
+    faults: int = 0
+    seconds: float = 0.0
+    per_family: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def pass_rate(self, family: str) -> float:
+        c = self.per_family[family]
+        n = sum(v for k, v in c.items() if k != "_passed")
+        return c["_passed"] / n if n else 0.0
+
+
+def select_pending(
+    wh: Warehouse, suite: str | None, model: str | None, split: str | None, verifiers: Verifiers
+) -> tuple[list[Pending], int]:
+    """Samples lacking a verdict for their verifier's current version, and how many have one.
+
+    Every spec is validated first, so a malformed one stops the run before any work.
+    """
+    sql = (
+        "SELECT s.sample_id, p.family, p.verifier, s.text FROM samples s "
+        "JOIN prompts p USING (prompt_id) LEFT JOIN models m USING (model_id) WHERE true"
+    )
+    params: list[object] = []
+    if suite:
+        sql += " AND p.suite = ?"
+        params.append(suite)
+    if split:
+        sql += " AND p.split = ?"
+        params.append(split)
+    if model:
+        sql += " AND (m.name = ? OR s.model_id = ?)"
+        params += [model, model]
+    rows = wh.query(sql + " ORDER BY s.sample_id", params)
+    if not rows:
+        raise VerifyError("no samples match; run `distillery sample` first or widen the selection")
+    specs: dict[str, dict] = {}
+    for _, _, spec_json, _ in rows:
+        if spec_json not in specs:
+            try:
+                specs[spec_json] = validate_spec(json.loads(spec_json))
+            except (SpecError, json.JSONDecodeError) as exc:
+                raise VerifyError(f"malformed verifier spec in the warehouse: {exc}") from None
+    candidates = [
+        Pending(sid, fam, specs[sj], text, specs[sj]["kind"], verifiers.version(specs[sj]))
+        for sid, fam, sj, text in rows
+    ]
+    with wh.connect() as con:
+        import pyarrow as pa
+
+        con.register(
+            "wanted",
+            pa.table(
+                {
+                    "sample_id": [c.sample_id for c in candidates],
+                    "verifier": [c.verifier for c in candidates],
+                    "verifier_version": [c.version for c in candidates],
+                }
+            ),
+        )
+        done = set(
+            con.execute(
+                "SELECT v.sample_id, v.verifier, v.verifier_version FROM verdicts v "
+                "JOIN wanted w USING (sample_id, verifier, verifier_version)"
+            ).fetchall()
+        )
+    pending = [c for c in candidates if (c.sample_id, c.verifier, c.version) not in done]
+    return pending, len(candidates) - len(pending)
+
+
+def run_verify(
+    wh: Warehouse,
+    pending: list[Pending],
+    verifiers: Verifiers,
+    run_id: str,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> VerifySummary:
+    summary = VerifySummary(selected=len(pending))
+    started = time.perf_counter()
+    buffer: list[VerdictRecord] = []
+
+    def one(p: Pending) -> tuple[Pending, Verdict]:
+        t0 = time.perf_counter()
+        v = verifiers.verify(p.spec, p.text)
+        return p, replace(v, seconds=time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for p, v in pool.map(one, pending):
+            if v.sandbox_fault:
+                summary.faults += 1
+            else:
+                buffer.append(
+                    VerdictRecord(
+                        sample_id=p.sample_id,
+                        verifier=p.verifier,
+                        verifier_version=p.version,
+                        passed=v.passed,
+                        score=v.score,
+                        reason=v.reason,
+                        detail=v.detail,
+                        seconds=v.seconds,
+                        run_id=run_id,
+                    )
+                )
+                summary.per_family[p.family][v.reason] += 1
+                summary.per_family[p.family]["_passed"] += int(v.passed)
+            if len(buffer) >= FLUSH_EVERY:
+                wh.write(buffer)
+                summary.written += len(buffer)
+                buffer = []
+            if progress:
+                progress(1)
+    wh.write(buffer)
+    summary.written += len(buffer)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,69 @@
+"""`style`: sentence count, no emoji, length bounds, forbidden words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from filters import reasons
+from filters.base import Verdict
+
+VERSION = "1"
+# Pictographs, symbols and dingbats, flags, and the joiners/selectors emoji are built from.
+EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff"
+    "\U00002b00-\U00002bff\U0000fe0f\U0000200d\U000020e3\U00003030\U0000303d]"
+)
+_SENTENCE_END = re.compile(r"[.!?]+(?:[\"')\]]*)(?=\s|$)")
+_WORD = re.compile(r"\b[\w'-]+\b")
+
+
+def count_sentences(text: str) -> int:
+    """Sentence-ending punctuation followed by space or the end; a trailing fragment counts."""
+    body = text.strip()
+    if not body:
+        return 0
+    ends = list(_SENTENCE_END.finditer(body))
+    tail = body[ends[-1].end() :].strip() if ends else body
+    return len(ends) + (1 if tail else 0)
+
+
+class StyleVerifier:
+    kind = "style"
+    version = VERSION
+
+    def verify(self, spec: dict[str, Any], text: str) -> Verdict:
+        problems: list[str] = []
+        rules = 0
+        words = _WORD.findall(text)
+        if "sentences" in spec:
+            rules += 1
+            n = count_sentences(text)
+            if n != spec["sentences"]:
+                problems.append(f"{n} sentences, need {spec['sentences']}")
+        if spec.get("no_emoji"):
+            rules += 1
+            m = EMOJI.search(text)
+            if m:
+                problems.append(f"emoji {m.group()!r}")
+        if "min_words" in spec:
+            rules += 1
+            if len(words) < spec["min_words"]:
+                problems.append(f"{len(words)} words, need at least {spec['min_words']}")
+        if "max_words" in spec:
+            rules += 1
+            if len(words) > spec["max_words"]:
+                problems.append(f"{len(words)} words, at most {spec['max_words']}")
+        if spec.get("forbidden"):
+            rules += 1
+            lowered = {w.lower() for w in words}
+            hit = [w for w in spec["forbidden"] if str(w).lower() in lowered]
+            if hit:
+                problems.append(f"forbidden word {hit[0]!r}")
+        if not text.strip():
+            return Verdict.fail(reasons.NO_ANSWER, "empty completion")
+        if problems:
+            return Verdict.fail(
+                reasons.STYLE_VIOLATION, "; ".join(problems), 1 - len(problems) / rules
+            )
+        return Verdict.ok()
