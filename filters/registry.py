@@ -18,8 +18,9 @@ from filters.verifier_style import StyleVerifier
 class Verifiers:
     """All verifiers; the code sandbox starts on the first code spec, not before."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, hidden: list[str] | None = None) -> None:
         self._workers = workers
+        self._hidden = hidden
         self._sandbox: Any = None
         self._lock = threading.Lock()
         self._by_kind: dict[str, Verifier] = {
@@ -38,7 +39,7 @@ class Verifiers:
             if self._sandbox is None:
                 from filters.sandbox import Sandbox
 
-                self._sandbox = Sandbox(workers=self._workers)
+                self._sandbox = Sandbox(workers=self._workers, hidden=self._hidden)
             return self._sandbox
 
     def _verifier(self, kind: str) -> Verifier:

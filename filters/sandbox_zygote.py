@@ -7,7 +7,7 @@ a child into new pid/mount/net/ipc namespaces (so killing it kills everything it
 report the pid, and report every exit status. It is a child subreaper and reaps every
 descendant that is reparented to it.
 
-Run as `python -m filters.sandbox_zygote CONTROL_FD`.
+Run as `python -m filters.sandbox_zygote CONTROL_FD HIDDEN_JSON` (the directories to hide).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _seccomp() -> object | None:
         return None
 
 
-def probe(seccomp: object | None, binds: list[Bind]) -> tuple[Layers, list[str]]:
+def probe(seccomp: object | None, binds: list[Bind], hidden: list[str]) -> tuple[Layers, list[str]]:
     """Try each layer in a throwaway child; keep the ones that work."""
     notes = []
     is_root = os.geteuid() == 0
@@ -74,7 +74,7 @@ def probe(seccomp: object | None, binds: list[Bind]) -> tuple[Layers, list[str]]
         pid = clone(layers.namespaces)
         if pid == 0:
             a.close()
-            child_main(b.detach(), Limits(), layers, BASE_UID + 999, seccomp, binds)
+            child_main(b.detach(), Limits(), layers, BASE_UID + 999, seccomp, binds, hidden)
         b.close()
         if pid < 0:
             notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
@@ -106,7 +106,8 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     # Python itself must stay readable to the program's uid and visible under its tmpfs.
     binds = plan_binds([*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix])
-    layers, notes = probe(seccomp, binds)
+    hidden = [os.path.realpath(p) for p in json.loads(sys.argv[2])] if len(sys.argv) > 2 else []
+    layers, notes = probe(seccomp, binds, hidden)
     ctl.send(json.dumps({"ready": True, "layers": layers.__dict__, "notes": notes}).encode())
     while True:
         readable, _, _ = select.select([ctl, wake_r], [], [])
@@ -134,7 +135,7 @@ def main() -> None:
             os.close(wake_w)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            child_main(fds[0], limits, layers, uid, seccomp, binds)
+            child_main(fds[0], limits, layers, uid, seccomp, binds, hidden)
         os.close(fds[0])
         reply = (
             {"id": req["id"], "pid": pid}
