@@ -1,0 +1,155 @@
+"""`distillery verify` end to end: references pass, wrong answers fail with their reasons,
+reruns verify nothing twice, a new verifier version re-verifies, bad specs stop the run."""
+
+import json
+
+import pytest
+
+from filters import registry
+from filters.registry import Verifiers
+from filters.verification import VerifyError, select_pending
+from tests.conftest import run_cli
+from warehouse.records import PromptRecord
+from warehouse.store import Warehouse
+
+WRONG = {
+    "number": "The answer is 7.",
+    "date": "next monday",
+    "json": '{"city": 1}',
+    "code": "```python\ndef nothing():\n    pass\n```",
+    "summary": "One. Two. Three 🎉.",
+}
+REASON = {
+    "number": "extra_text",
+    "date": "format_mismatch",
+    "json": "schema_mismatch",
+    "code": "missing_entry_point",
+    "summary": "style_violation",
+}
+
+
+def _prompts(wh, per_family=3):
+    rows = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT prompt_id, family, reference FROM prompts "
+            "QUALIFY row_number() OVER (PARTITION BY family ORDER BY prompt_id) "
+            f"<= {per_family} ORDER BY family, prompt_id",
+            warehouse=wh,
+        ).stdout
+    )
+    assert len(rows) == 5 * per_family
+    return rows
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    wh = tmp_path / "wh"
+    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    rows = _prompts(wh)
+    f = tmp_path / "answers.jsonl"
+    lines = [{"prompt_id": r["prompt_id"], "text": r["reference"]} for r in rows]
+    lines += [{"prompt_id": r["prompt_id"], "text": WRONG[r["family"]]} for r in rows]
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    r = run_cli("samples", "import", str(f), "--model-name", "oracle", warehouse=wh)
+    assert r.returncode == 0, r.stderr
+    return wh
+
+
+def test_references_pass_and_wrong_answers_fail_with_reasons(loaded):
+    r = run_cli("verify", warehouse=loaded)
+    assert r.returncode == 0, r.stderr
+    assert "30 samples: 0 already verified, 30 verdicts written" in r.stdout
+    rows = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            """
+        SELECT p.family, s.idx, v.passed, v.reason, v.verifier, v.verifier_version
+        FROM verdicts v JOIN samples s USING (sample_id) JOIN prompts p USING (prompt_id)
+        ORDER BY p.family, s.prompt_id, s.idx""",
+            warehouse=loaded,
+        ).stdout
+    )
+    assert len(rows) == 30
+    for x in rows:
+        if x["idx"] == 0:  # the reference answer
+            assert (x["passed"], x["reason"]) == (True, "ok"), x
+        else:
+            assert (x["passed"], x["reason"]) == (False, REASON[x["family"]]), x
+        assert x["verifier_version"] == "1"
+    again = run_cli("verify", warehouse=loaded)
+    assert "30 samples: 30 already verified, 0 verdicts written" in again.stdout
+
+
+def test_a_new_verifier_version_reverifies_only_its_kind(loaded, monkeypatch):
+    run_cli("verify", warehouse=loaded)
+    wh = Warehouse.open_existing(loaded)
+    monkeypatch.setitem(registry._VERSIONS, "regex", "2")
+    pending, already = select_pending(wh, None, None, None, Verifiers())
+    assert (len(pending), already) == (6, 24)
+    assert {p.verifier for p in pending} == {"regex"}
+
+
+def test_filters_and_bad_specs(loaded):
+    r = run_cli("verify", "--model", "nobody", warehouse=loaded)
+    assert r.returncode == 1 and "no samples match" in r.stderr
+    wh = Warehouse.open_existing(loaded)
+    pid = json.loads(
+        run_cli(
+            "sql", "--format", "json", "SELECT prompt_id FROM samples LIMIT 1", warehouse=loaded
+        ).stdout
+    )[0]["prompt_id"]
+    (rec,) = [r for r in wh.arrow("SELECT * FROM prompts WHERE prompt_id = ?", [pid]).to_pylist()]
+    # A later row of the same prompt with a broken spec: the view keeps the first, so write
+    # a new prompt instead and a sample for it.
+    bad = PromptRecord(
+        "prm-bad",
+        rec["suite"],
+        rec["family"],
+        rec["split"],
+        rec["messages"],
+        json.dumps({"kind": "nope"}),
+        None,
+        "run-x",
+    )
+    wh.write([bad])
+    with pytest.raises(VerifyError, match="unknown verifier kind 'nope'"):
+        _add_sample_and_select(wh, "prm-bad")
+    r = run_cli("verify", warehouse=loaded)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "error: malformed verifier spec in the warehouse: verifier: unknown verifier kind 'nope'; "
+        "use one of code_tests, json_schema, answer, regex, style, all_of, any_of, judge"
+    ]
+    assert wh.query("SELECT count(*) FROM verdicts")[0][0] == 0
+
+
+def _add_sample_and_select(wh, prompt_id):
+    from warehouse.records import SampleRecord
+
+    wh.write(
+        [
+            SampleRecord(
+                "smp-bad",
+                prompt_id,
+                "mdl-x",
+                "run-x",
+                "import",
+                0,
+                0,
+                0.0,
+                1.0,
+                1,
+                "text",
+                0,
+                0,
+                "stop",
+                0.0,
+            )
+        ]
+    )
+    return select_pending(wh, None, None, None, Verifiers())
