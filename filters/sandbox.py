@@ -150,6 +150,13 @@ class _Program:
 class _Waiter:
     event: threading.Event
     reply: dict[str, Any] | None = None
+    on_exit: Callable[[], None] | None = None
+
+    def fire(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
+        self.event.set()
+        if self.on_exit is not None:
+            self.on_exit()
 
 
 def default_hidden() -> list[str]:
@@ -175,9 +182,12 @@ class Sandbox:
         self.workers = workers or 2 * (os.cpu_count() or 1)
         self.hidden = [*default_hidden(), *(hidden or [])]
         self.limits = limits or Limits()
-        self._slots: queue.Queue[int] = queue.Queue()
-        for s in range(self.workers):
-            self._slots.put(s)
+        self._running = threading.Semaphore(self.workers)
+        # More uids than workers: a uid goes back to the pool only when its program's exit
+        # is reported, so no program ever shares a process budget with a dying one.
+        self._uids: queue.Queue[int] = queue.Queue()
+        for s in range(4 * self.workers):
+            self._uids.put(s)
         self._send_lock = threading.Lock()
         self._state = threading.Lock()
         self._ids = itertools.count()
@@ -215,6 +225,9 @@ class Sandbox:
             self._proc.kill()
             raise SandboxFault(f"sandbox zygote did not start: {exc}") from None
         self._ctl.settimeout(None)
+        if "layers" not in hello:
+            self._proc.kill()
+            raise SandboxFault("sandbox zygote exited during start-up; see its error above")
         self.layers = Layers(**hello["layers"])
         self.notes: list[str] = hello.get("notes", [])
         missing = self.layers.missing()
@@ -246,8 +259,7 @@ class Sandbox:
                     if w is None:
                         self._statuses[pid] = msg
                     else:
-                        w.reply = msg
-                        w.event.set()
+                        w.fire(msg)
                 elif "id" in msg:
                     w = self._spawns.pop(int(msg["id"]), None)
                     if w:
@@ -269,14 +281,14 @@ class Sandbox:
             raise SandboxFault(f"clone failed: {(waiter.reply or {}).get('error', 'no reply')}")
         return int(waiter.reply["pid"])
 
-    def _watch_exit(self, pid: int) -> _Waiter:
-        waiter = _Waiter(threading.Event())
+    def _watch_exit(self, pid: int, on_exit: Callable[[], None]) -> _Waiter:
+        waiter = _Waiter(threading.Event(), on_exit=on_exit)
         with self._state:
-            if pid in self._statuses:
-                waiter.reply = self._statuses.pop(pid)
-                waiter.event.set()
-            else:
+            early = self._statuses.pop(pid, None)
+            if early is None:
                 self._exits[pid] = waiter
+        if early is not None:
+            waiter.fire(early)
         return waiter
 
     # ------------------------------------------------------------------ programs
@@ -300,14 +312,15 @@ class Sandbox:
         )
 
     def _run_once(self, code: str, entry_point: str, driver: Driver) -> Verdict:
-        slot = self._slots.get()
+        self._running.acquire()
+        uid = self._uids.get()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pidfd = -1
         exit_waiter: _Waiter | None = None
         try:
-            pid = self._spawn(slot, theirs)
+            pid = self._spawn(uid, theirs)
             theirs.close()
-            exit_waiter = self._watch_exit(pid)
+            exit_waiter = self._watch_exit(pid, lambda: self._uids.put(uid))
             # A pidfd names this process, not its number: no kill can hit a reused pid.
             try:
                 pidfd = os.pidfd_open(pid)
@@ -355,14 +368,15 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.close(pidfd)
-            if exit_waiter is not None:
-                # The slot's uid (and its process budget) is reused only once this is gone.
+            if exit_waiter is None:
+                self._uids.put(uid)  # never spawned: nothing can hold the uid
+            else:
+                # Wait for the teardown: starting the next program while this one's
+                # namespaces are still being torn down measured ten times slower here.
                 exit_waiter.event.wait(5.0)
-                with self._state:
-                    self._exits = {p: w for p, w in self._exits.items() if w is not exit_waiter}
             mine.close()
             theirs.close()
-            self._slots.put(slot)
+            self._running.release()
 
     def close(self) -> None:
         try:

@@ -21,7 +21,12 @@ from typing import Any
 
 from filters import sandbox_wire as wire
 
-CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+CLEAN_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/tmp/sandbox",
+    "TMPDIR": "/tmp/sandbox",
+}
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     0x1,
     0x2,
@@ -31,7 +36,8 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     0x4000,
     1 << 18,
 )
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: each gets a fresh tmpfs
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: covered with empty tmpfs
+WORKDIR = "/tmp/sandbox"  # each program's own tmpfs, mounted here
 PR_SET_NO_NEW_PRIVS = 38
 OUTPUT_FILE = ".output"
 
@@ -106,27 +112,32 @@ def _mount(
         raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
 
 
-def isolate_filesystem(
-    libc: Any, limits: Limits, uid: int, binds: list[Bind], hidden: list[str]
-) -> str:
-    """Private mount tree; fresh tmpfs on every scratch place; returns the workdir."""
+def isolate_shared(libc: Any, binds: list[Bind], hidden: list[str]) -> None:
+    """Once, in the zygote's own mount namespace: what every program sees alike.
+
+    Empty tmpfs over the scratch places and over directories others may not enter, the
+    directories Python needs bound back read-only, and whatever holds answers (the
+    warehouse, task data, HumanEval's file) covered with an empty read-only tmpfs.
+    """
     _mount(libc, None, b"/", None, MS_REC | MS_PRIVATE, None)
     # Hold the directories to re-bind before anything covers them.
     held = [(b, os.open(b.path, os.O_PATH | os.O_DIRECTORY)) for b in binds]
-    scratch = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
-    for target in SCRATCH:
+    for target in sorted({*SCRATCH, *(b.cover for b in binds)}):
         if os.path.isdir(target):
-            _mount(libc, b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, scratch)
-    for cover in sorted({b.cover for b in binds} - set(SCRATCH)):
-        _mount(libc, b"tmpfs", cover.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=0755")
+            _mount(
+                libc,
+                b"tmpfs",
+                target.encode(),
+                b"tmpfs",
+                MS_NOSUID | MS_NODEV,
+                b"size=1m,mode=0755",
+            )
     for bind, fd in held:
         os.makedirs(bind.path, mode=0o755, exist_ok=True)
         target = bind.path.encode()
         _mount(libc, f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None)
         _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
         os.close(fd)
-    # Whatever holds answers (the warehouse, task data, HumanEval's file) is covered with an
-    # empty read-only tmpfs: a program cannot look its tests up.
     for path in hidden:
         if os.path.isdir(path):
             _mount(
@@ -137,9 +148,26 @@ def isolate_filesystem(
                 MS_NOSUID | MS_NODEV | MS_RDONLY,
                 b"size=4k,mode=0555",
             )
-    # A /proc for this pid namespace: the host's processes are not visible from inside.
+    os.makedirs(WORKDIR, mode=0o755, exist_ok=True)
+    for target in SCRATCH:
+        if os.path.isdir(target) and target != "/tmp":
+            _mount(
+                libc,
+                None,
+                target.encode(),
+                None,
+                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                None,
+            )
+
+
+def isolate_program(libc: Any, limits: Limits, uid: int) -> str:
+    """Per program, in its own mount namespace: a fresh size-limited tmpfs as the only
+    writable place, and a /proc that shows only its own pid namespace."""
+    opts = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
+    _mount(libc, b"tmpfs", WORKDIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts)
     _mount(libc, b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
-    return "/tmp"
+    return WORKDIR
 
 
 def set_limits(limits: Limits, with_nproc: bool) -> None:
@@ -163,16 +191,12 @@ def setup(
     layers: Layers,
     uid: int,
     seccomp: Any,
-    binds: list[Bind],
-    hidden: list[str],
 ) -> None:
     """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
     libc = _libc()
     os.setsid()
     if layers.namespaces:
-        workdir = isolate_filesystem(
-            libc, limits, uid if layers.unprivileged_uid else 0, binds, hidden
-        )
+        workdir = isolate_program(libc, limits, uid if layers.unprivileged_uid else 0)
     else:
         import tempfile
 
@@ -262,13 +286,11 @@ def main(
     layers: Layers,
     uid: int,
     seccomp: Any,
-    binds: list[Bind],
-    hidden: list[str],
 ) -> None:
     """Entry point in the cloned process; always ends with os._exit."""
     rpc = socket.socket(fileno=rpc_fd)
     try:
-        setup(rpc, limits, layers, uid, seccomp, binds, hidden)
+        setup(rpc, limits, layers, uid, seccomp)
     except BaseException as exc:
         try:
             wire.send(rpc, {"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import os
 from typing import Any
 
 DENIED = (
@@ -55,6 +56,11 @@ DENIED = (
     "name_to_handle_at",
 )
 SCMP_ACT_ALLOW = 0x7FFF0000
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
 def _act_errno(err: int) -> int:
@@ -76,7 +82,7 @@ class SeccompFilter:
             ctypes.c_uint,
         ]
         self._lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        self._lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        self._lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
         self._ctx = self._lib.seccomp_init(SCMP_ACT_ALLOW)
         if not self._ctx:
             raise OSError("seccomp_init failed")
@@ -88,7 +94,28 @@ class SeccompFilter:
             if rc < 0:
                 raise OSError(-rc, f"seccomp_rule_add({call}) failed")
 
+        # Export the compiled BPF once: loading it per program is then one prctl, not a
+        # compile inside libseccomp in every child.
+        r, w = os.pipe()
+        try:
+            rc = self._lib.seccomp_export_bpf(self._ctx, w)
+            if rc < 0:
+                raise OSError(-rc, "seccomp_export_bpf failed")
+            os.close(w)
+            w = -1
+            chunks = []
+            while chunk := os.read(r, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        code = b"".join(chunks)
+        self._filter = ctypes.create_string_buffer(code, len(code))
+        self._prog = _SockFprog(len(code) // 8, ctypes.cast(self._filter, ctypes.c_void_p))
+        self._libc = ctypes.CDLL(None, use_errno=True)
+
     def load(self) -> None:
-        rc = self._lib.seccomp_load(self._ctx)
-        if rc < 0:
-            raise OSError(-rc, "seccomp_load failed")
+        """Apply to the calling process; needs no_new_privs (or CAP_SYS_ADMIN) first."""
+        if self._libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self._prog), 0, 0):
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")

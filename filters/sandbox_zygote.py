@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections  # noqa: F401
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import select
@@ -24,11 +25,14 @@ import socket
 import statistics  # noqa: F401
 import sys
 
-from filters.sandbox_child import Bind, Layers, Limits, plan_binds
+from filters.sandbox_child import Bind, Layers, Limits, isolate_shared, plan_binds
 from filters.sandbox_child import main as child_main
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
-NAMESPACE_FLAGS = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+# Once, for the zygote and so for every program: no network, no shared IPC, shared mounts.
+ZYGOTE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
+# Per program: its own pid namespace (kill it, kill all) and mount namespace (its tmpfs).
+NAMESPACE_FLAGS = CLONE_NEWPID | CLONE_NEWNS
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 PR_SET_CHILD_SUBREAPER = 36
 BASE_UID = 61000  # slot s runs as uid BASE_UID + s: its own RLIMIT_NPROC budget
@@ -59,12 +63,23 @@ def _seccomp() -> object | None:
         return None
 
 
-def probe(seccomp: object | None, binds: list[Bind], hidden: list[str]) -> tuple[Layers, list[str]]:
+def isolate_zygote(binds: list[Bind], hidden: list[str]) -> str | None:
+    """Enter the zygote's own namespaces and mount what all programs share; None if done."""
+    if _libc.unshare(ZYGOTE_FLAGS) != 0:
+        return f"unshare: {os.strerror(ctypes.get_errno())}"
+    try:
+        isolate_shared(_libc, binds, hidden)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+def probe(seccomp: object | None, namespaces: bool) -> tuple[Layers, list[str]]:
     """Try each layer in a throwaway child; keep the ones that work."""
     notes = []
     is_root = os.geteuid() == 0
     candidates = [
-        Layers(namespaces=True, unprivileged_uid=is_root, seccomp=seccomp is not None),
+        Layers(namespaces=namespaces, unprivileged_uid=is_root, seccomp=seccomp is not None),
         Layers(namespaces=False, unprivileged_uid=is_root, seccomp=seccomp is not None),
         Layers(namespaces=False, unprivileged_uid=False, seccomp=seccomp is not None),
         Layers(),
@@ -74,7 +89,7 @@ def probe(seccomp: object | None, binds: list[Bind], hidden: list[str]) -> tuple
         pid = clone(layers.namespaces)
         if pid == 0:
             a.close()
-            child_main(b.detach(), Limits(), layers, BASE_UID + 999, seccomp, binds, hidden)
+            child_main(b.detach(), Limits(), layers, BASE_UID + 999, seccomp)
         b.close()
         if pid < 0:
             notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
@@ -107,8 +122,14 @@ def main() -> None:
     # Python itself must stay readable to the program's uid and visible under its tmpfs.
     binds = plan_binds([*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix])
     hidden = [os.path.realpath(p) for p in json.loads(sys.argv[2])] if len(sys.argv) > 2 else []
-    layers, notes = probe(seccomp, binds, hidden)
+    failed = isolate_zygote(binds, hidden) if os.geteuid() == 0 else "not root"
+    layers, notes = probe(seccomp, namespaces=failed is None)
+    if failed:
+        notes.insert(0, f"namespaces unavailable: {failed}")
     ctl.send(json.dumps({"ready": True, "layers": layers.__dict__, "notes": notes}).encode())
+    # Everything alive now is shared with every clone: keep the collector off those pages
+    # so children do not copy them on write just by collecting.
+    gc.freeze()
     while True:
         readable, _, _ = select.select([ctl, wake_r], [], [])
         if wake_r in readable:
@@ -135,7 +156,7 @@ def main() -> None:
             os.close(wake_w)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            child_main(fds[0], limits, layers, uid, seccomp, binds, hidden)
+            child_main(fds[0], limits, layers, uid, seccomp)
         os.close(fds[0])
         reply = (
             {"id": req["id"], "pid": pid}

