@@ -1,4 +1,4 @@
-"""A rich progress bar for sampling: samples done, samples/s and tokens/s."""
+"""Rich progress bars: sampling (samples/s and tokens/s) and plain counts (items/s)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from generators.base import ProgressFn
 
 
-@contextmanager
-def sampling_bar(
-    console: Console, label: str
-) -> Iterator[tuple[Callable[[int], None], ProgressFn]]:
-    """Yield (set_total(n), advance(samples, tokens)) callbacks bound to one bar."""
-    progress = Progress(
+def _bar(console: Console) -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
-        transient=False,
     )
+
+
+@contextmanager
+def sampling_bar(
+    console: Console, label: str
+) -> Iterator[tuple[Callable[[int], None], ProgressFn]]:
+    """Yield (set_total(n), advance(samples, tokens)) callbacks bound to one bar."""
+    progress = _bar(console)
     task = progress.add_task(label, total=None, rate="")
     started = time.perf_counter()
     counts = {"samples": 0, "tokens": 0}
@@ -47,14 +50,7 @@ def sampling_bar(
 @contextmanager
 def count_bar(console: Console, label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A bar over `total` items with items/s; yields advance(n)."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    progress = _bar(console)
     task = progress.add_task(label, total=total, rate="")
     started = time.perf_counter()
     done = [0]
