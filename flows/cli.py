@@ -254,6 +254,27 @@ def verify(
 
 
 @app.command()
+def pairs(
+    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
+    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
+    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
+    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only samples of this model.")] = None,
+    split: Annotated[str | None, typer.Option(help="train | test")] = "train",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Build chosen/rejected pairs from verified samples into the `pairs` table."""
+    from filters.pairs import PairConfig
+    from flows.pairs_job import pairs_job
+
+    try:
+        config = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(str(exc))
+    pairs_job(config, warehouse, console, suite, model, split)
+
+
+@app.command()
 def doctor() -> None:
     """Which sandbox isolation layers this machine gives, and what else distillery finds."""
     from filters.sandbox import Sandbox
@@ -395,7 +416,10 @@ def demo(
 def main() -> None:
     known = _known_errors()
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns an Exit's code instead of raising it.
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except known as exc:

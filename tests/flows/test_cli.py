@@ -254,6 +254,8 @@ def _snapshot(root: Path) -> dict[str, float]:
         (["sample", "--model", "tiny-random", "--limit", "0"], "--limit must be at least 1"),
         (["sample", "--model", "tiny-random", "--backend", "tpu"], "unknown backend 'tpu'"),
         (["prompts", "load", "nosuite"], "unknown suite 'nosuite'"),
+        (["sql", "--format", "xml", "SELECT 1"], "--format must be table, csv or json"),
+        (["verify", "--workers", "0"], "--workers must be at least 1"),
         (["sql", "SELECT * FROM nope"], "Table with name nope does not exist"),
         (["samples", "import", "missing.jsonl", "--model-name", "x"], "need an existing .jsonl"),
     ],

@@ -153,3 +153,48 @@ def _add_sample_and_select(wh, prompt_id):
         ]
     )
     return select_pending(wh, None, None, None, Verifiers())
+
+
+def test_pairs_from_verdicts(loaded):
+    assert run_cli("verify", warehouse=loaded).returncode == 0
+    (n,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT count(DISTINCT prompt_id) AS n FROM samples "
+            "JOIN prompts USING (prompt_id) WHERE split = 'train'",
+            warehouse=loaded,
+        ).stdout
+    )
+    n = n["n"]
+    assert 0 < n < 15
+    r = run_cli("pairs", "--strategy", "pass-fail", warehouse=loaded)
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"{n} prompts: {n} pairs ({n} new), 0 all-pass and 0 all-fail prompts gave none" in r.stdout
+    )
+    again = run_cli("pairs", warehouse=loaded)
+    assert f"{n} pairs (0 new)" in again.stdout
+    rows = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            """
+        SELECT pr.strategy, pr.margin, c.idx AS chosen_idx, j.idx AS rejected_idx,
+               vc.passed AS chosen_passed, vj.passed AS rejected_passed
+        FROM pairs pr JOIN samples c ON c.sample_id = pr.chosen_id
+        JOIN samples j ON j.sample_id = pr.rejected_id
+        JOIN verdicts vc ON vc.sample_id = c.sample_id
+        JOIN verdicts vj ON vj.sample_id = j.sample_id""",
+            warehouse=loaded,
+        ).stdout
+    )
+    assert len(rows) == n
+    for x in rows:
+        assert (x["chosen_idx"], x["rejected_idx"]) == (0, 1)  # the reference over the wrong one
+        assert (x["chosen_passed"], x["rejected_passed"]) == (True, False)
+        assert x["strategy"] == "pass-fail" and x["margin"] > 0
+    bad = run_cli("pairs", "--strategy", "coinflip", warehouse=loaded)
+    assert bad.returncode == 1 and "--strategy must be one of" in bad.stderr
