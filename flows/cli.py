@@ -27,12 +27,16 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Load task suites into the warehouse.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train with TRL: RSFT (SFTTrainer) or DPO (DPOTrainer).", no_args_is_help=True
+)
 samples_app = typer.Typer(
     help="Bring samples made elsewhere into the warehouse.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(samples_app, name="samples")
+app.add_typer(train_app, name="train")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -272,6 +276,103 @@ def pairs(
     except ValueError as exc:
         fail(str(exc))
     pairs_job(config, warehouse, console, suite, model, split)
+
+
+BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]
+OutOpt = Annotated[str, typer.Option("--out", help="Name of the trained model.")]
+SuiteOpt = Annotated[str | None, typer.Option(help="Train on this suite's prompts.")]
+SamplesOfOpt = Annotated[
+    str | None, typer.Option("--samples-of", help="Whose samples to learn from (default: --base).")
+]
+
+
+def _train_config(cls: type, **kwargs: Any) -> Any:
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@train_app.command("rsft")
+def train_rsft(
+    base: BaseOpt = "smollm2-135m",
+    out: OutOpt = "rsft-model",
+    suite: SuiteOpt = None,
+    samples_of: SamplesOfOpt = None,
+    mode: Annotated[str, typer.Option(help="all | best (top-1 per prompt)")] = "all",
+    per_prompt: Annotated[int, typer.Option("--per-prompt")] = 4,
+    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
+    epochs: float = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Rejection-sampling fine-tuning on verified samples (TRL SFTTrainer, completion-only loss)."""
+    from filters.selection import SelectionConfig
+    from flows.train_job import train_job
+    from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+    from trainers.training_job import TrainJob
+
+    selection = _train_config(
+        SelectionConfig, mode=mode, per_prompt=per_prompt, per_family=per_family
+    )
+    config = _train_config(
+        RSFTConfig,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        lora=lora,
+    )
+    job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
+    train_job(job, config, RSFTLauncher(config), warehouse, console)
+
+
+@train_app.command("dpo")
+def train_dpo(
+    base: BaseOpt = "smollm2-135m",
+    out: OutOpt = "dpo-model",
+    suite: SuiteOpt = None,
+    samples_of: SamplesOfOpt = None,
+    beta: float = 0.1,
+    loss: Annotated[str, typer.Option(help="sigmoid | ipo")] = "sigmoid",
+    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
+    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
+    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-6,
+    epochs: float = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """DPO on chosen/rejected pairs (TRL DPOTrainer); β is the KL leash."""
+    from filters.pairs import PairConfig
+    from flows.train_job import train_job
+    from trainers.dpo_trainer import DPOLauncher, DPOTrainConfig
+    from trainers.training_job import TrainJob
+
+    pair_config = _train_config(
+        PairConfig, strategy=strategy, max_per_prompt=max_per_prompt, min_margin=min_margin
+    )
+    config = _train_config(
+        DPOTrainConfig,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        lora=lora,
+        beta=beta,
+        loss=loss,
+    )
+    job = TrainJob("dpo", base, out, suite, samples_of, pairs=pair_config)
+    train_job(job, config, DPOLauncher(config), warehouse, console)
 
 
 @app.command()

@@ -1,0 +1,213 @@
+"""RSFT and DPO end to end on tiny-random, through the CLI, with targets it learns in seconds."""
+
+import json
+
+import torch
+
+from generators.model_registry import load, resolve_directory
+from tests.conftest import run_cli
+
+N = 16
+
+
+def _suite(tmp_path, expected):
+    f = tmp_path / "tiny.jsonl"
+    rows = [
+        {
+            "prompt": f"question {i}?",
+            "family": "tiny",
+            "verifier": {"kind": "answer", "expected": expected, "strict": True},
+        }
+        for i in range(N)
+    ]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return f
+
+
+def _prepare(tmp_path, expected, wrong):
+    wh = tmp_path / "wh"
+    assert run_cli("prompts", "load", str(_suite(tmp_path, expected)), warehouse=wh).returncode == 0
+    pids = [
+        r["prompt_id"]
+        for r in json.loads(
+            run_cli(
+                "sql",
+                "--format",
+                "json",
+                "SELECT prompt_id FROM prompts ORDER BY prompt_id",
+                warehouse=wh,
+            ).stdout
+        )
+    ]
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        "\n".join(json.dumps({"prompt_id": p, "text": t}) for p in pids for t in (expected, wrong))
+        + "\n"
+    )
+    assert (
+        run_cli(
+            "samples", "import", str(answers), "--model-name", "oracle", warehouse=wh
+        ).returncode
+        == 0
+    )
+    r = run_cli("verify", warehouse=wh)
+    assert f"{2 * N} verdicts written" in r.stdout, r.stdout + r.stderr
+    return wh
+
+
+def _greedy_pass_rate(wh, model):
+    r = run_cli(
+        "sample",
+        "--model",
+        model,
+        "--suite",
+        "tiny",
+        "--k",
+        "1",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "6",
+        warehouse=wh,
+    )
+    assert r.returncode == 0, r.stderr
+    run_cli("verify", "--model", model, warehouse=wh)
+    (row,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT count(*) AS n, sum(v.passed::INT) AS passed FROM samples s "
+            "JOIN models m USING (model_id) JOIN verdicts v USING (sample_id) "
+            f"WHERE m.name = '{model}'",
+            warehouse=wh,
+        ).stdout
+    )
+    assert row["n"] == N
+    return row["passed"] / N
+
+
+def test_rsft_teaches_tiny_random_the_target(tmp_path):
+    wh = _prepare(tmp_path, "ok", "nope")
+    assert _greedy_pass_rate(wh, "tiny-random") == 0.0
+    r = run_cli(
+        "train",
+        "rsft",
+        "--base",
+        "tiny-random",
+        "--samples-of",
+        "oracle",
+        "--suite",
+        "tiny",
+        "--out",
+        "tiny-ok",
+        "--lr",
+        "3e-3",
+        "--max-steps",
+        "60",
+        warehouse=wh,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"rsft on {N} rows: 60 steps" in r.stdout
+    assert _greedy_pass_rate(wh, "tiny-ok") >= 0.9
+    (job,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            """
+        SELECT j.kind, j.status, len(j.sample_ids) AS n, j.metrics, m.name, p.name AS parent
+        FROM training_jobs j JOIN models m ON m.model_id = j.output_model_id
+        JOIN models p ON p.model_id = m.parent_id""",
+            warehouse=wh,
+        ).stdout
+    )
+    assert (job["kind"], job["status"], job["n"], job["name"], job["parent"]) == (
+        "rsft",
+        "completed",
+        N,
+        "tiny-ok",
+        "tiny-random",
+    )
+    curve = json.loads(job["metrics"])["loss_curve"]
+    assert len(curve) == 60 and curve[-1][1] < curve[0][1] / 5
+    exported = list((wh / "exports").glob("*/rsft-train.parquet"))
+    assert len(exported) == 1
+    import pyarrow.parquet as pq
+
+    cols = pq.read_table(exported[0]).column_names
+    assert {"prompt", "completion"} <= set(cols)
+    again = run_cli(
+        "train",
+        "rsft",
+        "--base",
+        "tiny-random",
+        "--samples-of",
+        "oracle",
+        "--out",
+        "tiny-ok",
+        warehouse=wh,
+    )
+    assert again.returncode == 1 and "a model named 'tiny-ok' exists" in again.stderr
+
+
+def _margin(path, tok_prompt_pairs):
+    model, tok = load(resolve_directory(path), dtype=torch.float32)
+    total = 0.0
+    for prompt, chosen, rejected in tok_prompt_pairs:
+        scores = []
+        for answer in (chosen, rejected):
+            p = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+            )
+            p = list(p["input_ids"]) if isinstance(p, dict) or hasattr(p, "keys") else list(p)
+            a = tok(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([p + a])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+            scores.append(sum(float(logp[len(p) - 1 + i, t]) for i, t in enumerate(a)))
+        total += scores[0] - scores[1]
+    return total / len(tok_prompt_pairs)
+
+
+def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
+    wh = _prepare(tmp_path, "yes", "no")
+    r = run_cli(
+        "train",
+        "dpo",
+        "--base",
+        "tiny-random",
+        "--samples-of",
+        "oracle",
+        "--suite",
+        "tiny",
+        "--out",
+        "tiny-yes",
+        "--lr",
+        "1e-3",
+        "--max-steps",
+        "20",
+        "--beta",
+        "0.1",
+        warehouse=wh,
+    )
+    assert r.returncode == 0, r.stderr
+    pairs = [(f"question {i}?", "yes", "no") for i in range(N)]
+    from generators import tiny_random
+
+    base_dir = tmp_path / "base"
+    tok = tiny_random.build_tokenizer()
+    tiny_random.build_model(tok).save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    before, after = _margin(base_dir, pairs), _margin(wh / "models" / "tiny-yes", pairs)
+    assert after > before + 1.0, (before, after)
+    (job,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT kind, status, len(pair_ids) AS n FROM training_jobs",
+            warehouse=wh,
+        ).stdout
+    )
+    assert job == {"kind": "dpo", "status": "completed", "n": N}
