@@ -66,6 +66,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from generators.base import SamplingError
     from generators.model_registry import ModelError
     from tasks.suite_file import TaskError
+    from trainers.training_job import TrainingError
     from warehouse.store import WarehouseError
 
     return (
@@ -75,6 +76,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         TaskError,
         SpecError,
         VerifyError,
+        TrainingError,
         duckdb.Error,
     )
 

@@ -102,6 +102,16 @@ class RecordingCallback(TrainerCallback):
             self._progress(int(state.global_step), int(state.max_steps), float(loss), rate)
 
 
+def quiet_libraries() -> None:
+    """Our progress bar reports training; the libraries' own bars and notices would bury it."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def trainer_device_args() -> dict[str, Any]:
     """TRL refuses bf16 without a GPU and needs use_cpu=True on a CPU-only machine."""
     import torch

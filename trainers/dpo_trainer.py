@@ -13,6 +13,7 @@ from trainers.base import (
     TrainConfig,
     TrainResult,
     lora_config,
+    quiet_libraries,
     trainer_device_args,
 )
 from trainers.rsft_trainer import _result
@@ -52,6 +53,7 @@ class DPOLauncher:
         from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
+        quiet_libraries()
         c = self.config
         args = DPOConfig(
             output_dir=out_dir,
@@ -64,7 +66,9 @@ class DPOLauncher:
             warmup_steps=c.warmup_steps,
             seed=c.seed,
             logging_steps=c.logging_steps,
-            gradient_checkpointing=c.gradient_checkpointing,
+            activation_checkpointing=c.gradient_checkpointing,
+            # We want to see a NaN loss, not have it averaged away.
+            logging_nan_inf_filter=False,
             beta=c.beta,
             loss_type=[c.loss],
             save_strategy="no",

@@ -16,6 +16,7 @@ from trainers.base import (
     TrainConfig,
     TrainResult,
     lora_config,
+    quiet_libraries,
     trainer_device_args,
 )
 
@@ -43,6 +44,7 @@ class RSFTLauncher:
         from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
 
+        quiet_libraries()
         c = self.config
         args = SFTConfig(
             output_dir=out_dir,
@@ -55,7 +57,9 @@ class RSFTLauncher:
             warmup_steps=c.warmup_steps,
             seed=c.seed,
             logging_steps=c.logging_steps,
-            gradient_checkpointing=c.gradient_checkpointing,
+            activation_checkpointing=c.gradient_checkpointing,
+            # We want to see a NaN loss, not have it averaged away.
+            logging_nan_inf_filter=False,
             completion_only_loss=True,
             save_strategy="no",
             report_to=[],

@@ -13,16 +13,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filters.pairs import PairConfig, build_pairs
 from filters.selection import SelectionConfig, load_candidates, select
 from generators import model_registry, model_store
 from trainers import export
-from trainers.base import TrainConfig, TrainResult
 from warehouse.ids import canonical_json, content_id
 from warehouse.records import ModelRecord, TrainingJobRecord
 from warehouse.store import Warehouse
+
+if TYPE_CHECKING:  # trainers.base imports transformers; the CLI needs this module light
+    from trainers.base import TrainConfig, TrainResult
 
 MODELS_DIR = "models"
 EXPORTS_DIR = "exports"

@@ -211,3 +211,53 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
         ).stdout
     )
     assert job == {"kind": "dpo", "status": "completed", "n": N}
+
+
+def test_a_nan_loss_fails_the_job_and_registers_no_model(tmp_path):
+    wh = _prepare(tmp_path, "ok", "nope")
+    from generators import tiny_random
+
+    broken = tmp_path / "broken"
+    tok = tiny_random.build_tokenizer()
+    model = tiny_random.build_model(tok)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(float("nan"))
+    model.save_pretrained(broken)
+    tok.save_pretrained(broken)
+    r = run_cli(
+        "train",
+        "rsft",
+        "--base",
+        str(broken),
+        "--samples-of",
+        "oracle",
+        "--out",
+        "never",
+        "--max-steps",
+        "5",
+        warehouse=wh,
+    )
+    assert r.returncode == 1
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: training job job-")
+    assert "failed: loss became NaN at step 1; no model registered" in line
+    (job,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT status, reason, output_model_id FROM training_jobs",
+            warehouse=wh,
+        ).stdout
+    )
+    assert job == {
+        "status": "failed",
+        "reason": "loss became NaN at step 1",
+        "output_model_id": None,
+    }
+    names = json.loads(
+        run_cli("sql", "--format", "json", "SELECT name FROM models", warehouse=wh).stdout
+    )
+    assert "never" not in {n["name"] for n in names}
+    assert not (wh / "models" / "never").exists()
+    assert not [p for p in (wh / "models").iterdir() if p.name.startswith(".never")]
