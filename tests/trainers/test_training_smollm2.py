@@ -1,0 +1,98 @@
+"""A few LoRA steps on the real SmolLM2-135M through `distillery train rsft`, then sampling
+from the registered output."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
+    wh = tmp_path / "wh"
+    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    rows = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            "SELECT prompt_id, reference FROM prompts WHERE split = 'train' AND family = 'number' "
+            "ORDER BY prompt_id LIMIT 8",
+            warehouse=wh,
+        ).stdout
+    )
+    f = tmp_path / "oracle.jsonl"
+    f.write_text(
+        "\n".join(json.dumps({"prompt_id": r["prompt_id"], "text": r["reference"]}) for r in rows)
+        + "\n"
+    )
+    assert (
+        run_cli("samples", "import", str(f), "--model-name", "oracle", warehouse=wh).returncode == 0
+    )
+    assert run_cli("verify", warehouse=wh).returncode == 0
+    r = run_cli(
+        "train",
+        "rsft",
+        "--base",
+        "smollm2-135m",
+        "--samples-of",
+        "oracle",
+        "--out",
+        "smol-lora",
+        "--lora",
+        "--lr",
+        "1e-4",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "128",
+        warehouse=wh,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "rsft on 8 rows: 3 steps" in r.stdout
+    (job,) = json.loads(
+        run_cli(
+            "sql",
+            "--format",
+            "json",
+            """
+        SELECT j.status, len(j.sample_ids) AS n, j.config, m.name, p.name AS parent,
+               m.source_kind FROM training_jobs j JOIN models m ON m.model_id = j.output_model_id
+        JOIN models p ON p.model_id = j.base_model_id""",
+            warehouse=wh,
+        ).stdout
+    )
+    assert (job["status"], job["n"], job["name"], job["parent"], job["source_kind"]) == (
+        "completed",
+        8,
+        "smol-lora",
+        "smollm2-135m",
+        "trained",
+    )
+    assert json.loads(job["config"])["train"]["lora"] is True
+    curve = json.loads(
+        json.loads(
+            run_cli(
+                "sql", "--format", "json", "SELECT metrics FROM training_jobs", warehouse=wh
+            ).stdout
+        )[0]["metrics"]
+    )["loss_curve"]
+    assert [step for step, _ in curve] == [1, 2, 3]
+    s = run_cli(
+        "sample",
+        "--model",
+        "smol-lora",
+        "--per-family",
+        "1",
+        "--k",
+        "1",
+        "--max-new-tokens",
+        "8",
+        warehouse=wh,
+    )
+    assert s.returncode == 0, s.stderr
+    assert "5 prompts × k=1 = 5 samples: 0 already in the warehouse, 5 written" in s.stdout
