@@ -137,6 +137,13 @@ def test_rsft_teaches_tiny_random_the_target(tmp_path):
 
     cols = pq.read_table(exported[0]).column_names
     assert {"prompt", "completion"} <= set(cols)
+    # What `trl sft --dataset_name <that directory>` loads.
+    import datasets
+
+    ds = datasets.load_dataset(str(exported[0].parent), split="train")
+    assert len(ds) == N
+    assert ds[0]["completion"] == [{"role": "assistant", "content": "ok"}]
+    assert ds[0]["prompt"][-1]["role"] == "user"
     again = run_cli(
         "train",
         "rsft",
