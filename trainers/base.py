@@ -131,3 +131,57 @@ def lora_config(config: TrainConfig) -> Any:
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
+
+
+def common_args(config: TrainConfig, out_dir: str) -> dict[str, Any]:
+    """The TrainingArguments values SFTConfig and DPOConfig share."""
+    return {
+        "output_dir": out_dir,
+        "learning_rate": config.learning_rate,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "max_length": config.max_length,
+        "warmup_steps": config.warmup_steps,
+        "seed": config.seed,
+        "logging_steps": config.logging_steps,
+        "activation_checkpointing": config.gradient_checkpointing,
+        # We want to see a NaN loss, not have it averaged away.
+        "logging_nan_inf_filter": False,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        **trainer_device_args(),
+    }
+
+
+def run_trainer(trainer: Any, callback: RecordingCallback) -> TrainResult:
+    """Train; a NaN loss makes the result `failed` with the step it happened at."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our callback reports progress instead
+    started = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - started
+    if callback.nan_at is not None:
+        return TrainResult(
+            "failed",
+            f"loss became NaN at step {callback.nan_at}",
+            out.global_step,
+            seconds,
+            callback.tokens,
+            callback.curve,
+            callback.last,
+        )
+    final = {k: float(v) for k, v in (out.metrics or {}).items() if isinstance(v, int | float)}
+    return TrainResult(
+        "completed",
+        None,
+        out.global_step,
+        seconds,
+        callback.tokens,
+        callback.curve,
+        {**callback.last, **final},
+    )

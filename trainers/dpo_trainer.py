@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +11,11 @@ from trainers.base import (
     RecordingCallback,
     TrainConfig,
     TrainResult,
+    common_args,
     lora_config,
     quiet_libraries,
-    trainer_device_args,
+    run_trainer,
 )
-from trainers.rsft_trainer import _result
 
 LOSSES = ("sigmoid", "ipo")
 
@@ -50,33 +49,11 @@ class DPOLauncher:
         progress: Callable[[int, int, float, float], None] | None = None,
     ) -> TrainResult:
         from datasets import Dataset
-        from transformers import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
         quiet_libraries()
         c = self.config
-        args = DPOConfig(
-            output_dir=out_dir,
-            learning_rate=c.learning_rate,
-            num_train_epochs=c.epochs,
-            max_steps=c.max_steps,
-            per_device_train_batch_size=c.batch_size,
-            gradient_accumulation_steps=c.grad_accum,
-            max_length=c.max_length,
-            warmup_steps=c.warmup_steps,
-            seed=c.seed,
-            logging_steps=c.logging_steps,
-            activation_checkpointing=c.gradient_checkpointing,
-            # We want to see a NaN loss, not have it averaged away.
-            logging_nan_inf_filter=False,
-            beta=c.beta,
-            loss_type=[c.loss],
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            **trainer_device_args(),
-        )
+        args = DPOConfig(**common_args(c, out_dir), beta=c.beta, loss_type=[c.loss])
         data = Dataset.from_list(
             [
                 {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
@@ -96,8 +73,6 @@ class DPOLauncher:
             callbacks=[callback],
             peft_config=lora_config(c) if c.lora else None,
         )
-        trainer.remove_callback(PrinterCallback)
-        started = time.perf_counter()
-        out = trainer.train()
+        result = run_trainer(trainer, callback)
         self.model = trainer.model
-        return _result(callback, out, time.perf_counter() - started)
+        return result

@@ -6,7 +6,6 @@ loss covers the completion only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,10 @@ from trainers.base import (
     RecordingCallback,
     TrainConfig,
     TrainResult,
+    common_args,
     lora_config,
     quiet_libraries,
-    trainer_device_args,
+    run_trainer,
 )
 
 
@@ -41,32 +41,11 @@ class RSFTLauncher:
         progress: Callable[[int, int, float, float], None] | None = None,
     ) -> TrainResult:
         from datasets import Dataset
-        from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
 
         quiet_libraries()
         c = self.config
-        args = SFTConfig(
-            output_dir=out_dir,
-            learning_rate=c.learning_rate,
-            num_train_epochs=c.epochs,
-            max_steps=c.max_steps,
-            per_device_train_batch_size=c.batch_size,
-            gradient_accumulation_steps=c.grad_accum,
-            max_length=c.max_length,
-            warmup_steps=c.warmup_steps,
-            seed=c.seed,
-            logging_steps=c.logging_steps,
-            activation_checkpointing=c.gradient_checkpointing,
-            # We want to see a NaN loss, not have it averaged away.
-            logging_nan_inf_filter=False,
-            completion_only_loss=True,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            **trainer_device_args(),
-        )
+        args = SFTConfig(**common_args(c, out_dir), completion_only_loss=True)
         data = Dataset.from_list(
             [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
         )
@@ -79,32 +58,6 @@ class RSFTLauncher:
             callbacks=[callback],
             peft_config=lora_config(c) if c.lora else None,
         )
-        trainer.remove_callback(PrinterCallback)  # our callback reports progress instead
-        started = time.perf_counter()
-        out = trainer.train()
-        seconds = time.perf_counter() - started
+        result = run_trainer(trainer, callback)
         self.model = trainer.model
-        return _result(callback, out, seconds)
-
-
-def _result(callback: RecordingCallback, out: Any, seconds: float) -> TrainResult:
-    if callback.nan_at is not None:
-        return TrainResult(
-            "failed",
-            f"loss became NaN at step {callback.nan_at}",
-            out.global_step,
-            seconds,
-            callback.tokens,
-            callback.curve,
-            callback.last,
-        )
-    final = {k: float(v) for k, v in (out.metrics or {}).items() if isinstance(v, int | float)}
-    return TrainResult(
-        "completed",
-        None,
-        out.global_step,
-        seconds,
-        callback.tokens,
-        callback.curve,
-        {**callback.last, **final},
-    )
+        return result
