@@ -6,8 +6,19 @@ import threading
 from typing import Any
 
 from filters import spec as specs
+from filters import (
+    reasons,
+    verifier_answer,
+    verifier_code,
+    verifier_compose,
+    verifier_json,
+    verifier_judge,
+    verifier_regex,
+    verifier_style,
+)
 from filters.base import Verdict, Verifier
 from filters.verifier_answer import AnswerVerifier
+from filters.verifier_code import CodeTestsVerifier
 from filters.verifier_compose import AllOfVerifier, AnyOfVerifier
 from filters.verifier_json import JsonSchemaVerifier
 from filters.verifier_judge import JudgeVerifier
@@ -43,16 +54,10 @@ class Verifiers:
             return self._sandbox
 
     def _verifier(self, kind: str) -> Verifier:
-        if kind == specs.CODE_TESTS:
+        if kind == specs.CODE_TESTS and kind not in self._by_kind:
+            sandbox = self.sandbox  # the zygote starts on the first code spec, once
             with self._lock:
-                existing = self._by_kind.get(kind)
-            if existing is None:
-                from filters.verifier_code import CodeTestsVerifier
-
-                verifier = CodeTestsVerifier(self.sandbox)
-                with self._lock:
-                    existing = self._by_kind.setdefault(kind, verifier)
-            return existing
+                self._by_kind.setdefault(kind, CodeTestsVerifier(sandbox))
         return self._by_kind[kind]
 
     @staticmethod
@@ -73,8 +78,6 @@ class Verifiers:
         try:
             return self._verifier(spec["kind"]).verify(spec, text)
         except UnicodeError as exc:
-            from filters import reasons
-
             return Verdict.fail(reasons.SYNTAX_ERROR, f"undecodable text: {exc}"[:300])
 
     def close(self) -> None:
@@ -82,27 +85,13 @@ class Verifiers:
             self._sandbox.close()
 
 
-def _versions() -> dict[str, str]:
-    from filters import (
-        verifier_answer,
-        verifier_code,
-        verifier_compose,
-        verifier_json,
-        verifier_judge,
-        verifier_regex,
-        verifier_style,
-    )
-
-    return {
-        specs.ANSWER: verifier_answer.VERSION,
-        specs.REGEX: verifier_regex.VERSION,
-        specs.JSON_SCHEMA: verifier_json.VERSION,
-        specs.STYLE: verifier_style.VERSION,
-        specs.CODE_TESTS: verifier_code.VERSION,
-        specs.ALL_OF: verifier_compose.VERSION,
-        specs.ANY_OF: verifier_compose.VERSION,
-        specs.JUDGE: verifier_judge.VERSION,
-    }
-
-
-_VERSIONS = _versions()
+_VERSIONS = {
+    specs.ANSWER: verifier_answer.VERSION,
+    specs.REGEX: verifier_regex.VERSION,
+    specs.JSON_SCHEMA: verifier_json.VERSION,
+    specs.STYLE: verifier_style.VERSION,
+    specs.CODE_TESTS: verifier_code.VERSION,
+    specs.ALL_OF: verifier_compose.VERSION,
+    specs.ANY_OF: verifier_compose.VERSION,
+    specs.JUDGE: verifier_judge.VERSION,
+}
