@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from filters import spec as specs
 from filters import (
     reasons,
     verifier_answer,
@@ -16,6 +15,7 @@ from filters import (
     verifier_regex,
     verifier_style,
 )
+from filters import spec as specs
 from filters.base import Verdict, Verifier
 from filters.verifier_answer import AnswerVerifier
 from filters.verifier_code import CodeTestsVerifier
