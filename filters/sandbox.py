@@ -31,6 +31,7 @@ from filters import reasons
 from filters import sandbox_wire as wire
 from filters.base import Verdict
 from filters.sandbox_child import Layers, Limits
+from filters.sandbox_wire import EXITED, REPLY, REQUEST, SPAWNED
 
 log = logging.getLogger(__name__)
 SETUP_TIMEOUT_S = 10.0
@@ -146,13 +147,19 @@ class _Program:
         )
 
 
+@dataclass(frozen=True)
+class _Exit:
+    status: int  # as from wait4
+    cpu_s: float
+
+
 @dataclass
 class _Waiter:
     event: threading.Event
-    reply: dict[str, Any] | None = None
+    reply: Any = None  # the pid (or -errno) for a spawn, an _Exit for an exit
     on_exit: Callable[[], None] | None = None
 
-    def fire(self, reply: dict[str, Any]) -> None:
+    def fire(self, reply: Any) -> None:
         self.reply = reply
         self.event.set()
         if self.on_exit is not None:
@@ -193,7 +200,7 @@ class Sandbox:
         self._ids = itertools.count()
         self._spawns: dict[int, _Waiter] = {}
         self._exits: dict[int, _Waiter] = {}
-        self._statuses: dict[int, dict[str, Any]] = {}
+        self._statuses: dict[int, _Exit] = {}
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = Path(__file__).resolve().parents[1]
         env = {
@@ -210,6 +217,7 @@ class Sandbox:
                 "filters.sandbox_zygote",
                 str(child.fileno()),
                 json.dumps(self.hidden),
+                json.dumps(asdict(self.limits)),
             ],
             pass_fds=[child.fileno()],
             env=env,
@@ -243,27 +251,27 @@ class Sandbox:
     def _read_loop(self) -> None:
         while True:
             try:
-                data = self._ctl.recv(65536)
+                data = self._ctl.recv(REPLY.size)
             except OSError:
                 data = b""
-            if not data:
+            if len(data) != REPLY.size:
                 with self._state:
                     for w in [*self._spawns.values(), *self._exits.values()]:
                         w.event.set()
                 return
-            msg = json.loads(data)
+            kind, a, b, c = REPLY.unpack(data)
             with self._state:
-                if "exit" in msg:
-                    pid = int(msg["exit"])
-                    w = self._exits.pop(pid, None)
+                if kind == EXITED:
+                    exited = _Exit(status=b, cpu_s=c / 1e6)
+                    w = self._exits.pop(a, None)
                     if w is None:
-                        self._statuses[pid] = msg
+                        self._statuses[a] = exited
                     else:
-                        w.fire(msg)
-                elif "id" in msg:
-                    w = self._spawns.pop(int(msg["id"]), None)
+                        w.fire(exited)
+                else:
+                    w = self._spawns.pop(a, None)
                     if w:
-                        w.reply = msg
+                        w.reply = b if kind == SPAWNED else -b
                         w.event.set()
 
     def _spawn(self, slot: int, sock: socket.socket) -> int:
@@ -271,15 +279,16 @@ class Sandbox:
         waiter = _Waiter(threading.Event())
         with self._state:
             self._spawns[req_id] = waiter
-        payload = json.dumps({"id": req_id, "slot": slot, "limits": asdict(self.limits)}).encode()
         try:
             with self._send_lock:
-                socket.send_fds(self._ctl, [payload], [sock.fileno()])
+                socket.send_fds(self._ctl, [REQUEST.pack(req_id, slot)], [sock.fileno()])
         except OSError as exc:
             raise SandboxFault(f"zygote unreachable: {exc}") from None
-        if not waiter.event.wait(SETUP_TIMEOUT_S) or not waiter.reply or "pid" not in waiter.reply:
-            raise SandboxFault(f"clone failed: {(waiter.reply or {}).get('error', 'no reply')}")
-        return int(waiter.reply["pid"])
+        if not waiter.event.wait(SETUP_TIMEOUT_S) or waiter.reply is None:
+            raise SandboxFault("clone failed: no reply from the zygote")
+        if waiter.reply < 0:
+            raise SandboxFault(f"clone failed: {os.strerror(-waiter.reply)}")
+        return waiter.reply
 
     def _watch_exit(self, pid: int, on_exit: Callable[[], None]) -> _Waiter:
         waiter = _Waiter(threading.Event(), on_exit=on_exit)
@@ -331,14 +340,17 @@ class Sandbox:
                 # The channel broke: the process is dying or dead; its status says how.
                 assert exit_waiter is not None
                 if exit_waiter.event.wait(2.0) and exit_waiter.reply:
-                    r = exit_waiter.reply
-                    return int(r["status"]), float(r.get("cpu_s", 0.0))
+                    return exit_waiter.reply.status, exit_waiter.reply.cpu_s
                 return None
 
             prog = _Program(
                 mine, pid, time.monotonic() + SETUP_TIMEOUT_S, exit_status, self.limits.cpu_s
             )
             try:
+                # Queued now, read by the program once it is set up: no round trip waits
+                # on "ready". Its code cannot run before it has said it is ready, so a death
+                # before that is still the sandbox's fault, not the candidate's.
+                prog.send({"code": code, "entry_point": entry_point})
                 hello = prog.recv()
             except CandidateFailed as exc:
                 raise SandboxFault(
@@ -349,7 +361,6 @@ class Sandbox:
             # From here on the candidate's code is in the process: failures are its own.
             prog.deadline = time.monotonic() + self.limits.wall_s
             try:
-                prog.send({"code": code, "entry_point": entry_point})
                 loaded = prog.recv()
                 if not loaded.get("loaded"):
                     reason = {

@@ -95,8 +95,8 @@ class Layers:
         return [text for key, text in names.items() if not getattr(self, key)]
 
 
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
+# Loaded when the zygote imports this module, so every clone inherits it ready to call.
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def _mount(
@@ -193,7 +193,7 @@ def setup(
     seccomp: Any,
 ) -> None:
     """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
-    libc = _libc()
+    libc = LIBC
     os.setsid()
     if layers.namespaces:
         workdir = isolate_program(libc, limits, uid if layers.unprivileged_uid else 0)
@@ -216,8 +216,6 @@ def setup(
     os.dup2(out, 2)
     os.close(null)
     os.close(out)
-    os.environ.clear()
-    os.environ.update(CLEAN_ENV)
     set_limits(limits, with_nproc=layers.unprivileged_uid)
     if layers.unprivileged_uid:
         os.setgroups([])
@@ -227,9 +225,6 @@ def setup(
         raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
     if layers.seccomp and seccomp is not None:
         seccomp.load()
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's lifetime
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.setrecursionlimit(3000)
 
 

@@ -142,3 +142,10 @@ def recv(sock: socket.socket) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise WireError("frame is not an object")
     return message
+
+
+# The control channel after the start-up hello: fixed-size binary messages, cheap to make
+# in the zygote (every allocation there lands on pages its live clones share).
+REQUEST = struct.Struct("=II")  # request id, slot; the program's socket rides along
+REPLY = struct.Struct("=Biiq")  # kind, then (id, pid) | (id, errno) | (pid, status, cpu µs)
+SPAWNED, SPAWN_FAILED, EXITED = 1, 2, 3

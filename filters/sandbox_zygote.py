@@ -7,7 +7,8 @@ a child into new pid/mount/net/ipc namespaces (so killing it kills everything it
 report the pid, and report every exit status. It is a child subreaper and reaps every
 descendant that is reparented to it.
 
-Run as `python -m filters.sandbox_zygote CONTROL_FD HIDDEN_JSON` (the directories to hide).
+Run as `python -m filters.sandbox_zygote CONTROL_FD HIDDEN_JSON LIMITS_JSON` (the
+directories to hide, and the limits every program gets).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import collections  # noqa: F401
 import contextlib
 import ctypes
+import errno
 import gc
 import json
 import os
@@ -25,8 +27,17 @@ import socket
 import statistics  # noqa: F401
 import sys
 
-from filters.sandbox_child import Bind, Layers, Limits, isolate_shared, plan_binds
+from filters.sandbox_child import (
+    CLEAN_ENV,
+    LIBC,
+    Bind,
+    Layers,
+    Limits,
+    isolate_shared,
+    plan_binds,
+)
 from filters.sandbox_child import main as child_main
+from filters.sandbox_wire import EXITED, REPLY, REQUEST, SPAWN_FAILED, SPAWNED
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 # Once, for the zygote and so for every program: no network, no shared IPC, shared mounts.
@@ -36,19 +47,22 @@ NAMESPACE_FLAGS = CLONE_NEWPID | CLONE_NEWNS
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 PR_SET_CHILD_SUBREAPER = 36
 BASE_UID = 61000  # slot s runs as uid BASE_UID + s: its own RLIMIT_NPROC budget
-MAX_MSG = 65536
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = LIBC
+# Resolved once here: looking a ctypes symbol up in a fresh clone allocates and so touches
+# (copies on write) pages that every program would pay for again.
+_syscall = _libc.syscall
+_after_fork_child = ctypes.pythonapi.PyOS_AfterFork_Child
 
 
 def clone(namespaces: bool) -> int:
     """fork(), or clone() into fresh namespaces; -errno on failure."""
     if not namespaces or SYS_CLONE is None:
         return os.fork()
-    pid = _libc.syscall(SYS_CLONE, NAMESPACE_FLAGS | signal.SIGCHLD, 0, 0, 0, 0)
+    pid = _syscall(SYS_CLONE, NAMESPACE_FLAGS | signal.SIGCHLD, 0, 0, 0, 0)
     if pid == 0:
         # What os.fork does for the interpreter in a child; the zygote has one thread.
-        ctypes.pythonapi.PyOS_AfterFork_Child()
+        _after_fork_child()
     elif pid < 0:
         return -ctypes.get_errno()
     return pid
@@ -112,6 +126,9 @@ def probe(seccomp: object | None, namespaces: bool) -> tuple[Layers, list[str]]:
 
 def main() -> None:
     ctl = socket.socket(fileno=int(sys.argv[1]))
+    # The environment every program inherits: set once here rather than in each clone.
+    os.environ.clear()
+    os.environ.update(CLEAN_ENV)
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     seccomp = _seccomp()
     # SIGCHLD wakes select() through this pipe, so exits are reported at once.
@@ -121,7 +138,8 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     # Python itself must stay readable to the program's uid and visible under its tmpfs.
     binds = plan_binds([*sys.path, sys.prefix, sys.base_prefix, sys.exec_prefix])
-    hidden = [os.path.realpath(p) for p in json.loads(sys.argv[2])] if len(sys.argv) > 2 else []
+    hidden = [os.path.realpath(p) for p in json.loads(sys.argv[2])]
+    limits = Limits(**json.loads(sys.argv[3]))
     failed = isolate_zygote(binds, hidden) if os.geteuid() == 0 else "not root"
     layers, notes = probe(seccomp, namespaces=failed is None)
     if failed:
@@ -138,17 +156,15 @@ def main() -> None:
         if ctl not in readable:
             continue
         try:
-            data, fds, _, _ = socket.recv_fds(ctl, MAX_MSG, 1)
+            data, fds, _, _ = socket.recv_fds(ctl, REQUEST.size, 1)
         except OSError:
             break
         if not data:
             break  # the parent is gone: so are we
-        req = json.loads(data)
+        req_id, slot = REQUEST.unpack(data)
         if not fds:
-            ctl.send(json.dumps({"id": req["id"], "error": "no socket attached"}).encode())
+            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, errno.EBADF, 0))
             continue
-        limits = Limits(**req["limits"])
-        uid = BASE_UID + int(req["slot"])
         pid = clone(layers.namespaces)
         if pid == 0:
             ctl.close()
@@ -156,14 +172,12 @@ def main() -> None:
             os.close(wake_w)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            child_main(fds[0], limits, layers, uid, seccomp)
+            child_main(fds[0], limits, layers, BASE_UID + slot, seccomp)
         os.close(fds[0])
-        reply = (
-            {"id": req["id"], "pid": pid}
-            if pid > 0
-            else {"id": req["id"], "error": os.strerror(-pid)}
-        )
-        ctl.send(json.dumps(reply).encode())
+        if pid > 0:
+            ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
+        else:
+            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
     # Leaving: take every remaining program down with us.
     for pid in _children():
         with contextlib.suppress(ProcessLookupError):
@@ -186,9 +200,9 @@ def _reap(ctl: socket.socket) -> None:
             return
         if pid == 0:
             return
-        cpu = usage.ru_utime + usage.ru_stime
+        cpu_us = round((usage.ru_utime + usage.ru_stime) * 1e6)
         try:
-            ctl.send(json.dumps({"exit": pid, "status": status, "cpu_s": cpu}).encode())
+            ctl.send(REPLY.pack(EXITED, pid, status, cpu_us))
         except OSError:
             return
 
