@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -54,10 +54,16 @@ class VerifySummary:
 
 
 def select_pending(
-    wh: Warehouse, suite: str | None, model: str | None, split: str | None, verifiers: Verifiers
+    wh: Warehouse,
+    suite: str | None,
+    model: str | None,
+    split: str | None,
+    verifiers: Verifiers,
+    sample_ids: Collection[str] | None = None,
 ) -> tuple[list[Pending], int]:
     """Samples lacking a verdict for their verifier's current version, and how many have one.
 
+    `sample_ids` narrows the selection to those samples (an evaluation's own draws).
     Every spec is validated first, so a malformed one stops the run before any work.
     """
     sql = (
@@ -65,6 +71,11 @@ def select_pending(
         "JOIN prompts p USING (prompt_id) LEFT JOIN models m USING (model_id) WHERE true"
     )
     params: list[object] = []
+    if sample_ids is not None:
+        if not sample_ids:
+            return [], 0
+        sql += " AND s.sample_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(sample_ids))
     if suite:
         sql += " AND p.suite = ?"
         params.append(suite)

@@ -63,10 +63,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     from filters.spec import SpecError
     from filters.verification import VerifyError
+    from flows.eval_job import EvalError
     from generators.base import SamplingError
     from generators.model_registry import ModelError
     from tasks.suite_file import TaskError
+    from trainers.promotion import PromotionError
     from trainers.training_job import TrainingError
+    from warehouse.report import ReportError
     from warehouse.store import WarehouseError
 
     return (
@@ -77,6 +80,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         SpecError,
         VerifyError,
         TrainingError,
+        EvalError,
+        PromotionError,
+        ReportError,
         duckdb.Error,
     )
 
@@ -375,6 +381,159 @@ def train_dpo(
     )
     job = TrainJob("dpo", base, out, suite, samples_of, pairs=pair_config)
     train_job(job, config, DPOLauncher(config), warehouse, console)
+
+
+# ---------------------------------------------------------------- evaluate, promote, report
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        fail(f"{option} takes comma-separated integers such as 1,4,16 (got {text!r})")
+    return values
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Option(help="Alias, directory or registered name.")] = (
+        "smollm2-135m"
+    ),
+    suite: str = "seeds",
+    split: Annotated[str, typer.Option(help="train | test (held out).")] = "test",
+    n: Annotated[int, typer.Option("--n", help="Draws per prompt.")] = 16,
+    k: Annotated[str, typer.Option("--k", help="pass@k for these k (each <= n).")] = "1,4,16",
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
+    strategies: Annotated[
+        str, typer.Option(help="Also run: best_of_n,retry,majority (comma-separated).")
+    ] = "",
+    budget: Annotated[int, typer.Option(help="N of best-of-N and majority vote.")] = 8,
+    retries: Annotated[int, typer.Option(help="R of validate-and-retry.")] = 2,
+    backend: Annotated[str, typer.Option(help="transformers | vllm")] = "transformers",
+    dtype: str = "bf16",
+    workers: Annotated[int | None, typer.Option(help="Verifier workers.")] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """pass@k (unbiased, 95% bootstrap CI) per family, with cost; stored in `evals`."""
+    from flows.eval_job import EvalJob, eval_job
+
+    job = EvalJob(
+        model=model,
+        suite=suite,
+        split=split,
+        n=n,
+        ks=_ints(k, "--k"),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
+        budget=budget,
+        retries=retries,
+        backend=backend,
+        dtype=dtype,
+        workers=workers,
+    )
+    eval_job(job, warehouse, console)
+
+
+@app.command()
+def flips(
+    model_a: Annotated[str, typer.Argument(help="Before (name or id).")],
+    model_b: Annotated[str, typer.Argument(help="After (name or id).")],
+    show: Annotated[str, typer.Option(help="gained | lost | all")] = "all",
+    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Prompts that went unsolved -> solved ('gained') or back ('lost') between two models."""
+    from warehouse.store import Warehouse
+
+    if show not in ("gained", "lost", "all"):
+        fail(f"--show must be gained, lost or all (got {show!r})")
+    wh = Warehouse.open_existing(warehouse)
+    where = "" if show == "all" else f"WHERE flip = '{show}'"
+    with wh.connect() as con:
+        cur = con.execute(
+            f"SELECT flip, family, prompt_id, pass_rate_a, pass_rate_b FROM flips(?, ?) {where} "
+            "ORDER BY flip, family, prompt_id",
+            [model_a, model_b],
+        )
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    print_rows(cols, rows, format)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="The trained model (name or id).")],
+    parent: Annotated[
+        str | None, typer.Option(help="Compare with this model (default: its parent).")
+    ] = None,
+    suite: str = "seeds",
+    split: str = "test",
+    n: Annotated[int, typer.Option("--n")] = 16,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    tolerance: Annotated[
+        float, typer.Option(help="How far overall pass@1 may fall below the parent's.")
+    ] = 0.0,
+    max_family_drop: Annotated[
+        float, typer.Option("--max-family-drop", help="How far one family's pass@1 may fall.")
+    ] = 0.05,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The promotion gate on held-out evals; the decision and its numbers go to `promotions`."""
+    from flows.eval_job import params_identity
+    from generators.base import SamplingParams
+    from trainers.promotion import GateConfig, gate
+    from warehouse.runs import recorded_run
+    from warehouse.store import Warehouse
+
+    config = GateConfig(tolerance, max_family_drop)
+    params = params_identity(SamplingParams(n, temperature, top_p, max_new_tokens, seed))
+    wh = Warehouse.open(warehouse)
+    with recorded_run(wh, "promote", {"model": model, "parent": parent}) as run_id:
+        decision, _ = gate(wh, model, suite, split, n, params, config, run_id, parent)
+    nums = decision.numbers
+    verdict = "[bold green]PROMOTED[/]" if decision.promoted else "[bold red]REFUSED[/]"
+    console.print(
+        f"{verdict} {model}: held-out pass@1 {nums['model_pass_at_1']:.3f} vs parent "
+        f"{nums['parent_pass_at_1']:.3f} ({nums['delta']:+.3f})"
+    )
+    for reason in decision.reasons:
+        console.print(f"  - {reason}")
+    if not decision.promoted:
+        raise typer.Exit(3)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Directory for report.md and its plots.")] = Path(
+        "report"
+    ),
+    base: Annotated[str | None, typer.Option(help="The base model p0 (name or id).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The trained model (default: the promoted one).")
+    ] = None,
+    suite: str = "seeds",
+    split: str = "test",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Markdown report with PNG plots: pass@k curves, families, strategies, amortization."""
+    from warehouse.report import write_report
+    from warehouse.store import Warehouse
+
+    path = write_report(Warehouse.open_existing(warehouse), out, suite, split, base, model)
+    console.print(f"report written to {path}")
 
 
 @app.command()

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from generators import model_store
 from generators.backends import BACKENDS, make_backend
-from generators.base import SamplingError, SamplingParams
-from generators.model_registry import OPENAI, resolve
+from generators.base import Backend, SamplingError, SamplingParams
+from generators.model_registry import OPENAI, ResolvedModel, resolve
 from generators.sampling import SampleSummary, run_sampling, select_prompts
 from warehouse.ids import content_id
 from warehouse.records import SampleRecord
@@ -48,6 +48,37 @@ class SampleJob:
         return SamplingParams(self.k, self.temperature, self.top_p, self.max_new_tokens, self.seed)
 
 
+def open_backend(
+    wh: Warehouse,
+    console: Console,
+    model_name: str,
+    backend_name: str = "transformers",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    dtype: str = "bf16",
+    batch_rows: int | None = None,
+    concurrency: int = 8,
+) -> tuple[ResolvedModel, Backend]:
+    """Resolve the model and start its backend; errors name the fix."""
+    if backend_name not in BACKENDS:
+        raise SamplingError(f"unknown backend {backend_name!r}; use one of {', '.join(BACKENDS)}")
+    if backend_name == "openai":
+        model = model_store.external(model_name, base_url or "", OPENAI)
+    else:
+        with console.status(f"resolving model {model_name} …"):
+            model = resolve(model_name, model_store.registered(wh))
+    backend = make_backend(
+        backend_name,
+        model,
+        base_url=base_url,
+        served_model=served_model or model_name,
+        dtype=dtype,
+        batch_rows=batch_rows,
+        concurrency=concurrency,
+    )
+    return model, backend
+
+
 def sample_job(job: SampleJob, root: Path, console: Console) -> SampleSummary:
     from flows.progress import sampling_bar
 
@@ -58,19 +89,16 @@ def sample_job(job: SampleJob, root: Path, console: Console) -> SampleSummary:
         raise SamplingError(f"--split must be train or test (got {job.split!r})")
     wh = Warehouse.open(root)
     prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
-    if job.backend == "openai":
-        model = model_store.external(job.model, job.base_url or "", OPENAI)
-    else:
-        with console.status(f"resolving model {job.model} …"):
-            model = resolve(job.model, model_store.registered(wh))
-    backend = make_backend(
+    model, backend = open_backend(
+        wh,
+        console,
+        job.model,
         job.backend,
-        model,
-        base_url=job.base_url,
-        served_model=job.served_model or job.model,
-        dtype=job.dtype,
-        batch_rows=job.batch_rows,
-        concurrency=job.concurrency,
+        job.base_url,
+        job.served_model,
+        job.dtype,
+        job.batch_rows,
+        job.concurrency,
     )
     try:
         with (

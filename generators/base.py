@@ -84,3 +84,80 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# --------------------------------------------------------------- inference-time strategies
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One verified completion a strategy drew or asked for."""
+
+    sample_id: str
+    prompt_id: str
+    text: str
+    passed: bool
+    reason: str
+    detail: str
+    tokens: int
+    seconds: float  # its share of sampling time plus its verification
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Another turn of a conversation: the original messages, then (answer, feedback) pairs."""
+
+    prompt_id: str
+    messages: tuple[tuple[str, str], ...]
+    attempt: int  # 1 for the first retry
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a strategy returned for one prompt and what it cost."""
+
+    prompt_id: str
+    family: str
+    passed: bool  # the returned answer, judged by the prompt's verifier
+    samples: int
+    tokens: int
+    seconds: float
+    answer: str  # sample_id of the returned completion
+
+    @classmethod
+    def of(
+        cls, prompt_id: str, family: str, attempts: Sequence[Attempt], chosen: Attempt
+    ) -> Outcome:
+        """`chosen` returned, every one of `attempts` paid for."""
+        return cls(
+            prompt_id=prompt_id,
+            family=family,
+            passed=chosen.passed,
+            samples=len(attempts),
+            tokens=sum(a.tokens for a in attempts),
+            seconds=sum(a.seconds for a in attempts),
+            answer=chosen.sample_id,
+        )
+
+
+class StrategyContext(Protocol):
+    """Where a strategy gets verified completions; the warehouse-backed one stores them."""
+
+    def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
+        """The first n independent draws of each prompt, verified, in index order."""
+        ...
+
+    def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
+        """One more completion per conversation, verified against the original prompt."""
+        ...
+
+
+class Strategy(Protocol):
+    name: str
+    budget: int  # N samples, or R retries
+
+    def run(
+        self, ctx: StrategyContext, prompts: Sequence[tuple[str, str, tuple[tuple[str, str], ...]]]
+    ) -> list[Outcome]:
+        """Answer each (prompt_id, family, messages); one Outcome per prompt, in order."""
+        ...

@@ -47,3 +47,43 @@ def external(name: str, source: str, kind: str = IMPORTED) -> ResolvedModel:
     if kind not in (IMPORTED, OPENAI):
         raise ValueError(kind)
     return ResolvedModel(content_id("mdl", kind, source, name), name, source, kind, None, True)
+
+
+def model_row(wh: Warehouse, name_or_id: str) -> ModelRecord | None:
+    """The latest row of a registered model, by name or id."""
+    from dataclasses import fields
+
+    cols = [f.name for f in fields(ModelRecord)]
+    rows = wh.query(
+        f"SELECT {', '.join(cols)} FROM models WHERE name = ? OR model_id = ? "
+        "ORDER BY created_at DESC LIMIT 1",
+        [name_or_id, name_or_id],
+    )
+    return ModelRecord(*rows[0]) if rows else None
+
+
+def promoted(wh: Warehouse) -> ModelRecord | None:
+    """The promoted model: the one the next round samples from."""
+    rows = wh.query("SELECT model_id FROM models WHERE promoted ORDER BY created_at DESC LIMIT 1")
+    return model_row(wh, rows[0][0]) if rows else None
+
+
+def set_promoted(wh: Warehouse, model_id: str, run_id: str) -> None:
+    """Make `model_id` the promoted model; whichever was promoted before no longer is."""
+    from dataclasses import replace
+
+    from warehouse.records import utcnow
+
+    now = utcnow()
+    rows = []
+    for (mid,) in wh.query(
+        "SELECT model_id FROM models WHERE promoted AND model_id != ?", [model_id]
+    ):
+        old = model_row(wh, mid)
+        if old is not None:
+            rows.append(replace(old, promoted=False, run_id=run_id, created_at=now))
+    new = model_row(wh, model_id)
+    if new is None:
+        raise ValueError(f"model {model_id} is not registered")
+    rows.append(replace(new, promoted=True, run_id=run_id, created_at=now))
+    wh.write(rows)

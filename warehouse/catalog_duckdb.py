@@ -13,38 +13,63 @@ import os
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
+from warehouse.queries import DEFINITIONS
 from warehouse.tables import TABLES, TableSpec
 from warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return _duck_type(t.value_type) + "[]"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return {
+        pa.string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+    }[t]
+
+
+def _typed_empty(spec: TableSpec) -> str:
+    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in spec.schema)
+    return f"SELECT {cols} WHERE false"
+
+
 def view_sql(root: Path, spec: TableSpec) -> str:
-    glob = str(table_dir(root.resolve(), spec.name) / "*" / "*.parquet")
+    directory = table_dir(root.resolve(), spec.name)
+    glob = str(directory / "*" / "*.parquet")
+    # Unioned by name with an empty row set of today's schema, so every current column
+    # exists (NULL in files written before it was added) and a table without any file
+    # yet (an older warehouse opened read-only) still has a typed view.
+    source = _typed_empty(spec)
+    if any(directory.glob("*/*.parquet")):
+        source = (
+            f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
+            f"hive_partitioning = false) UNION ALL BY NAME {source}"
+        )
     key = ", ".join(spec.key)
     order = "created_at DESC" if spec.keep == "last" else "created_at ASC"
     return (
-        f"CREATE OR REPLACE VIEW {spec.name} AS "
-        f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
-        f"hive_partitioning = false) "
+        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM ({source}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
     )
-
-
-MACROS: tuple[str, ...] = ()
 
 
 def define(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     for spec in TABLES.values():
         con.execute(view_sql(root, spec))
-    for macro in MACROS:
-        con.execute(macro)
+    for definition in DEFINITIONS:
+        con.execute(definition)
 
 
 def connect(root: Path) -> duckdb.DuckDBPyConnection:

@@ -54,7 +54,10 @@ class SampleRecord:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
-    latency_s: float  # wall time of the batch that made it, shared by its rows
+    latency_s: float  # this row's share of its batch's wall time
+    # "sample" for independent draws (what pass@k counts); "retry" for a validate-and-retry
+    # follow-up of the same prompt (an RSFT target, never counted as an independent draw).
+    strategy: str = "sample"
     created_at: datetime = field(default_factory=utcnow)
 
 
@@ -102,17 +105,52 @@ class TrainingJobRecord:
 
 @dataclass(frozen=True)
 class EvalRecord:
+    """One figure of one evaluation: pass@k of plain samples, or a strategy's success.
+
+    For strategy "sample", pass_at_k is the unbiased estimate from n draws per prompt and
+    the cost columns are those of drawing k samples. For an inference-time strategy
+    (best_of_n, retry, majority), pass_at_1 and pass_at_k are both its success rate at
+    budget k, and the cost columns are what it actually spent.
+    """
+
     eval_id: str
     model_id: str
     suite: str
     split: str
+    strategy: str
     n: int
     k: int
+    prompts: int
     pass_at_1: float
     pass_at_k: float
-    per_family: str  # JSON
+    ci_low: float  # 95 % bootstrap interval over prompts, of pass_at_k
+    ci_high: float
+    per_family: str  # JSON {family: {prompts, pass_at_1, pass_at_k, ci_low, ci_high}}
+    samples_per_query: float
+    tokens_per_query: float
+    seconds_per_query: float  # sampling plus verifying
     tokens: int
     seconds: float
+    params: str  # JSON sampling parameters
+    run_id: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """A promotion gate's decision with the numbers it was made on."""
+
+    promotion_id: str
+    model_id: str
+    parent_id: str
+    suite: str
+    split: str
+    model_eval_id: str
+    parent_eval_id: str
+    promoted: bool
+    reasons: list[str]
+    numbers: str  # JSON: overall and per-family pass@1 of both, and the deltas
+    config: str  # JSON GateConfig
     run_id: str
     created_at: datetime = field(default_factory=utcnow)
 

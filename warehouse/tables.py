@@ -20,6 +20,7 @@ VERDICTS = "verdicts"
 PAIRS = "pairs"
 TRAINING_JOBS = "training_jobs"
 EVALS = "evals"
+PROMOTIONS = "promotions"
 RUNS = "runs"
 
 
@@ -56,6 +57,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(PAIRS, records.PairRecord, ("pair_id",), "first"),
         TableSpec(TRAINING_JOBS, records.TrainingJobRecord, ("job_id",), "last"),
         TableSpec(EVALS, records.EvalRecord, ("eval_id",), "first"),
+        TableSpec(PROMOTIONS, records.PromotionRecord, ("promotion_id",), "first"),
         TableSpec(RUNS, records.RunRecord, ("run_id",), "last"),
     )
 }

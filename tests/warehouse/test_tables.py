@@ -12,6 +12,7 @@ def test_every_design_table_exists_with_its_key():
         "pairs",
         "training_jobs",
         "evals",
+        "promotions",  # beyond DESIGN.md's list: the promotion gate's decisions
         "runs",
     }
     assert TABLES["verdicts"].key == ("sample_id", "verifier", "verifier_version")

@@ -1,0 +1,396 @@
+"""The eval job as a plain function: draw n per prompt, verify, report pass@k and strategies.
+
+Draws are ordinary samples (content-hashed ids), so an evaluation reuses what the
+warehouse already holds for the same model and parameters and samples only the rest.
+Inference-time strategies run through `WarehouseContext`, which stores every completion
+they ask for (retries as strategy "retry" samples of the original prompt) and its verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from filters.answer_key import answer_key, votable
+from filters.registry import Verifiers
+from filters.verification import run_verify, select_pending
+from generators import model_store
+from generators.base import (
+    Attempt,
+    Backend,
+    FollowUp,
+    SampleRequest,
+    SamplingParams,
+)
+from generators.model_registry import ResolvedModel
+from generators.sampling import PromptRow, run_sampling, select_prompts, to_record
+from generators.strategies import STRATEGIES, make_strategy
+from warehouse.eval_stats import (
+    Figures,
+    PromptDraws,
+    PromptOutcome,
+    sampling_figures,
+    strategy_figures,
+)
+from warehouse.ids import canonical_json, content_id
+from warehouse.records import EvalRecord
+from warehouse.runs import recorded_run
+from warehouse.store import Warehouse
+
+# Retry turns get sample indices far from any plain draw's, so their row seeds differ.
+RETRY_INDEX_BASE = 1_000_000
+
+
+class EvalError(ValueError):
+    """Bad evaluation input, or draws the verifier could not judge; says what to do."""
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    model: str
+    suite: str
+    split: str = "test"
+    n: int = 16
+    ks: tuple[int, ...] = (1, 4, 16)
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+    limit: int | None = None
+    per_family: int | None = None
+    strategies: tuple[str, ...] = ()
+    budget: int = 8  # N of best-of-N and majority vote
+    retries: int = 2  # R of validate-and-retry
+    backend: str = "transformers"
+    dtype: str = "bf16"
+    workers: int | None = None
+    bootstrap: int = 1000
+
+    def validate(self) -> SamplingParams:
+        params = SamplingParams(
+            self.n, self.temperature, self.top_p, self.max_new_tokens, self.seed
+        )
+        if not self.ks:
+            raise EvalError("--k needs at least one value, such as 1,4,16")
+        for k in self.ks:
+            if not 1 <= k <= self.n:
+                raise EvalError(f"pass@{k} needs k between 1 and --n {self.n}; raise --n")
+        for name in self.strategies:
+            if name not in STRATEGIES:
+                raise EvalError(f"unknown strategy {name!r}; use any of {', '.join(STRATEGIES)}")
+        if self.budget < 1 or self.retries < 1:
+            raise EvalError("--budget and --retries must be at least 1")
+        if self.bootstrap < 100:
+            raise EvalError("--bootstrap must be at least 100 resamples")
+        return params
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    records: list[EvalRecord] = field(default_factory=list)
+
+
+class WarehouseContext:
+    """Strategy context over the warehouse: draws and follow-ups are stored and verified."""
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        backend: Backend,
+        model: ResolvedModel,
+        params: SamplingParams,
+        prompts: Sequence[PromptRow],
+        verifiers: Verifiers,
+        run_id: str,
+        workers: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.wh, self.backend, self.model, self.params = wh, backend, model, params
+        self.prompts = {p.prompt_id: p for p in prompts}
+        self.verifiers, self.run_id, self.workers = verifiers, run_id, workers
+        self.progress = progress
+
+    def _verified(self, sample_ids: list[str]) -> dict[str, Attempt]:
+        pending, _ = select_pending(
+            self.wh, None, None, None, self.verifiers, sample_ids=sample_ids
+        )
+        run_verify(self.wh, pending, self.verifiers, self.run_id, self.workers)
+        rows = self.wh.query(
+            "SELECT sample_id, prompt_id, text, passed, reason, detail, completion_tokens, "
+            "latency_s + coalesce(verify_seconds, 0) FROM sample_outcomes "
+            "WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
+            [sample_ids],
+        )
+        got = {
+            sid: Attempt(sid, pid, text, bool(passed), reason, detail or "", tokens, secs)
+            for sid, pid, text, passed, reason, detail, tokens, secs in rows
+            if passed is not None
+        }
+        missing = len(set(sample_ids) - set(got))
+        if missing:
+            raise EvalError(
+                f"{missing} draw(s) have no verdict (sandbox faults are never stored); "
+                "rerun the same command to retry them"
+            )
+        return got
+
+    def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
+        params = SamplingParams(
+            n,
+            self.params.temperature,
+            self.params.top_p,
+            self.params.max_new_tokens,
+            self.params.seed,
+        )
+        rows = [self.prompts[p] for p in prompt_ids]
+        run_sampling(self.wh, self.backend, self.model, rows, params, self.run_id, self.progress)
+        ids = {
+            (p, i): params.sample_id(p, self.model.model_id, i)
+            for p in prompt_ids
+            for i in range(n)
+        }
+        verified = self._verified(list(ids.values()))
+        return {p: [verified[ids[(p, i)]] for i in range(n)] for p in prompt_ids}
+
+    def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
+        params = SamplingParams(
+            1,
+            self.params.temperature,
+            self.params.top_p,
+            self.params.max_new_tokens,
+            self.params.seed,
+        )
+        ids = {
+            r.prompt_id: content_id(
+                "smp",
+                r.prompt_id,
+                self.model.model_id,
+                params.identity(),
+                params.seed,
+                "retry",
+                r.attempt,
+                r.messages,
+            )
+            for r in requests
+        }
+        have = self.wh.existing("samples", "sample_id", ids.values())
+        todo = [
+            SampleRequest(r.prompt_id, r.messages, (RETRY_INDEX_BASE + r.attempt,))
+            for r in requests
+            if ids[r.prompt_id] not in have
+        ]
+        if todo:
+            for batch in self.backend.generate(todo, params, self.progress):
+                self.wh.write(
+                    [
+                        replace(
+                            to_record(
+                                c, self.model.model_id, params, self.backend.name, self.run_id
+                            ),
+                            sample_id=ids[c.prompt_id],
+                            idx=c.idx - RETRY_INDEX_BASE,
+                            strategy="retry",
+                        )
+                        for c in batch
+                    ]
+                )
+        verified = self._verified(list(ids.values()))
+        return {pid: verified[sid] for pid, sid in ids.items()}
+
+
+def params_identity(params: SamplingParams) -> str:
+    """The sampling parameters an eval is keyed on (the gate compares like with like)."""
+    return canonical_json(params.identity() | {"seed": params.seed})
+
+
+def _record(
+    job: EvalJob,
+    model_id: str,
+    strategy: str,
+    n: int,
+    f: Figures,
+    params: str,
+    run_id: str,
+    digest: str,
+) -> EvalRecord:
+    per_family = canonical_json(f.per_family)
+    return EvalRecord(
+        eval_id=content_id("evl", model_id, job.suite, job.split, strategy, n, f.k, params, digest),
+        model_id=model_id,
+        suite=job.suite,
+        split=job.split,
+        strategy=strategy,
+        n=n,
+        k=f.k,
+        prompts=f.prompts,
+        pass_at_1=f.pass_at_1,
+        pass_at_k=f.pass_at_k,
+        ci_low=f.ci_low,
+        ci_high=f.ci_high,
+        per_family=per_family,
+        samples_per_query=f.samples_per_query,
+        tokens_per_query=f.tokens_per_query,
+        seconds_per_query=f.seconds_per_query,
+        tokens=f.tokens,
+        seconds=f.seconds,
+        params=params,
+        run_id=run_id,
+    )
+
+
+def run_eval(
+    wh: Warehouse,
+    job: EvalJob,
+    model: ResolvedModel,
+    backend: Backend,
+    run_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[EvalRecord]:
+    """Evaluate `model` per `job`; writes and returns the evals rows."""
+    params = job.validate()
+    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+    specs = {
+        pid: json.loads(spec)
+        for pid, spec in wh.query(
+            "SELECT prompt_id, verifier FROM prompts WHERE prompt_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [[p.prompt_id for p in prompts]],
+        )
+    }
+    workers = job.workers or 2 * (os.cpu_count() or 1)
+    # The warehouse holds every prompt's expected values: hidden from the programs.
+    verifiers = Verifiers(workers=workers, hidden=[str(wh.root.resolve())])
+    try:
+        ctx = WarehouseContext(
+            wh, backend, model, params, prompts, verifiers, run_id, workers, progress
+        )
+        draws = ctx.draws([p.prompt_id for p in prompts], job.n)
+        per_prompt = [
+            PromptDraws(
+                p.prompt_id,
+                p.family,
+                job.n,
+                sum(a.passed for a in draws[p.prompt_id]),
+                sum(a.tokens for a in draws[p.prompt_id]),
+                sum(a.seconds for a in draws[p.prompt_id]),
+            )
+            for p in prompts
+        ]
+        # The id covers the outcomes: a rerun over the same verdicts is the same eval.
+        digest = content_id("dig", sorted((d.prompt_id, d.n, d.c) for d in per_prompt))
+        identity = params_identity(params)
+        records = [
+            _record(
+                job,
+                model.model_id,
+                "sample",
+                job.n,
+                sampling_figures(per_prompt, k, job.bootstrap, job.seed),
+                identity,
+                run_id,
+                digest,
+            )
+            for k in job.ks
+        ]
+        for name in job.strategies:
+            subset = prompts
+            if name == "majority":
+                subset = [p for p in prompts if votable(specs[p.prompt_id])]
+                if not subset:
+                    continue  # no answer-type prompts in this selection
+            budget = job.retries if name == "retry" else job.budget
+            strategy = make_strategy(
+                name, budget, key=lambda pid, text: answer_key(specs[pid], text)
+            )
+            outcomes = strategy.run(ctx, [(p.prompt_id, p.family, p.messages) for p in subset])
+            figures = strategy_figures(
+                [
+                    PromptOutcome(o.prompt_id, o.family, o.passed, o.samples, o.tokens, o.seconds)
+                    for o in outcomes
+                ],
+                budget,
+                job.bootstrap,
+                job.seed,
+            )
+            answers = content_id("dig", sorted((o.prompt_id, o.answer, o.passed) for o in outcomes))
+            records.append(
+                _record(job, model.model_id, name, budget, figures, identity, run_id, answers)
+            )
+    finally:
+        verifiers.close()
+    have = wh.existing("evals", "eval_id", (r.eval_id for r in records))
+    wh.write([r for r in records if r.eval_id not in have])
+    return records
+
+
+def eval_job(job: EvalJob, root: Path, console: Console) -> list[EvalRecord]:
+    from flows.progress import sampling_bar
+    from flows.sample_job import open_backend
+
+    job.validate()
+    if job.split not in ("train", "test"):
+        raise EvalError(f"--split must be train or test (got {job.split!r})")
+    wh = Warehouse.open(root)
+    select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
+    model, backend = open_backend(wh, console, job.model, job.backend, dtype=job.dtype)
+    try:
+        with (
+            recorded_run(wh, "eval", asdict(job)) as run_id,
+            sampling_bar(console, f"evaluating {model.name}") as (_, advance),
+        ):
+            model_store.register(wh, model, run_id)
+            records = run_eval(wh, job, model, backend, run_id, advance)
+    finally:
+        backend.close()
+    print_evals(console, model.name, records)
+    return records
+
+
+def print_evals(console: Console, model: str, records: Sequence[EvalRecord]) -> None:
+    table = Table(
+        "strategy",
+        "k",
+        "family",
+        "prompts",
+        "pass@1",
+        "pass@k",
+        "95% CI",
+        "samples/q",
+        "tokens/q",
+        "s/q",
+        title=f"{model} on {records[0].suite}/{records[0].split}" if records else model,
+    )
+    for r in records:
+        table.add_row(
+            r.strategy,
+            str(r.k),
+            "all",
+            str(r.prompts),
+            f"{r.pass_at_1:.3f}",
+            f"{r.pass_at_k:.3f}",
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            f"{r.samples_per_query:.1f}",
+            f"{r.tokens_per_query:.1f}",
+            f"{r.seconds_per_query:.3f}",
+        )
+        for fam, f in json.loads(r.per_family).items():
+            table.add_row(
+                "",
+                "",
+                fam,
+                str(int(f["prompts"])),
+                f"{f['pass_at_1']:.3f}",
+                f"{f['pass_at_k']:.3f}",
+                f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+                "",
+                "",
+                "",
+            )
+    console.print(table)
