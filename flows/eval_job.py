@@ -142,13 +142,7 @@ class WarehouseContext:
         return got
 
     def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
-        params = SamplingParams(
-            n,
-            self.params.temperature,
-            self.params.top_p,
-            self.params.max_new_tokens,
-            self.params.seed,
-        )
+        params = replace(self.params, k=n)
         rows = [self.prompts[p] for p in prompt_ids]
         run_sampling(self.wh, self.backend, self.model, rows, params, self.run_id, self.progress)
         ids = {
@@ -160,13 +154,7 @@ class WarehouseContext:
         return {p: [verified[ids[(p, i)]] for i in range(n)] for p in prompt_ids}
 
     def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
-        params = SamplingParams(
-            1,
-            self.params.temperature,
-            self.params.top_p,
-            self.params.max_new_tokens,
-            self.params.seed,
-        )
+        params = replace(self.params, k=1)
         ids = {
             r.prompt_id: content_id(
                 "smp",

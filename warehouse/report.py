@@ -40,15 +40,12 @@ class Amortization:
 
 
 def _model(wh: Warehouse, name_or_id: str) -> ModelRecord:
-    cols = [f.name for f in fields(ModelRecord)]
-    rows = wh.query(
-        f"SELECT {', '.join(cols)} FROM models WHERE name = ? OR model_id = ? "
-        "ORDER BY created_at DESC LIMIT 1",
-        [name_or_id, name_or_id],
-    )
-    if not rows:
+    from generators.model_store import model_row
+
+    row = model_row(wh, name_or_id)
+    if row is None:
         raise ReportError(f"no model {name_or_id!r} in the warehouse")
-    return ModelRecord(*rows[0])
+    return row
 
 
 def _evals(wh: Warehouse, model_id: str, suite: str, split: str) -> list[EvalRecord]:
