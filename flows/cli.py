@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -51,6 +50,16 @@ WarehouseOpt = Annotated[
     ),
 ]
 DEFAULT_WAREHOUSE = Path("warehouse-data")
+RunnerOpt = Annotated[
+    str, typer.Option(help="Where sampling shards run: threads | dask (prefect-dask).")
+]
+DaskAddressOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Join this Dask scheduler instead of a local cluster."),
+]
+DaskWorkersOpt = Annotated[
+    int, typer.Option("--dask-workers", help="Processes of the local Dask cluster.")
+]
 
 
 def fail(message: str) -> NoReturn:
@@ -64,6 +73,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from filters.spec import SpecError
     from filters.verification import VerifyError
     from flows.eval_job import EvalError
+    from flows.task_runners import RunnerError
     from generators.base import SamplingError
     from generators.model_registry import ModelError
     from tasks.suite_file import TaskError
@@ -83,6 +93,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         EvalError,
         PromotionError,
         ReportError,
+        RunnerError,
         duckdb.Error,
     )
 
@@ -146,26 +157,10 @@ def prompts_load(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Load a suite's prompts (both splits) into the warehouse; reloading adds only new ones."""
-    from tasks.registry import load_suite
-    from warehouse.runs import recorded_run
-    from warehouse.store import Warehouse
+    from flows.runtime import run_flow
+    from flows.stage_flows import prompts_flow
 
-    name, prompts = load_suite(source, suite)
-    wh = Warehouse.open(warehouse)
-    with recorded_run(wh, "prompts-load", {"source": source, "suite": name}) as run_id:
-        have = wh.existing("prompts", "prompt_id", (p.prompt_id for p in prompts))
-        new = [p.to_record(run_id) for p in prompts if p.prompt_id not in have]
-        # dict.fromkeys: a file may repeat a prompt; keep its first row.
-        new = list({r.prompt_id: r for r in reversed(new)}.values())[::-1]
-        wh.write(new)
-    counts = Counter((p.family, p.split) for p in prompts)
-    console.print(f"suite {name}: {len(new)} new, {len(prompts) - len(new)} already loaded")
-    table = Table()
-    for col in ("family", "train", "test"):
-        table.add_column(col)
-    for fam in sorted({f for f, _ in counts}):
-        table.add_row(fam, str(counts[(fam, "train")]), str(counts[(fam, "test")]))
-    console.print(table)
+    run_flow(prompts_flow, console, source=source, suite=suite, warehouse=str(warehouse))
 
 
 # ---------------------------------------------------------------- sampling
@@ -201,12 +196,29 @@ def sample(
         int | None, typer.Option("--batch-rows", help="Rows per decode batch.")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
+    shard_prompts: Annotated[
+        int, typer.Option("--shard-prompts", help="Prompts per shard (one task each).")
+    ] = 16,
+    shard_deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-deployment",
+            help="Run shards as flow runs of this deployment (e.g. sample-shard/pool) on a "
+            "work pool's workers.",
+        ),
+    ] = None,
+    runner: RunnerOpt = "threads",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Sample k completions per prompt into the warehouse; rerun the same command to resume."""
-    from flows.sample_job import SampleJob, sample_job
+    from flows.runtime import run_flow
+    from flows.sample_flow import sample_flow
 
-    job = SampleJob(
+    run_flow(
+        sample_flow,
+        console,
         model=model,
         suite=suite,
         split=split,
@@ -223,8 +235,13 @@ def sample(
         dtype=dtype,
         batch_rows=batch_rows,
         concurrency=concurrency,
+        shard_prompts=shard_prompts,
+        shard_deployment=shard_deployment,
+        runner=runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        warehouse=str(warehouse),
     )
-    sample_job(job, warehouse, console)
 
 
 @samples_app.command("import")
@@ -258,11 +275,13 @@ def verify(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Verify samples that have no verdict for the current verifier version."""
-    from flows.verify_job import VerifyJob, verify_job
+    from flows.runtime import run_flow
+    from flows.stage_flows import verify_flow
 
     if workers is not None and workers < 1:
         fail(f"--workers must be at least 1 (got {workers})")
-    verify_job(VerifyJob(suite, model, split, workers), warehouse, console)
+    run_flow(verify_flow, console, suite=suite, model=model, split=split, workers=workers,
+             warehouse=str(warehouse))
 
 
 @app.command()
@@ -276,14 +295,12 @@ def pairs(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Build chosen/rejected pairs from verified samples into the `pairs` table."""
-    from filters.pairs import PairConfig
-    from flows.pairs_job import pairs_job
+    from flows.runtime import run_flow
+    from flows.stage_flows import pairs_flow
 
-    try:
-        config = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
-    except ValueError as exc:
-        fail(str(exc))
-    pairs_job(config, warehouse, console, suite, model, split)
+    run_flow(pairs_flow, console, strategy=strategy, max_per_prompt=max_per_prompt,
+             min_margin=min_margin, suite=suite, model=model, split=split,
+             warehouse=str(warehouse))
 
 
 BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]
@@ -319,25 +336,15 @@ def train_rsft(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Rejection-sampling fine-tuning on verified samples (TRL SFTTrainer, completion-only loss)."""
-    from filters.selection import SelectionConfig
-    from flows.train_job import train_job
-    from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
-    from trainers.training_job import TrainJob
+    from flows.runtime import run_flow
+    from flows.stage_flows import train_flow
 
-    selection = _train_config(
-        SelectionConfig, mode=mode, per_prompt=per_prompt, per_family=per_family
+    run_flow(
+        train_flow, console, method="rsft", base=base, out=out, suite=suite,
+        samples_of=samples_of, mode=mode, per_prompt=per_prompt, per_family=per_family,
+        lora=lora, learning_rate=learning_rate, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, max_length=max_length, warehouse=str(warehouse),
     )
-    config = _train_config(
-        RSFTConfig,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        lora=lora,
-    )
-    job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
-    train_job(job, config, RSFTLauncher(config), warehouse, console)
 
 
 @train_app.command("dpo")
@@ -360,27 +367,16 @@ def train_dpo(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """DPO on chosen/rejected pairs (TRL DPOTrainer); β is the KL leash."""
-    from filters.pairs import PairConfig
-    from flows.train_job import train_job
-    from trainers.dpo_trainer import DPOLauncher, DPOTrainConfig
-    from trainers.training_job import TrainJob
+    from flows.runtime import run_flow
+    from flows.stage_flows import train_flow
 
-    pair_config = _train_config(
-        PairConfig, strategy=strategy, max_per_prompt=max_per_prompt, min_margin=min_margin
+    run_flow(
+        train_flow, console, method="dpo", base=base, out=out, suite=suite,
+        samples_of=samples_of, strategy=strategy, max_per_prompt=max_per_prompt,
+        min_margin=min_margin, beta=beta, loss=loss, lora=lora, learning_rate=learning_rate,
+        epochs=epochs, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
+        warehouse=str(warehouse),
     )
-    config = _train_config(
-        DPOTrainConfig,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        lora=lora,
-        beta=beta,
-        loss=loss,
-    )
-    job = TrainJob("dpo", base, out, suite, samples_of, pairs=pair_config)
-    train_job(job, config, DPOLauncher(config), warehouse, console)
 
 
 # ---------------------------------------------------------------- evaluate, promote, report
@@ -420,28 +416,17 @@ def evaluate(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost; stored in `evals`."""
-    from flows.eval_job import EvalJob, eval_job
+    from flows.runtime import run_flow
+    from flows.stage_flows import eval_flow
 
-    job = EvalJob(
-        model=model,
-        suite=suite,
-        split=split,
-        n=n,
-        ks=_ints(k, "--k"),
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()),
-        budget=budget,
-        retries=retries,
-        backend=backend,
-        dtype=dtype,
-        workers=workers,
+    run_flow(
+        eval_flow, console, model=model, suite=suite, split=split, n=n,
+        ks=list(_ints(k, "--k")), temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, seed=seed, limit=limit, per_family=per_family,
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()], budget=budget,
+        retries=retries, backend=backend, dtype=dtype, workers=workers,
+        warehouse=str(warehouse),
     )
-    eval_job(job, warehouse, console)
 
 
 @app.command()
@@ -492,27 +477,28 @@ def promote(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """The promotion gate on held-out evals; the decision and its numbers go to `promotions`."""
-    from flows.eval_job import params_identity
-    from generators.base import SamplingParams
-    from trainers.promotion import GateConfig, gate
-    from warehouse.runs import recorded_run
-    from warehouse.store import Warehouse
+    from flows.runtime import run_flow
+    from flows.stage_flows import promote_flow
 
-    config = GateConfig(tolerance, max_family_drop)
-    params = params_identity(SamplingParams(n, temperature, top_p, max_new_tokens, seed))
-    wh = Warehouse.open(warehouse)
-    with recorded_run(wh, "promote", {"model": model, "parent": parent}) as run_id:
-        decision, _ = gate(wh, model, suite, split, n, params, config, run_id, parent)
-    nums = decision.numbers
-    verdict = "[bold green]PROMOTED[/]" if decision.promoted else "[bold red]REFUSED[/]"
+    decision = run_flow(
+        promote_flow, console, model=model, parent=parent, suite=suite, split=split, n=n,
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+        tolerance=tolerance, max_family_drop=max_family_drop, warehouse=str(warehouse),
+    )
+    print_decision(model, decision)
+    if not decision["promoted"]:
+        raise typer.Exit(3)
+
+
+def print_decision(model: str, decision: dict[str, Any]) -> None:
+    nums = decision["numbers"]
+    verdict = "[bold green]PROMOTED[/]" if decision["promoted"] else "[bold red]REFUSED[/]"
     console.print(
         f"{verdict} {model}: held-out pass@1 {nums['model_pass_at_1']:.3f} vs parent "
         f"{nums['parent_pass_at_1']:.3f} ({nums['delta']:+.3f})"
     )
-    for reason in decision.reasons:
+    for reason in decision["reasons"]:
         console.print(f"  - {reason}")
-    if not decision.promoted:
-        raise typer.Exit(3)
 
 
 @app.command()
@@ -529,11 +515,97 @@ def report(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Markdown report with PNG plots: pass@k curves, families, strategies, amortization."""
-    from warehouse.report import write_report
-    from warehouse.store import Warehouse
+    from flows.runtime import run_flow
+    from flows.stage_flows import report_flow
 
-    path = write_report(Warehouse.open_existing(warehouse), out, suite, split, base, model)
+    path = run_flow(report_flow, console, out=str(out), base=base, model=model, suite=suite,
+                    split=split, warehouse=str(warehouse))
     console.print(f"report written to {path}")
+
+
+# ---------------------------------------------------------------- bake, serve
+
+
+@app.command()
+def bake(
+    name: Annotated[str, typer.Option(help="Round models are named NAME-r1, NAME-r2, ….")] = (
+        "baked"
+    ),
+    model: Annotated[str, typer.Option(help="The base model p0.")] = "smollm2-135m",
+    suite: str = "seeds",
+    rounds: Annotated[int, typer.Option(help="Rounds of sample → train → gate.")] = 1,
+    method: Annotated[str, typer.Option(help="rsft | dpo")] = "rsft",
+    k: Annotated[int, typer.Option("--k", help="Train samples per prompt.")] = 8,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N train prompts per family.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N train prompts.")] = None,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
+    eval_per_family: Annotated[
+        int | None, typer.Option("--eval-per-family", help="At most N test prompts per family.")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
+    epochs: float = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    beta: float = 0.1,
+    tolerance: float = 0.0,
+    max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.05,
+    shard_prompts: Annotated[int, typer.Option("--shard-prompts")] = 16,
+    runner: RunnerOpt = "threads",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
+    dtype: str = "bf16",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The whole loop for R rounds: sample, verify, pair, train, evaluate, gate, report."""
+    from flows.bake_flow import bake_flow
+    from flows.runtime import run_flow
+
+    result = run_flow(
+        bake_flow, console, name=name, model=model, suite=suite, rounds=rounds, method=method,
+        k=k, per_family=per_family, limit=limit, temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, seed=seed, eval_n=eval_n,
+        eval_per_family=eval_per_family, learning_rate=learning_rate, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, lora=lora, beta=beta,
+        tolerance=tolerance, max_family_drop=max_family_drop, shard_prompts=shard_prompts,
+        runner=runner, dask_address=dask_address, dask_workers=dask_workers, dtype=dtype,
+        warehouse=str(warehouse),
+    )
+    table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
+    for r in result["rounds"]:
+        table.add_row(str(r["round"]), r["from"], r["model"], str(r["sampled"]),
+                      f"{r['parent_pass_at_1']:.3f}", f"{r['model_pass_at_1']:.3f}",
+                      r["decision"])
+    console.print(table)
+
+
+@app.command()
+def serve(
+    nightly: Annotated[
+        str, typer.Option(help="Cron of the sample-and-verify deployment.")
+    ] = "0 2 * * *",
+    weekly: Annotated[str, typer.Option(help="Cron of the bake deployment.")] = "0 4 * * 0",
+    model: Annotated[str, typer.Option(help="Model the schedules sample and bake.")] = (
+        "smollm2-135m"
+    ),
+    suite: str = "seeds",
+    paused: Annotated[
+        bool, typer.Option("--paused/--active", help="Register the schedules paused.")
+    ] = False,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Serve every flow as a deployment (scheduled: nightly sample+verify, weekly bake)."""
+    from flows.runtime import prepare_environment
+    from flows.serve import serve_deployments
+
+    prepare_environment()
+    serve_deployments(nightly, weekly, model, suite, str(warehouse), paused)
 
 
 @app.command()
@@ -649,6 +721,11 @@ def demo(
         dtype="bf16",
         batch_rows=None,
         concurrency=8,
+        shard_prompts=16,
+        shard_deployment=None,
+        runner="threads",
+        dask_address=None,
+        dask_workers=2,
     )
     verify(suite="seeds", model=model, split="train", workers=None, warehouse=warehouse)
     example = (

@@ -21,7 +21,8 @@ def pairs_job(
     suite: str | None = None,
     model: str | None = None,
     split: str | None = "train",
-) -> PairReport:
+) -> tuple[PairReport, int]:
+    """Build and store the pairs; returns the report and how many pairs were new."""
     wh = Warehouse.open_existing(root)
     candidates = load_candidates(wh, suite, model, split)
     if not candidates:
@@ -38,4 +39,4 @@ def pairs_job(
         f"{report.all_pass} all-pass and {report.all_fail} all-fail prompts gave none, "
         f"{report.no_contrast} had no pair past the margin or with distinct texts"
     )
-    return report
+    return report, len(new)

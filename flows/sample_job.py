@@ -1,13 +1,13 @@
-"""The sampling job as a plain function: validate, resolve, sample, summarise.
+"""The sampling job's plain parts: its parameters, model and backend opening, the summary.
 
-The CLI calls it today; the Prefect sample flow wraps the same function.
+`flows/sample_flow.py` shards the prompts and runs `run_sampling` per shard with these.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +17,7 @@ from generators import model_store
 from generators.backends import BACKENDS, make_backend
 from generators.base import Backend, SamplingError, SamplingParams
 from generators.model_registry import OPENAI, ResolvedModel, resolve
-from generators.sampling import SampleSummary, run_sampling, select_prompts
+from generators.sampling import SampleSummary
 from warehouse.ids import content_id
 from warehouse.records import SampleRecord
 from warehouse.runs import recorded_run
@@ -47,6 +47,33 @@ class SampleJob:
     def params(self) -> SamplingParams:
         return SamplingParams(self.k, self.temperature, self.top_p, self.max_new_tokens, self.seed)
 
+    def validate(self) -> SamplingParams:
+        """Every check that needs no warehouse and no model; errors name the fix."""
+        params = self.params  # validates k, temperature, top_p, max_new_tokens
+        if self.backend not in BACKENDS:
+            raise SamplingError(
+                f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}"
+            )
+        if self.split not in (None, "train", "test"):
+            raise SamplingError(f"--split must be train or test (got {self.split!r})")
+        return params
+
+
+def resolve_model(
+    wh: Warehouse,
+    console: Console,
+    model_name: str,
+    backend_name: str = "transformers",
+    base_url: str | None = None,
+) -> ResolvedModel:
+    """The model a job names (converted and cached on first use); errors name the fix."""
+    if backend_name not in BACKENDS:
+        raise SamplingError(f"unknown backend {backend_name!r}; use one of {', '.join(BACKENDS)}")
+    if backend_name == "openai":
+        return model_store.external(model_name, base_url or "", OPENAI)
+    with console.status(f"resolving model {model_name} …"):
+        return resolve(model_name, model_store.registered(wh))
+
 
 def open_backend(
     wh: Warehouse,
@@ -60,13 +87,7 @@ def open_backend(
     concurrency: int = 8,
 ) -> tuple[ResolvedModel, Backend]:
     """Resolve the model and start its backend; errors name the fix."""
-    if backend_name not in BACKENDS:
-        raise SamplingError(f"unknown backend {backend_name!r}; use one of {', '.join(BACKENDS)}")
-    if backend_name == "openai":
-        model = model_store.external(model_name, base_url or "", OPENAI)
-    else:
-        with console.status(f"resolving model {model_name} …"):
-            model = resolve(model_name, model_store.registered(wh))
+    model = resolve_model(wh, console, model_name, backend_name, base_url)
     backend = make_backend(
         backend_name,
         model,
@@ -77,40 +98,6 @@ def open_backend(
         concurrency=concurrency,
     )
     return model, backend
-
-
-def sample_job(job: SampleJob, root: Path, console: Console) -> SampleSummary:
-    from flows.progress import sampling_bar
-
-    params = job.params  # validates k, temperature, top_p, max_new_tokens
-    if job.backend not in BACKENDS:
-        raise SamplingError(f"unknown backend {job.backend!r}; use one of {', '.join(BACKENDS)}")
-    if job.split not in (None, "train", "test"):
-        raise SamplingError(f"--split must be train or test (got {job.split!r})")
-    wh = Warehouse.open(root)
-    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
-    model, backend = open_backend(
-        wh,
-        console,
-        job.model,
-        job.backend,
-        job.base_url,
-        job.served_model,
-        job.dtype,
-        job.batch_rows,
-        job.concurrency,
-    )
-    try:
-        with (
-            recorded_run(wh, "sample", asdict(job)) as run_id,
-            sampling_bar(console, f"sampling {model.name}") as (set_total, advance),
-        ):
-            model_store.register(wh, model, run_id)
-            summary = run_sampling(wh, backend, model, prompts, params, run_id, advance, set_total)
-    finally:
-        backend.close()
-    print_summary(console, job, summary)
-    return summary
 
 
 def print_summary(console: Console, job: SampleJob, s: SampleSummary) -> None:

@@ -65,3 +65,58 @@ def train_job(
         f"TRL-ready data: {outcome.export_path}"
     )
     return outcome
+
+
+def build_training(
+    method: str,
+    base: str,
+    out: str,
+    suite: str | None = None,
+    samples_of: str | None = None,
+    *,
+    mode: str = "all",
+    per_prompt: int = 4,
+    per_family: int | None = None,
+    strategy: str = "pass-fail",
+    max_per_prompt: int = 4,
+    min_margin: float = 0.0,
+    beta: float = 0.1,
+    loss: str = "sigmoid",
+    lora: bool = False,
+    learning_rate: float | None = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    batch_size: int = 8,
+    max_length: int = 512,
+) -> tuple[TrainJob, TrainConfig, Any]:
+    """(job, config, launcher) for `method` (rsft | dpo); bad values raise TrainingError."""
+    from filters.pairs import PairConfig
+    from filters.selection import SelectionConfig
+
+    common = {
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "lora": lora,
+    }
+    try:
+        if method == "rsft":
+            from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+
+            selection = SelectionConfig(mode, per_prompt, per_family)  # type: ignore[arg-type]
+            config: TrainConfig = RSFTConfig(learning_rate=learning_rate or 5e-5, **common)
+            job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
+            return job, config, RSFTLauncher(config)
+        if method == "dpo":
+            from trainers.dpo_trainer import DPOLauncher, DPOTrainConfig
+
+            pairs = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
+            config = DPOTrainConfig(
+                learning_rate=learning_rate or 5e-6, beta=beta, loss=loss, **common
+            )
+            job = TrainJob("dpo", base, out, suite, samples_of, pairs=pairs)
+            return job, config, DPOLauncher(config)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    raise TrainingError(f"unknown training method {method!r}; use rsft or dpo")

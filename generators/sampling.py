@@ -82,10 +82,13 @@ def select_prompts(
         raise SamplingError(
             f"suite {suite!r} has no prompts in split {split!r}; pick another --split"
         )
-    return [
-        PromptRow(pid, fam, tuple((m["role"], m["content"]) for m in json.loads(msgs)))
-        for pid, fam, msgs in rows
-    ]
+    return [_row(pid, fam, msgs) for pid, fam, msgs in rows]
+
+
+def _row(prompt_id: str, family: str, messages: str) -> PromptRow:
+    return PromptRow(
+        prompt_id, family, tuple((m["role"], m["content"]) for m in json.loads(messages))
+    )
 
 
 def plan(
@@ -161,3 +164,27 @@ def run_sampling(
         seconds=time.perf_counter() - started,
         per_family=dict(per_family),
     )
+
+
+def prompts_by_id(wh: Warehouse, prompt_ids: Sequence[str]) -> list[PromptRow]:
+    """The named prompts as PromptRows, in the order given; unknown ids are an error."""
+    rows = wh.query(
+        "SELECT prompt_id, family, messages FROM prompts WHERE prompt_id IN "
+        "(SELECT unnest(?::VARCHAR[]))",
+        [list(prompt_ids)],
+    )
+    found = {pid: _row(pid, fam, msgs) for pid, fam, msgs in rows}
+    missing = [p for p in prompt_ids if p not in found]
+    if missing:
+        raise SamplingError(
+            f"{len(missing)} prompt id(s) not in the warehouse (first: {missing[0]})"
+        )
+    return [found[p] for p in prompt_ids]
+
+
+def shard(items: Sequence[str], size: int, max_shards: int) -> list[list[str]]:
+    """Consecutive chunks of about `size`, grown so that there are at most `max_shards`."""
+    if size < 1:
+        raise SamplingError(f"--shard-prompts must be at least 1 (got {size})")
+    size = max(size, -(-len(items) // max_shards))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]

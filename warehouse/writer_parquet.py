@@ -87,3 +87,9 @@ def sweep_tmp(root: Path, older_than_s: float = 3600.0) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+def rows_in_run(root: Path, table: str, run_id: str) -> int:
+    """Rows one run has written to a table so far, from the files' footers (no scan)."""
+    directory = table_dir(root, table) / f"run_id={run_id}"
+    return sum(pq.read_metadata(f).num_rows for f in directory.glob("*.parquet"))

@@ -1,0 +1,266 @@
+"""What each flow run leaves in the Prefect UI: markdown summaries, tables, progress, plots.
+
+Builders here turn the stage summaries the plain functions return into markdown and
+table rows (pure functions, tested without Prefect); `publish_*` sends them as artifacts
+of the current flow or task run. Keys are stable per stage, so the UI's artifact page
+shows the latest version of each and keeps the history.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from filters import reasons
+from warehouse.records import EvalRecord
+
+# Plots are embedded as data URIs: the UI then shows them with no file server behind it.
+PLOTS = ("pass_at_k.png", "families.png", "cost.png", "amortization.png")
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def sample_md(
+    model: str,
+    k: int,
+    prompts: int,
+    already: int,
+    written: int,
+    tokens: int,
+    seconds: float,
+    per_family: dict[str, int],
+    shards: int,
+) -> str:
+    rate = tokens / seconds if seconds > 0 else 0.0
+    text = (
+        f"## Sampling {model}\n\n"
+        f"{prompts} prompts × k={k} = **{prompts * k}** samples: {already} already in the "
+        f"warehouse, **{written}** written by {shards} shard(s); {tokens} tokens in "
+        f"{seconds:.1f}s ({rate:.0f} tok/s).\n\n"
+    )
+    if per_family:
+        text += md_table(["family", "new samples"], sorted(per_family.items()))
+    return text
+
+
+def verify_rows(per_family: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per family: verified, passed, pass rate and each reason's count."""
+    rows = []
+    for fam in sorted(per_family):
+        c = per_family[fam]
+        n = sum(v for key, v in c.items() if key != "_passed")
+        row: dict[str, Any] = {
+            "family": fam,
+            "verified": n,
+            "passed": c.get("_passed", 0),
+            "pass_rate": round(c.get("_passed", 0) / n, 4) if n else 0.0,
+        }
+        row.update({r: c[r] for r in reasons.ALL if c.get(r)})
+        rows.append(row)
+    return rows
+
+
+def verify_md(
+    selected: int,
+    already: int,
+    written: int,
+    faults: int,
+    seconds: float,
+    per_family: dict[str, Any],
+) -> str:
+    text = (
+        f"## Verification\n\n{selected + already} samples: {already} already verified, "
+        f"**{written}** verdicts written in {seconds:.1f}s"
+        + (f", {faults} sandbox/judge faults left for a rerun" if faults else "")
+        + ".\n\n"
+    )
+    rows = verify_rows(per_family)
+    if rows:
+        text += md_table(
+            ["family", "verified", "pass rate", "reasons"],
+            (
+                (
+                    r["family"],
+                    r["verified"],
+                    f"{r['pass_rate']:.1%}",
+                    ", ".join(f"{k} {v}" for k, v in r.items() if k in reasons.ALL),
+                )
+                for r in rows
+            ),
+        )
+    return text
+
+
+def pairs_md(
+    prompts: int, pairs: int, new: int, all_pass: int, all_fail: int, no_contrast: int
+) -> str:
+    return (
+        f"## Preference pairs\n\n{prompts} prompts: **{pairs}** pairs ({new} new); "
+        f"{all_pass} all-pass and {all_fail} all-fail prompts gave none, {no_contrast} had "
+        "no pair past the margin or with distinct texts.\n"
+    )
+
+
+def training_md(
+    kind: str,
+    out: str,
+    rows: int,
+    steps: int,
+    seconds: float,
+    tokens_per_s: float,
+    loss_curve: Sequence[Sequence[float]],
+    model_id: str,
+    job_id: str,
+) -> str:
+    first = loss_curve[0][1] if loss_curve else float("nan")
+    last = loss_curve[-1][1] if loss_curve else float("nan")
+    text = (
+        f"## Training ({kind})\n\n**{out}** ({model_id}, job {job_id}): {rows} rows, "
+        f"{steps} steps in {seconds:.1f}s ({tokens_per_s:.0f} tok/s), "
+        f"loss {first:.4f} → {last:.4f}.\n\n"
+    )
+    if loss_curve:
+        every = max(1, len(loss_curve) // 10)
+        text += md_table(["step", "loss"], ((int(s), f"{v:.4f}") for s, v in loss_curve[::every]))
+    return text
+
+
+def eval_rows(model: str, records: Sequence[EvalRecord]) -> list[dict[str, Any]]:
+    """Per-family pass@k rows (plus the overall row) for a table artifact."""
+    rows = []
+    for r in records:
+        families = {
+            "all": {
+                "prompts": r.prompts,
+                "pass_at_1": r.pass_at_1,
+                "pass_at_k": r.pass_at_k,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+            }
+        }
+        families.update(json.loads(r.per_family))
+        for fam, f in families.items():
+            rows.append(
+                {
+                    "model": model,
+                    "strategy": r.strategy,
+                    "n": r.n,
+                    "k": r.k,
+                    "family": fam,
+                    "prompts": int(f["prompts"]),
+                    "pass@1": round(float(f["pass_at_1"]), 4),
+                    "pass@k": round(float(f["pass_at_k"]), 4),
+                    "ci95": f"[{float(f['ci_low']):.3f}, {float(f['ci_high']):.3f}]",
+                }
+            )
+    return rows
+
+
+def eval_md(model: str, records: Sequence[EvalRecord]) -> str:
+    if not records:
+        return f"## Evaluation of {model}\n\nno evals\n"
+    r0 = records[0]
+    text = f"## Evaluation of {model} on {r0.suite}/{r0.split}\n\n"
+    return text + md_table(
+        ["strategy", "k", "prompts", "pass@1", "pass@k", "95% CI", "samples/q", "s/q"],
+        (
+            (
+                r.strategy,
+                r.k,
+                r.prompts,
+                f"{r.pass_at_1:.3f}",
+                f"{r.pass_at_k:.3f}",
+                f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+                f"{r.samples_per_query:.1f}",
+                f"{r.seconds_per_query:.3f}",
+            )
+            for r in records
+        ),
+    )
+
+
+def promotion_md(
+    model: str, promoted: bool, numbers: dict[str, Any], reasons_: Sequence[str]
+) -> str:
+    verdict = "PROMOTED" if promoted else "REFUSED"
+    text = (
+        f"## Promotion gate: **{verdict}** {model}\n\nheld-out pass@1 "
+        f"{numbers['model_pass_at_1']:.3f} vs parent {numbers['parent_pass_at_1']:.3f} "
+        f"({numbers['delta']:+.3f})\n\n"
+    )
+    return text + "".join(f"- {r}\n" for r in reasons_)
+
+
+def data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def plots_md(report_dir: Path) -> str:
+    present = [p for p in PLOTS if (report_dir / p).is_file()]
+    text = f"## Report plots\n\nfrom `{report_dir / 'report.md'}`\n\n"
+    return text + "\n\n".join(f"![{p}]({data_uri(report_dir / p)})" for p in present)
+
+
+# ------------------------------------------------------------------ publishing
+
+
+def publish_markdown(key: str, markdown: str, description: str | None = None) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown, key=key, description=description)
+
+
+def publish_table(key: str, rows: list[dict[str, Any]], description: str | None = None) -> None:
+    from prefect.artifacts import create_table_artifact
+
+    if rows:
+        create_table_artifact(rows, key=key, description=description)
+
+
+def publish_plots(report_dir: Path, key_prefix: str = "report") -> None:
+    """The report's pass@k plot as an image artifact, and every plot in one markdown."""
+    from prefect.artifacts import create_image_artifact
+
+    main = report_dir / PLOTS[0]
+    if main.is_file():
+        create_image_artifact(
+            data_uri(main),
+            key=f"{key_prefix}-plot-pass-at-k",
+            description="pass@k before and after, from the report",
+        )
+    publish_markdown(f"{key_prefix}-plots", plots_md(report_dir), "the report's plots")
+
+
+class ProgressArtifact:
+    """A progress artifact (0–100) updated at most every `every` seconds, and at the end."""
+
+    def __init__(self, key: str, description: str, every: float = 2.0) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.id = create_progress_artifact(0.0, key=key, description=description)
+        self.every = every
+        self._last = 0.0
+
+    @staticmethod
+    def attach(artifact_id: Any, every: float = 2.0) -> ProgressArtifact:
+        """Updater for an artifact made elsewhere (a shard updating its flow's progress)."""
+        obj = ProgressArtifact.__new__(ProgressArtifact)
+        obj.id, obj.every, obj._last = artifact_id, every, 0.0
+        return obj
+
+    def update(self, fraction: float, force: bool = False) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        now = time.monotonic()
+        if not force and now - self._last < self.every:
+            return
+        self._last = now
+        update_progress_artifact(self.id, round(100.0 * min(max(fraction, 0.0), 1.0), 1))

@@ -1,0 +1,296 @@
+"""The pipelines: `bake` (the end-to-end loop for R rounds) and `sample-and-verify`.
+
+Each stage is a child flow run.
+
+Round r samples the train split from the current model, verifies, pairs (DPO), trains
+`NAME-rR` from the current model on its own verified samples, evaluates the current and
+the new model on the held-out split, and runs the promotion gate. A promoted model is
+the next round's current model; a refused one ends the bake (the next round would
+sample the same model again with the same seeds).
+
+Every stage resumes from the warehouse, so rerunning a bake that was killed redoes only
+what is missing: finished sampling shards are not scheduled, verified samples are not
+verified again, a round model that was registered is not trained again, and evals and
+promotion decisions are content-hashed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from rich.console import Console
+
+from flows import artifacts
+from flows.sample_flow import sample_flow
+from flows.stage_flows import (
+    eval_flow,
+    pairs_flow,
+    promote_flow,
+    report_flow,
+    train_flow,
+    verify_flow,
+)
+from flows.task_runners import make_task_runner
+from generators import model_store
+from trainers.training_job import TrainingError
+from warehouse.records import EvalRecord
+from warehouse.runs import recorded_run
+from warehouse.store import Warehouse
+
+REPORTS_DIR = "reports"
+
+
+def round_model(name: str, r: int) -> str:
+    return f"{name}-r{r}"
+
+
+def _trained(wh: Warehouse, name: str, parent: str) -> bool:
+    """Whether `name` was trained from `parent` already (a resumed bake skips training)."""
+    row = model_store.model_row(wh, name)
+    if row is None:
+        return False
+    parent_row = model_store.model_row(wh, parent)
+    if not row.trained or parent_row is None or row.parent_id != parent_row.model_id:
+        raise TrainingError(
+            f"a model named {name!r} exists but was not trained from {parent!r} by this bake; "
+            "pick another --name"
+        )
+    return True
+
+
+def bake_md(name: str, base: str, rounds: list[dict[str, Any]], final: str) -> str:
+    rows = [
+        (
+            r["round"],
+            r["from"],
+            r["sampled"],
+            f"{r['train_pass_rate']:.1%}",
+            r["examples"],
+            r["steps"],
+            r["loss"],
+            f"{r['parent_pass_at_1']:.3f}",
+            f"{r['model_pass_at_1']:.3f}",
+            r["decision"],
+        )
+        for r in rounds
+    ]
+    return (
+        f"## Bake {name}\n\nbase **{base}** → final **{final}** after {len(rounds)} round(s).\n\n"
+        + artifacts.md_table(
+            [
+                "round",
+                "sampled from",
+                "new samples",
+                "train pass rate",
+                "pairs/rows",
+                "steps",
+                "loss",
+                "parent pass@1",
+                "new pass@1",
+                "gate",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+
+@flow(name="bake")
+def bake_flow(
+    name: str = "baked",
+    model: str = "smollm2-135m",
+    suite: str = "seeds",
+    rounds: int = 1,
+    method: str = "rsft",
+    k: int = 8,
+    per_family: int | None = None,
+    limit: int | None = None,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    eval_n: int = 8,
+    eval_per_family: int | None = None,
+    learning_rate: float | None = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    batch_size: int = 8,
+    lora: bool = False,
+    beta: float = 0.1,
+    tolerance: float = 0.0,
+    max_family_drop: float = 0.05,
+    shard_prompts: int = 16,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+    backend: str = "transformers",
+    dtype: str = "bf16",
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Sample → verify → (pair) → train → evaluate → gate, for `rounds` rounds."""
+    if rounds < 1:
+        raise TrainingError(f"--rounds must be at least 1 (got {rounds})")
+    if method not in ("rsft", "dpo"):
+        raise TrainingError(f"unknown training method {method!r}; use rsft or dpo")
+    if eval_n < 1:
+        raise TrainingError(f"--eval-n must be at least 1 (got {eval_n})")
+    make_task_runner(runner, dask_address, dask_workers)
+    console = Console()
+    wh = Warehouse.open(Path(warehouse))
+    params = {"name": name, "model": model, "suite": suite, "rounds": rounds, "method": method}
+    with recorded_run(wh, "bake", params):
+        sampling = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+        }
+        ks = sorted({1, eval_n})
+        current = model
+        done: list[dict[str, Any]] = []
+        for r in range(1, rounds + 1):
+            out = round_model(name, r)
+            console.rule(f"[bold]bake {name}: round {r}/{rounds}, sampling from {current}")
+            sampled = sample_flow(
+                model=current,
+                suite=suite,
+                split="train",
+                k=k,
+                limit=limit,
+                per_family=per_family,
+                backend=backend,
+                dtype=dtype,
+                shard_prompts=shard_prompts,
+                runner=runner,
+                dask_address=dask_address,
+                dask_workers=dask_workers,
+                warehouse=warehouse,
+                **sampling,
+            )
+            verified = verify_flow(suite=suite, model=current, split="train", warehouse=warehouse)
+            counts = verified["per_family"]
+            n_verified = sum(v for c in counts.values() for key, v in c.items() if key != "_passed")
+            n_passed = sum(c.get("_passed", 0) for c in counts.values())
+            examples = None
+            if method == "dpo":
+                examples = pairs_flow(
+                    suite=suite, model=current, split="train", warehouse=warehouse
+                )["pairs"]
+            trained: dict[str, Any] = {}
+            if _trained(wh, out, current):
+                console.print(f"{out} is already trained from {current}; not training it again")
+            else:
+                trained = train_flow(
+                    method=method,
+                    base=current,
+                    out=out,
+                    suite=suite,
+                    samples_of=current,
+                    learning_rate=learning_rate,
+                    epochs=epochs,
+                    max_steps=max_steps,
+                    batch_size=batch_size,
+                    lora=lora,
+                    beta=beta,
+                    warehouse=warehouse,
+                )
+            evals = {}
+            for who in (current, out):
+                evals[who] = eval_flow(
+                    model=who,
+                    suite=suite,
+                    split="test",
+                    n=eval_n,
+                    ks=ks,
+                    per_family=eval_per_family,
+                    backend=backend,
+                    dtype=dtype,
+                    warehouse=warehouse,
+                    **sampling,
+                )
+            decision = promote_flow(
+                model=out,
+                parent=current,
+                suite=suite,
+                split="test",
+                n=eval_n,
+                tolerance=tolerance,
+                max_family_drop=max_family_drop,
+                warehouse=warehouse,
+                **sampling,
+            )
+            nums = decision["numbers"]
+            done.append(
+                {
+                    "round": r,
+                    "from": current,
+                    "model": out,
+                    "sampled": sampled["written"],
+                    "train_pass_rate": n_passed / n_verified if n_verified else 0.0,
+                    "examples": examples if examples is not None else trained.get("rows", "-"),
+                    "steps": trained.get("steps", "-"),
+                    "loss": (
+                        f"{trained['loss_first']:.3f} → {trained['loss_last']:.3f}"
+                        if trained.get("loss_first") is not None
+                        else "-"
+                    ),
+                    "parent_pass_at_1": nums["parent_pass_at_1"],
+                    "model_pass_at_1": nums["model_pass_at_1"],
+                    "decision": "promoted" if decision["promoted"] else "refused",
+                    "reasons": decision["reasons"],
+                }
+            )
+            if not decision["promoted"]:
+                console.print(f"[bold red]{out} refused[/]: the bake stops at round {r}")
+                break
+            current = out
+        report = report_flow(
+            out=str(Path(warehouse) / REPORTS_DIR / name),
+            base=model,
+            model=done[-1]["model"],
+            suite=suite,
+            split="test",
+            warehouse=warehouse,
+        )
+        artifacts.publish_markdown("bake-summary", bake_md(name, model, done, current))
+        rows = [
+            row
+            for who, records in evals.items()
+            for row in artifacts.eval_rows(who, [EvalRecord(**x) for x in records])
+        ]
+        artifacts.publish_table("bake-pass-at-k", rows, "per-family pass@k, last round")
+        artifacts.publish_plots(Path(report).parent, key_prefix="bake")
+        console.print(f"bake {name}: final model [bold]{current}[/]; report {report}")
+        return {"name": name, "base": model, "final": current, "rounds": done, "report": report}
+
+
+@flow(name="sample-and-verify")
+def sample_verify_flow(
+    model: str = "smollm2-135m",
+    suite: str = "seeds",
+    split: str | None = "train",
+    k: int = 8,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    shard_prompts: int = 16,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Sample the prompts that lack samples (new ones, after a `prompts load`) and verify."""
+    sampled = sample_flow(
+        model=model,
+        suite=suite,
+        split=split,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        shard_prompts=shard_prompts,
+        warehouse=warehouse,
+    )
+    verified = verify_flow(suite=suite, model=model, split=split, warehouse=warehouse)
+    return {"sampled": sampled["written"], "verified": verified["written"]}

@@ -1,0 +1,64 @@
+"""How a command runs its flow: Prefect console logs quieted, the run named, errors raised.
+
+Every stage command is a flow run, so it shows up in the Prefect UI with its parameters,
+task runs, logs and artifacts. Without `PREFECT_API_URL` Prefect starts a temporary local
+server for the process; with it (after `prefect server start`) the run lands on that
+server. The command's own rich output is the console view; Prefect's log lines still go
+to the API, so the UI keeps them, but they stay off the terminal unless
+`DISTILLERY_PREFECT_LOGS=1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+LOGS_ENV = "DISTILLERY_PREFECT_LOGS"
+
+
+def prepare_environment() -> None:
+    """Settings read when Prefect is first imported; a user's own values win."""
+    # The machines distillery runs on often have no route out; telemetry would only log errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _quiet_console_logs() -> None:
+    if os.environ.get(LOGS_ENV) == "1":
+        return
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in logging.root.manager.loggerDict),
+    ]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler):
+                # Above CRITICAL: failures are reported once, as the command's error line.
+                handler.setLevel(logging.CRITICAL + 1)
+
+
+def ui_url(flow_run_id: Any) -> str | None:
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base}/runs/flow-run/{flow_run_id}" if base else None
+
+
+def run_flow(flow_fn: Callable[..., Any], console: Console | None = None, **params: Any) -> Any:
+    """Call `flow_fn(**params)` as a flow run; return its result or raise its exception."""
+    prepare_environment()
+    _quiet_console_logs()
+    state = flow_fn(**params, return_state=True)
+    if console is not None and os.environ.get("PREFECT_API_URL"):
+        link = ui_url(state.state_details.flow_run_id)
+        if link:
+            console.print(f"[dim]flow run: {link}[/]", highlight=False, soft_wrap=True)
+    return state.result()

@@ -1,0 +1,333 @@
+"""The sample flow: prompts with work left are cut into shards; each shard is a retried task.
+
+A shard carries prompt ids, the job's plain parameters and the run id, never samples:
+it reads its prompts from the warehouse and writes its samples there. Sample ids are
+content hashes and the plan only asks for (prompt, index) pairs the warehouse lacks, so a
+retried or rerun shard never writes a sample twice, and prompts that are complete are
+not scheduled at all: the warehouse is the cache, so the tasks use no Prefect cache.
+
+Shards run on a task runner (threads by default; `prefect-dask` for a Dask cluster,
+see `task_runners.py`) or, with `shard_deployment`, as flow runs of a `sample-shard`
+deployment that the workers of a Prefect work pool pick up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from rich.console import Console
+
+from flows.artifacts import ProgressArtifact, publish_markdown, sample_md
+from flows.sample_job import SampleJob, open_backend, print_summary, resolve_model
+from flows.task_runners import make_task_runner
+from generators import model_store
+from generators.base import Backend, ProgressFn, SamplingError
+from generators.model_registry import ResolvedModel
+from generators.sampling import (
+    SampleSummary,
+    plan,
+    prompts_by_id,
+    run_sampling,
+    select_prompts,
+    shard,
+)
+from warehouse.runs import recorded_run
+from warehouse.store import Warehouse
+from warehouse.writer_parquet import rows_in_run
+
+MAX_SHARDS = 256  # a run stays a few hundred tasks at most, whatever the prompt count
+
+# One open backend per (model, backend settings) per process: shards that land in the
+# same process share loaded weights, and the lock keeps them from decoding at once.
+_BACKENDS: dict[tuple[Any, ...], tuple[ResolvedModel, Backend, threading.Lock]] = {}
+_BACKENDS_LOCK = threading.Lock()
+# The command's rich bar, when a shard runs in the process that shows it.
+_CONSOLE_PROGRESS: dict[str, ProgressFn] = {}
+
+
+def _close_backends() -> None:
+    for _, backend, _ in _BACKENDS.values():
+        backend.close()
+    _BACKENDS.clear()
+
+
+atexit.register(_close_backends)
+
+
+def _backend(wh: Warehouse, job: SampleJob) -> tuple[ResolvedModel, Backend, threading.Lock]:
+    key = (
+        str(wh.root.resolve()),
+        job.model,
+        job.backend,
+        job.base_url,
+        job.served_model,
+        job.dtype,
+        job.batch_rows,
+        job.concurrency,
+    )
+    with _BACKENDS_LOCK:
+        if key not in _BACKENDS:
+            model, backend = open_backend(
+                wh,
+                Console(quiet=True),
+                job.model,
+                job.backend,
+                job.base_url,
+                job.served_model,
+                job.dtype,
+                job.batch_rows,
+                job.concurrency,
+            )
+            _BACKENDS[key] = (model, backend, threading.Lock())
+        return _BACKENDS[key]
+
+
+def sample_shard_work(
+    warehouse: str,
+    job: dict[str, Any],
+    prompt_ids: list[str],
+    run_id: str,
+    progress_id: str | None = None,
+    total: int = 0,
+) -> dict[str, int]:
+    """Sample one shard's prompts into the warehouse; returns written and tokens."""
+    spec = SampleJob(**job)
+    wh = Warehouse(Path(warehouse))
+    prompts = prompts_by_id(wh, prompt_ids)
+    model, backend, lock = _backend(wh, spec)
+    bar = _CONSOLE_PROGRESS.get(run_id)
+    artifact = ProgressArtifact.attach(progress_id) if progress_id else None
+
+    def progress(samples: int, tokens: int) -> None:
+        if bar is not None:
+            bar(samples, tokens)
+        if artifact is not None and total:
+            artifact.update(rows_in_run(wh.root, "samples", run_id) / total)
+
+    with lock:
+        summary = run_sampling(wh, backend, model, prompts, spec.params, run_id, progress)
+    return {"written": summary.written, "tokens": summary.tokens}
+
+
+@task(name="sample-shard", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def sample_shard(
+    warehouse: str,
+    job: dict[str, Any],
+    prompt_ids: list[str],
+    run_id: str,
+    progress_id: str | None = None,
+    total: int = 0,
+) -> dict[str, int]:
+    return sample_shard_work(warehouse, job, prompt_ids, run_id, progress_id, total)
+
+
+@flow(name="sample-shard", retries=2, retry_delay_seconds=5, log_prints=True)
+def sample_shard_flow(
+    warehouse: str,
+    job: dict[str, Any],
+    prompt_ids: list[str],
+    run_id: str,
+    progress_id: str | None = None,
+    total: int = 0,
+) -> dict[str, int]:
+    """One shard as its own flow run, for work-pool workers (see `shard_deployment`)."""
+    return sample_shard_work(warehouse, job, prompt_ids, run_id, progress_id, total)
+
+
+def _run_on_deployment(
+    deployment: str,
+    shards: list[list[str]],
+    common: dict[str, Any],
+    progress: ProgressArtifact,
+    total: int,
+    root: Path,
+    run_id: str,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = [
+        run_deployment(deployment, parameters={**common, "prompt_ids": ids}, timeout=0)
+        for ids in shards
+    ]
+    pending = {r.id for r in runs}
+    failed: list[str] = []
+    with get_client(sync_client=True) as client:
+        while pending:
+            for run in list(pending):
+                state = client.read_flow_run(run).state
+                if state is not None and state.is_final():
+                    pending.discard(run)
+                    if not state.is_completed():
+                        failed.append(f"{run} ({state.name})")
+            if total:
+                progress.update(rows_in_run(root, "samples", run_id) / total)
+            if pending:
+                time.sleep(1.0)
+    if failed:
+        raise SamplingError(
+            f"{len(failed)} shard flow run(s) did not complete (first: {failed[0]}); "
+            "rerun the same command to sample what is missing"
+        )
+
+
+def _summary(
+    wh: Warehouse, run_id: str, prompts: int, k: int, already: int, seconds: float
+) -> SampleSummary:
+    rows = wh.query(
+        "SELECT p.family, count(*), sum(s.completion_tokens) FROM samples s "
+        "JOIN prompts p USING (prompt_id) WHERE s.run_id = ? GROUP BY 1",
+        [run_id],
+    )
+    return SampleSummary(
+        prompts=prompts,
+        requested=prompts * k,
+        already=already,
+        written=sum(n for _, n, _ in rows),
+        tokens=int(sum(t or 0 for _, _, t in rows)),
+        seconds=seconds,
+        per_family={fam: n for fam, n, _ in rows},
+    )
+
+
+def run_sample_stage(
+    job: SampleJob,
+    root: Path,
+    console: Console,
+    shard_prompts: int = 16,
+    shard_deployment: str | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+) -> SampleSummary:
+    """Validate, plan, fan the shards out, wait, summarise (inside a flow run)."""
+    from flows.progress import sampling_bar
+
+    params = job.validate()
+    make_task_runner(runner, dask_address, dask_workers)  # fail fast on a bad runner
+    if shard_prompts < 1:
+        raise SamplingError(f"--shard-prompts must be at least 1 (got {shard_prompts})")
+    wh = Warehouse.open(root)
+    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+    model = resolve_model(wh, console, job.model, job.backend, job.base_url)
+    started = time.perf_counter()
+    run_params = {
+        **asdict(job),
+        "shard_prompts": shard_prompts,
+        "shard_deployment": shard_deployment,
+    }
+    with recorded_run(wh, "sample", run_params) as run_id:
+        model_store.register(wh, model, run_id)
+        requests, already = plan(wh, prompts, model.model_id, params)
+        total = sum(len(r.indices) for r in requests)
+        shards = shard([r.prompt_id for r in requests], shard_prompts, MAX_SHARDS)
+        progress = ProgressArtifact("sample-progress", f"sampling {model.name}: {total} samples")
+        common = {
+            "warehouse": str(wh.root),
+            "job": asdict(job),
+            "run_id": run_id,
+            "progress_id": str(progress.id),
+            "total": total,
+        }
+        with sampling_bar(console, f"sampling {model.name}") as (set_total, advance):
+            set_total(total)
+            _CONSOLE_PROGRESS[run_id] = advance
+            try:
+                if shard_deployment:
+                    _run_on_deployment(
+                        shard_deployment, shards, common, progress, total, wh.root, run_id
+                    )
+                elif shards:
+                    with make_task_runner(runner, dask_address, dask_workers) as task_runner:
+                        futures = [
+                            task_runner.submit(sample_shard, {**common, "prompt_ids": ids})
+                            for ids in shards
+                        ]
+                        for future in as_completed(futures):
+                            future.result()
+                            progress.update(rows_in_run(wh.root, "samples", run_id) / total)
+            finally:
+                _CONSOLE_PROGRESS.pop(run_id, None)
+        progress.update(1.0, force=True)
+    summary = _summary(wh, run_id, len(prompts), job.k, already, time.perf_counter() - started)
+    print_summary(console, job, summary)
+    publish_markdown(
+        "sample-summary",
+        sample_md(
+            model.name,
+            job.k,
+            summary.prompts,
+            summary.already,
+            summary.written,
+            summary.tokens,
+            summary.seconds,
+            summary.per_family,
+            len(shards),
+        ),
+    )
+    return summary
+
+
+@flow(name="sample")
+def sample_flow(
+    model: str = "smollm2-135m",
+    suite: str = "seeds",
+    split: str | None = "train",
+    k: int = 16,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    limit: int | None = None,
+    per_family: int | None = None,
+    backend: str = "transformers",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    dtype: str = "bf16",
+    batch_rows: int | None = None,
+    concurrency: int = 8,
+    shard_prompts: int = 16,
+    shard_deployment: str | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Sample k completions per prompt into the warehouse; rerun to resume."""
+    job = SampleJob(
+        model=model,
+        suite=suite,
+        split=split,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        backend=backend,
+        base_url=base_url,
+        served_model=served_model,
+        dtype=dtype,
+        batch_rows=batch_rows,
+        concurrency=concurrency,
+    )
+    summary = run_sample_stage(
+        job,
+        Path(warehouse),
+        Console(),
+        shard_prompts,
+        shard_deployment,
+        runner,
+        dask_address,
+        dask_workers,
+    )
+    return asdict(summary)

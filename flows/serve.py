@@ -1,0 +1,81 @@
+"""`distillery serve`: every flow as a deployment of one long-running process, two on a schedule.
+
+Scheduled: `sample-and-verify/nightly` (samples whatever prompts still lack samples, then
+verifies) and `bake/weekly`. Every other flow is served unscheduled, so it can be run
+from the UI's form. For deployments that run on a work pool's workers instead of in this
+process, see `prefect.yaml` at the repository root (`prefect deploy --all`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TAGS = ["distillery"]
+ON_DEMAND = "on-demand"
+
+
+def deployments(
+    nightly: str, weekly: str, model: str, suite: str, warehouse: str, paused: bool = False
+) -> list[Any]:
+    from flows.bake_flow import bake_flow, sample_verify_flow
+    from flows.sample_flow import sample_flow, sample_shard_flow
+    from flows.stage_flows import (
+        eval_flow,
+        pairs_flow,
+        promote_flow,
+        prompts_flow,
+        report_flow,
+        train_flow,
+        verify_flow,
+    )
+
+    # Served flows run in this process, whose working directory may differ from the
+    # caller's: the warehouse is always absolute.
+    root = str(Path(warehouse).resolve())
+    common = {"warehouse": root}
+    scheduled = [
+        sample_verify_flow.to_deployment(
+            "nightly",
+            cron=nightly,
+            paused=paused,
+            tags=TAGS,
+            parameters={**common, "model": model, "suite": suite},
+            description="Sample prompts that lack samples, then verify them.",
+        ),
+        bake_flow.to_deployment(
+            "weekly",
+            cron=weekly,
+            paused=paused,
+            tags=TAGS,
+            parameters={**common, "model": model, "suite": suite, "name": f"{model}-weekly"},
+            description="Sample, verify, train, evaluate and gate one round.",
+        ),
+    ]
+    stages = [
+        prompts_flow,
+        sample_flow,
+        verify_flow,
+        pairs_flow,
+        train_flow,
+        eval_flow,
+        promote_flow,
+        report_flow,
+        bake_flow,
+        sample_shard_flow,
+    ]
+    on_demand = [
+        f.to_deployment(ON_DEMAND, tags=TAGS, parameters=common)
+        if f is not sample_shard_flow
+        else f.to_deployment(ON_DEMAND, tags=TAGS)
+        for f in stages
+    ]
+    return scheduled + on_demand
+
+
+def serve_deployments(
+    nightly: str, weekly: str, model: str, suite: str, warehouse: str, paused: bool = False
+) -> None:
+    from prefect import serve
+
+    serve(*deployments(nightly, weekly, model, suite, warehouse, paused))

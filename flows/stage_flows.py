@@ -1,0 +1,296 @@
+"""One Prefect flow per stage: load prompts, verify, pair, train, evaluate, promote, report.
+
+Each flow has plain typed parameters (the UI shows them as a form), calls the stage's
+plain function, leaves its summary as artifacts, and returns a small JSON-able dict.
+Verification, training and evaluation are one task each: they parallelise inside
+(sandbox workers, the trainer, batched decoding), and a rerun skips what the warehouse
+already holds. Sampling is sharded; see `sample_flow.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from rich.console import Console
+
+from flows import artifacts
+
+
+@flow(name="prompts-load")
+def prompts_flow(
+    source: str = "seeds", suite: str | None = None, warehouse: str = "warehouse-data"
+) -> dict[str, Any]:
+    """Load a suite (seeds | humaneval | FILE.jsonl | FILE.parquet) into the warehouse."""
+    from flows.prompts_job import prompts_job
+
+    loaded = prompts_job(source, suite, Path(warehouse), Console())
+    artifacts.publish_markdown(
+        "prompts-summary",
+        f"## Suite {loaded.suite}\n\n{loaded.new} new prompts, "
+        f"{loaded.total - loaded.new} already loaded.\n\n"
+        + artifacts.md_table(
+            ["family", "train", "test"],
+            ((f, c["train"], c["test"]) for f, c in loaded.per_family_split.items()),
+        ),
+    )
+    return asdict(loaded)
+
+
+@flow(name="verify")
+def verify_flow(
+    suite: str | None = None,
+    model: str | None = None,
+    split: str | None = None,
+    workers: int | None = None,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Verify samples that have no verdict for their verifier's current version."""
+    from flows.verify_job import VerifyJob, verify_job
+
+    s = verify_job(VerifyJob(suite, model, split, workers), Path(warehouse), Console())
+    per_family = {f: dict(c) for f, c in s.per_family.items()}
+    artifacts.publish_markdown(
+        "verify-summary",
+        artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, per_family),
+    )
+    artifacts.publish_table(
+        "verify-families",
+        artifacts.verify_rows(per_family),
+        "pass rate and reason counts per family",
+    )
+    return {
+        "selected": s.selected,
+        "already": s.already,
+        "written": s.written,
+        "faults": s.faults,
+        "per_family": per_family,
+    }
+
+
+@flow(name="pairs")
+def pairs_flow(
+    strategy: str = "pass-fail",
+    max_per_prompt: int = 4,
+    min_margin: float = 0.0,
+    suite: str | None = None,
+    model: str | None = None,
+    split: str | None = "train",
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Build chosen/rejected pairs from verified samples."""
+    from filters.pairs import PairConfig
+    from filters.verification import VerifyError
+    from flows.pairs_job import pairs_job
+
+    try:
+        config = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise VerifyError(str(exc)) from None
+    report, new = pairs_job(config, Path(warehouse), Console(), suite, model, split)
+    artifacts.publish_markdown(
+        "pairs-summary",
+        artifacts.pairs_md(
+            report.prompts,
+            len(report.pairs),
+            new,
+            report.all_pass,
+            report.all_fail,
+            report.no_contrast,
+        ),
+    )
+    return {"prompts": report.prompts, "pairs": len(report.pairs), "new": new}
+
+
+@flow(name="train")
+def train_flow(
+    method: str = "rsft",
+    base: str = "smollm2-135m",
+    out: str = "rsft-model",
+    suite: str | None = None,
+    samples_of: str | None = None,
+    mode: str = "all",
+    per_prompt: int = 4,
+    per_family: int | None = None,
+    strategy: str = "pass-fail",
+    max_per_prompt: int = 4,
+    min_margin: float = 0.0,
+    beta: float = 0.1,
+    loss: str = "sigmoid",
+    lora: bool = False,
+    learning_rate: float | None = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    batch_size: int = 8,
+    max_length: int = 512,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """RSFT (TRL SFTTrainer) on verified samples or DPO (TRL DPOTrainer) on pairs."""
+    from flows.train_job import build_training, train_job
+
+    job, config, launcher = build_training(
+        method,
+        base,
+        out,
+        suite,
+        samples_of,
+        mode=mode,
+        per_prompt=per_prompt,
+        per_family=per_family,
+        strategy=strategy,
+        max_per_prompt=max_per_prompt,
+        min_margin=min_margin,
+        beta=beta,
+        loss=loss,
+        lora=lora,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+    )
+    outcome = train_job(job, config, launcher, Path(warehouse), Console())
+    r = outcome.result
+    assert r is not None  # train_job raises on a failed job
+    artifacts.publish_markdown(
+        "training-summary",
+        artifacts.training_md(
+            job.kind,
+            job.out,
+            outcome.rows,
+            r.steps,
+            r.seconds,
+            r.tokens_per_s,
+            r.loss_curve,
+            outcome.model_id or "",
+            outcome.job_id,
+        ),
+    )
+    return {
+        "job_id": outcome.job_id,
+        "model_id": outcome.model_id,
+        "rows": outcome.rows,
+        "steps": r.steps,
+        "seconds": r.seconds,
+        "loss_first": r.loss_curve[0][1] if r.loss_curve else None,
+        "loss_last": r.loss_curve[-1][1] if r.loss_curve else None,
+    }
+
+
+@flow(name="eval")
+def eval_flow(
+    model: str = "smollm2-135m",
+    suite: str = "seeds",
+    split: str = "test",
+    n: int = 16,
+    ks: list[int] | None = None,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    limit: int | None = None,
+    per_family: int | None = None,
+    strategies: list[str] | None = None,
+    budget: int = 8,
+    retries: int = 2,
+    backend: str = "transformers",
+    dtype: str = "bf16",
+    workers: int | None = None,
+    warehouse: str = "warehouse-data",
+) -> list[dict[str, Any]]:
+    """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
+    from flows.eval_job import EvalJob, eval_job
+
+    job = EvalJob(
+        model=model,
+        suite=suite,
+        split=split,
+        n=n,
+        ks=tuple(ks or (1, 4, 16)),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        strategies=tuple(strategies or ()),
+        budget=budget,
+        retries=retries,
+        backend=backend,
+        dtype=dtype,
+        workers=workers,
+    )
+    records = eval_job(job, Path(warehouse), Console())
+    artifacts.publish_markdown("eval-summary", artifacts.eval_md(model, records))
+    artifacts.publish_table(
+        "eval-pass-at-k",
+        artifacts.eval_rows(model, records),
+        f"per-family pass@k of {model} on {suite}/{split}",
+    )
+    return [asdict(r) for r in records]
+
+
+@flow(name="promote")
+def promote_flow(
+    model: str,
+    parent: str | None = None,
+    suite: str = "seeds",
+    split: str = "test",
+    n: int = 16,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    tolerance: float = 0.0,
+    max_family_drop: float = 0.05,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """The promotion gate on held-out evals; the decision goes to `promotions`."""
+    from flows.eval_job import params_identity
+    from generators.base import SamplingParams
+    from trainers.promotion import GateConfig, PromotionError, gate
+    from warehouse.runs import recorded_run
+    from warehouse.store import Warehouse
+
+    try:
+        config = GateConfig(tolerance, max_family_drop)
+    except ValueError as exc:
+        raise PromotionError(str(exc)) from None
+    params = params_identity(SamplingParams(n, temperature, top_p, max_new_tokens, seed))
+    wh = Warehouse.open(Path(warehouse))
+    with recorded_run(wh, "promote", {"model": model, "parent": parent}) as run_id:
+        decision, record = gate(wh, model, suite, split, n, params, config, run_id, parent)
+    artifacts.publish_markdown(
+        "promotion-decision",
+        artifacts.promotion_md(model, decision.promoted, decision.numbers, decision.reasons),
+    )
+    return {
+        "promoted": decision.promoted,
+        "reasons": list(decision.reasons),
+        "numbers": json.loads(record.numbers),
+        "promotion_id": record.promotion_id,
+    }
+
+
+@flow(name="report")
+def report_flow(
+    out: str = "report",
+    base: str | None = None,
+    model: str | None = None,
+    suite: str = "seeds",
+    split: str = "test",
+    warehouse: str = "warehouse-data",
+) -> str:
+    """report.md with PNG plots; the plots also go to the UI as artifacts."""
+    from warehouse.report import write_report
+    from warehouse.store import Warehouse
+
+    path = write_report(
+        Warehouse.open_existing(Path(warehouse)), Path(out), suite, split, base, model
+    )
+    artifacts.publish_plots(path.parent)
+    artifacts.publish_markdown("report", path.read_text(encoding="utf-8"), f"report.md ({path})")
+    return str(path)
