@@ -38,12 +38,14 @@ def sample_md(
     seconds: float,
     per_family: dict[str, int],
     shards: int,
+    processes: int | None = None,
 ) -> str:
     rate = tokens / seconds if seconds > 0 else 0.0
+    where = f" in {processes} process(es)" if processes else ""
     text = (
         f"## Sampling {model}\n\n"
         f"{prompts} prompts × k={k} = **{prompts * k}** samples: {already} already in the "
-        f"warehouse, **{written}** written by {shards} shard(s); {tokens} tokens in "
+        f"warehouse, **{written}** written by {shards} shard(s){where}; {tokens} tokens in "
         f"{seconds:.1f}s ({rate:.0f} tok/s).\n\n"
     )
     if per_family:

@@ -57,6 +57,14 @@ DaskAddressOpt = Annotated[
     str | None,
     typer.Option("--dask-address", help="Join this Dask scheduler instead of a local cluster."),
 ]
+ShardDeploymentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard-deployment",
+        help="Run sampling shards as flow runs of this deployment (e.g. sample-shard/pool) "
+        "on a work pool's workers.",
+    ),
+]
 DaskWorkersOpt = Annotated[
     int, typer.Option("--dask-workers", help="Processes of the local Dask cluster.")
 ]
@@ -199,14 +207,7 @@ def sample(
     shard_prompts: Annotated[
         int, typer.Option("--shard-prompts", help="Prompts per shard (one task each).")
     ] = 16,
-    shard_deployment: Annotated[
-        str | None,
-        typer.Option(
-            "--shard-deployment",
-            help="Run shards as flow runs of this deployment (e.g. sample-shard/pool) on a "
-            "work pool's workers.",
-        ),
-    ] = None,
+    shard_deployment: ShardDeploymentOpt = None,
     runner: RunnerOpt = "threads",
     dask_address: DaskAddressOpt = None,
     dask_workers: DaskWorkersOpt = 2,
@@ -557,6 +558,7 @@ def bake(
     tolerance: float = 0.0,
     max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.05,
     shard_prompts: Annotated[int, typer.Option("--shard-prompts")] = 16,
+    shard_deployment: ShardDeploymentOpt = None,
     runner: RunnerOpt = "threads",
     dask_address: DaskAddressOpt = None,
     dask_workers: DaskWorkersOpt = 2,
@@ -574,7 +576,8 @@ def bake(
         eval_per_family=eval_per_family, learning_rate=learning_rate, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lora=lora, beta=beta,
         tolerance=tolerance, max_family_drop=max_family_drop, shard_prompts=shard_prompts,
-        runner=runner, dask_address=dask_address, dask_workers=dask_workers, dtype=dtype,
+        shard_deployment=shard_deployment, runner=runner, dask_address=dask_address,
+        dask_workers=dask_workers, dtype=dtype,
         warehouse=str(warehouse),
     )
     table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")

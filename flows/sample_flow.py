@@ -14,6 +14,7 @@ deployment that the workers of a Prefect work pool pick up.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 from dataclasses import asdict
@@ -114,7 +115,8 @@ def sample_shard_work(
 
     with lock:
         summary = run_sampling(wh, backend, model, prompts, spec.params, run_id, progress)
-    return {"written": summary.written, "tokens": summary.tokens}
+    # The pid tells the flow how many processes its shards ran in (threads: one; Dask: many).
+    return {"written": summary.written, "tokens": summary.tokens, "pid": os.getpid()}
 
 
 @task(name="sample-shard", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -237,6 +239,7 @@ def run_sample_stage(
             "progress_id": str(progress.id),
             "total": total,
         }
+        processes: set[int] = set()
         with sampling_bar(console, f"sampling {model.name}") as (set_total, advance):
             set_total(total)
             _CONSOLE_PROGRESS[run_id] = advance
@@ -252,7 +255,7 @@ def run_sample_stage(
                             for ids in shards
                         ]
                         for future in as_completed(futures):
-                            future.result()
+                            processes.add(future.result()["pid"])
                             progress.update(rows_in_run(wh.root, "samples", run_id) / total)
             finally:
                 _CONSOLE_PROGRESS.pop(run_id, None)
@@ -271,6 +274,7 @@ def run_sample_stage(
             summary.seconds,
             summary.per_family,
             len(shards),
+            len(processes) or None,
         ),
     )
     return summary

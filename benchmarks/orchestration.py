@@ -1,0 +1,634 @@
+"""Prefect's orchestration overhead: a small bake through Prefect vs the same steps as plain calls.
+
+In one process, against one real `prefect server start` (SQLite, temporary PREFECT_HOME):
+  prefect  `flows.bake_flow.bake_flow` through `flows.runtime.run_flow`, as `distillery bake`
+           runs it: a flow run per stage, sampling sharded into thread-pool tasks, artifacts,
+           logs and events sent to the API (drained before the clock stops)
+  plain    `plain_bake` below: the same stage functions in the same order, no Prefect call,
+           sampling every selected prompt in one `run_sampling` (no shards)
+Both start from a fresh warehouse holding the same generated `vowels` suite (a regex
+verifier: a vowel anywhere), so they do identical work; the script asserts equal row counts.
+Repeats alternate which path goes first so drift on a shared machine cancels; each path gets
+one untimed warm-up on a tiny config first (imports, first model load, Prefect client).
+Overhead = (median prefect − median plain) / median plain; the goal is ≤ 10 %. Usage:
+
+    .venv/bin/python benchmarks/orchestration.py [--rounds 1] [--k 8] [--repeats 3] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SUITE = "vowels"
+SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
+STAGES = ("sample", "verify", "pairs", "train", "eval", "promote", "report")
+# Tables both paths must fill identically for the comparison to be fair.
+COUNTED = ("samples", "verdicts", "evals", "promotions", "training_jobs", "models", "runs")
+GOAL_PCT = 10.0
+# The bake_flow globals that are stage flows; wrapped (not changed) to time each stage.
+STAGE_FLOWS = {
+    "sample_flow": "sample",
+    "verify_flow": "verify",
+    "pairs_flow": "pairs",
+    "train_flow": "train",
+    "eval_flow": "eval",
+    "promote_flow": "promote",
+    "report_flow": "report",
+}
+
+
+@dataclass(frozen=True)
+class BakeConfig:
+    model: str
+    rounds: int
+    k: int
+    eval_n: int
+    max_new_tokens: int
+    max_steps: int
+    name: str = "bench"
+    learning_rate: float = 1e-3
+    tolerance: float = 1.0  # always promote: every round does the same work on both paths
+    max_family_drop: float = 1.0
+    shard_prompts: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int = 0
+    dtype: str = "bf16"
+
+
+@dataclass
+class RunResult:
+    path: str
+    repeat: int
+    seconds: float
+    stages: dict[str, float]
+    counts: dict[str, int]
+    passed: int
+    final: str
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ the Prefect server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_prefect_server(home: Path, port: int, timeout: float = 180) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1:port with its database under `home`.
+
+    The same as tests/conftest.py's, copied so the benchmark does not import pytest.
+    """
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    cmd = [sys.executable, "-m", "prefect", "server", "start"]
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"prefect server did not answer within {timeout}s")
+
+
+def stop_prefect_server(proc: subprocess.Popen, home: Path) -> None:
+    # Only the server's own process group (start_new_session), by its id.
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def serve_prefect() -> float:
+    """Start the server and point this process at it; returns the start-up seconds.
+
+    Must run before anything imports Prefect: its settings are read on first import.
+    """
+    home = Path(tempfile.mkdtemp(prefix="distillery-bench-prefect-"))
+    started = time.perf_counter()
+    proc = start_prefect_server(home, port := free_port())
+    # Registered before Prefect is imported, so it runs after Prefect's own exit hooks
+    # (atexit is last-in, first-out) and their last log/event sends still find a server.
+    atexit.register(stop_prefect_server, proc, home)
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["DO_NOT_TRACK"] = "1"
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------ suite and warehouse
+
+
+def write_suite(directory: Path, train: int, test: int) -> Path:
+    """A vowels-style JSONL suite; the file's stem is the suite's name."""
+    rows = [
+        {
+            "prompt": f"{'say something' if split == 'train' else 'held-out'} {i}",
+            "family": "alpha" if i % 2 else "beta",
+            "split": split,
+            "verifier": SPEC,
+        }
+        for split, n in (("train", train), ("test", test))
+        for i in range(n)
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{SUITE}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def fresh_warehouse(root: Path, suite_file: Path, console: Console) -> Path:
+    """A new warehouse with the suite loaded (outside the timed region)."""
+    from flows.prompts_job import prompts_job
+
+    if root.exists():
+        shutil.rmtree(root)
+    loaded = prompts_job(str(suite_file), None, root, console)
+    assert loaded.suite == SUITE, loaded.suite
+    return root
+
+
+def warehouse_counts(root: Path) -> tuple[dict[str, int], int]:
+    """Rows per counted table, and how many verdicts passed (a check, not asserted)."""
+    from warehouse.store import Warehouse
+
+    wh = Warehouse.open_existing(root)
+    counts = {t: int(wh.query(f"SELECT count(*) FROM {t}")[0][0]) for t in COUNTED}
+    passed = int(wh.query("SELECT count(*) FROM verdicts WHERE passed")[0][0])
+    return counts, passed
+
+
+# ------------------------------------------------------------------ timing helpers
+
+
+class Stopwatch:
+    """Seconds per stage name, summed over rounds (eval runs twice a round)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.stage(name):
+                return fn(*args, **kwargs)
+
+        return timed
+
+
+@contextlib.contextmanager
+def patched(module: Any, attr: str, value: Any) -> Iterator[None]:
+    """Swap a module global for the duration (the flows look their globals up per call)."""
+    old = getattr(module, attr)
+    setattr(module, attr, value)
+    try:
+        yield
+    finally:
+        setattr(module, attr, old)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    # The flows print through their own Console(), which writes to whatever sys.stdout is
+    # at print time; both paths send their rich output to /dev/null this way.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+# ------------------------------------------------------------------ the two paths
+
+
+def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatch) -> str:
+    """bake_flow's steps as plain calls in this process; returns the final model's name."""
+    from flows.eval_job import EvalJob, eval_job, params_identity
+    from flows.progress import sampling_bar
+    from flows.sample_job import SampleJob, open_backend, print_summary
+    from flows.train_job import build_training, train_job
+    from flows.verify_job import VerifyJob, verify_job
+    from generators import model_store
+    from generators.base import SamplingParams
+    from generators.sampling import run_sampling, select_prompts
+    from trainers.promotion import GateConfig, gate
+    from warehouse.report import write_report
+    from warehouse.runs import recorded_run
+    from warehouse.store import Warehouse
+
+    c = config
+    wh = Warehouse.open(root)
+    bake_params = {
+        "name": c.name,
+        "model": c.model,
+        "suite": SUITE,
+        "rounds": c.rounds,
+        "method": "rsft",
+    }
+    ks = tuple(sorted({1, c.eval_n}))
+    current = c.model
+    last = c.model
+    with recorded_run(wh, "bake", bake_params):
+        for r in range(1, c.rounds + 1):
+            out = f"{c.name}-r{r}"
+            with watch.stage("sample"):
+                job = SampleJob(
+                    model=current,
+                    suite=SUITE,
+                    split="train",
+                    k=c.k,
+                    temperature=c.temperature,
+                    top_p=c.top_p,
+                    max_new_tokens=c.max_new_tokens,
+                    seed=c.seed,
+                    dtype=c.dtype,
+                )
+                params = job.validate()
+                prompts = select_prompts(wh, SUITE, "train")
+                model, backend = open_backend(wh, console, current, job.backend, dtype=c.dtype)
+                # The same run parameters the sample flow records, shards aside.
+                run_params = {**asdict(job), "shard_prompts": None, "shard_deployment": None}
+                try:
+                    with (
+                        recorded_run(wh, "sample", run_params) as run_id,
+                        sampling_bar(console, f"sampling {model.name}") as (set_total, advance),
+                    ):
+                        model_store.register(wh, model, run_id)
+                        summary = run_sampling(
+                            wh, backend, model, prompts, params, run_id, advance, set_total
+                        )
+                finally:
+                    backend.close()
+                print_summary(console, job, summary)
+            with watch.stage("verify"):
+                verify_job(VerifyJob(SUITE, current, "train"), root, console)
+            # bake_flow's resume check (_trained) runs outside its train stage, too.
+            if model_store.model_row(wh, out) is not None:
+                raise RuntimeError(f"{out} exists in a warehouse that should be fresh")
+            with watch.stage("train"):
+                job_, train_config, launcher = build_training(
+                    "rsft",
+                    current,
+                    out,
+                    SUITE,
+                    current,
+                    learning_rate=c.learning_rate,
+                    max_steps=c.max_steps,
+                )
+                train_job(job_, train_config, launcher, root, console)
+            for who in (current, out):
+                with watch.stage("eval"):
+                    eval_job(
+                        EvalJob(
+                            model=who,
+                            suite=SUITE,
+                            split="test",
+                            n=c.eval_n,
+                            ks=ks,
+                            temperature=c.temperature,
+                            top_p=c.top_p,
+                            max_new_tokens=c.max_new_tokens,
+                            seed=c.seed,
+                            dtype=c.dtype,
+                        ),
+                        root,
+                        console,
+                    )
+            with watch.stage("promote"):
+                gate_config = GateConfig(c.tolerance, c.max_family_drop)
+                identity = params_identity(
+                    SamplingParams(c.eval_n, c.temperature, c.top_p, c.max_new_tokens, c.seed)
+                )
+                with recorded_run(wh, "promote", {"model": out, "parent": current}) as run_id:
+                    decision, _ = gate(
+                        wh, out, SUITE, "test", c.eval_n, identity, gate_config, run_id, current
+                    )
+            last = out
+            if not decision.promoted:
+                break
+            current = out
+        with watch.stage("report"):
+            write_report(
+                Warehouse.open_existing(root),
+                root / "reports" / c.name,
+                SUITE,
+                "test",
+                c.model,
+                last,
+            )
+    return current
+
+
+def drain_prefect() -> None:
+    """Send what Prefect still queues (logs, events); a CLI process pays this at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30, at_exit=False)
+    EventsWorker.drain_all(timeout=30, at_exit=False)
+
+
+def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str, dict[str, float]]:
+    """bake_flow as `distillery bake` runs it; returns the final model and diagnostics."""
+    import flows.bake_flow as bake_module
+    import flows.sample_flow as sample_module
+    from flows.bake_flow import bake_flow
+    from flows.runtime import run_flow
+
+    c = config
+    # rows_in_run reads Parquet footers; the shard's progress callback calls it per decode
+    # step, so count it: it is the one per-call cost the plain path does not have.
+    probe = Stopwatch()
+    calls = [0]
+    rows_in_run = sample_module.rows_in_run
+
+    def counted_rows_in_run(*args: Any) -> int:
+        calls[0] += 1
+        with probe.stage("rows_in_run"):
+            return rows_in_run(*args)
+
+    with contextlib.ExitStack() as stack:
+        for attr, stage in STAGE_FLOWS.items():
+            stack.enter_context(
+                patched(bake_module, attr, watch.wrap(stage, getattr(bake_module, attr)))
+            )
+        stack.enter_context(patched(sample_module, "rows_in_run", counted_rows_in_run))
+        result = run_flow(
+            bake_flow,
+            None,
+            name=c.name,
+            model=c.model,
+            suite=SUITE,
+            rounds=c.rounds,
+            method="rsft",
+            k=c.k,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.max_new_tokens,
+            seed=c.seed,
+            eval_n=c.eval_n,
+            learning_rate=c.learning_rate,
+            max_steps=c.max_steps,
+            tolerance=c.tolerance,
+            max_family_drop=c.max_family_drop,
+            shard_prompts=c.shard_prompts,
+            dtype=c.dtype,
+            warehouse=str(root),
+        )
+    with watch.stage("drain"):
+        drain_prefect()
+    diagnostics = {
+        "rows_in_run_calls": float(calls[0]),
+        "rows_in_run_seconds": probe.seconds.get("rows_in_run", 0.0),
+    }
+    return result["final"], diagnostics
+
+
+def run_once(
+    path: str,
+    repeat: int,
+    config: BakeConfig,
+    work: Path,
+    suite_file: Path,
+    console: Console,
+) -> RunResult:
+    root = fresh_warehouse(work / f"{repeat}-{path}" / "wh", suite_file, console)
+    watch = Stopwatch()
+    diagnostics: dict[str, float] = {}
+    with quiet_stdout():
+        started = time.perf_counter()
+        if path == "plain":
+            final = plain_bake(config, root, console, watch)
+        else:
+            final, diagnostics = prefect_bake(config, root, watch)
+        seconds = time.perf_counter() - started
+    counts, passed = warehouse_counts(root)
+    stages = dict(watch.seconds)
+    # What no stage covers: bake-level setup, the bake's own artifacts, recorded runs.
+    stages["other"] = seconds - sum(stages.values())
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return RunResult(path, repeat, seconds, stages, counts, passed, final, diagnostics)
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def median_stages(results: list[RunResult]) -> dict[str, float]:
+    names = {s for r in results for s in r.stages}
+    return {s: statistics.median(r.stages.get(s, 0.0) for r in results) for s in names}
+
+
+def overhead_pct(prefect: float, plain: float) -> float:
+    return 100.0 * (prefect - plain) / plain if plain > 0 else float("nan")
+
+
+def print_results(
+    out: Console, plain: list[RunResult], prefect: list[RunResult], summary: dict[str, Any]
+) -> None:
+    runs = Table("repeat", "first", "plain s", "prefect s", "overhead", title="per repeat")
+    for a, b in zip(plain, prefect, strict=True):
+        first = "plain" if a.repeat % 2 == 0 else "prefect"
+        runs.add_row(
+            str(a.repeat),
+            first,
+            f"{a.seconds:.2f}",
+            f"{b.seconds:.2f}",
+            f"{overhead_pct(b.seconds, a.seconds):+.1f} %",
+        )
+    out.print(runs)
+
+    sp, sq = median_stages(plain), median_stages(prefect)
+    stages = Table("stage", "plain s", "prefect s", "Δ s", title="median seconds per stage")
+    order = [s for s in (*STAGES, "drain", "other") if s in sp or s in sq]
+    for s in order:
+        a, b = sp.get(s, 0.0), sq.get(s, 0.0)
+        stages.add_row(s, f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}")
+    stages.add_row(
+        "[bold]total",
+        f"[bold]{summary['plain_median_s']:.2f}",
+        f"[bold]{summary['prefect_median_s']:.2f}",
+        f"[bold]{summary['prefect_median_s'] - summary['plain_median_s']:+.2f}",
+    )
+    out.print(stages)
+
+    counts = Table("table", "plain", "prefect", title="rows written (last repeat)")
+    for t in COUNTED:
+        counts.add_row(t, str(plain[-1].counts[t]), str(prefect[-1].counts[t]))
+    counts.add_row("verdicts passed", str(plain[-1].passed), str(prefect[-1].passed))
+    out.print(counts)
+
+    diag = prefect[-1].diagnostics
+    out.print(
+        f"rows_in_run (Parquet footer reads from the shard progress callback), last repeat: "
+        f"{int(diag.get('rows_in_run_calls', 0))} calls, "
+        f"{diag.get('rows_in_run_seconds', 0.0):.2f} s"
+    )
+    met = summary["overhead_pct"] <= GOAL_PCT
+    out.print(
+        f"[bold]overhead {summary['overhead_pct']:+.1f} %[/] of the plain wall time "
+        f"(median {summary['prefect_median_s']:.2f} s vs {summary['plain_median_s']:.2f} s over "
+        f"{len(plain)} repeat(s)): goal ≤ {GOAL_PCT:.0f} % "
+        + ("[green]met[/]" if met else "[red]not met[/]")
+    )
+
+
+def check_same_work(a: RunResult, b: RunResult) -> None:
+    """Both paths must have written the same rows, or the timings compare different work."""
+    if a.counts != b.counts or a.final != b.final:
+        raise AssertionError(
+            f"repeat {a.repeat}: the paths did different work: "
+            f"{a.path} {a.counts} → {a.final}, {b.path} {b.counts} → {b.final}"
+        )
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="tiny-random")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--k", type=int, default=8, help="train samples per prompt")
+    p.add_argument("--train-prompts", type=int, default=16)
+    p.add_argument("--test-prompts", type=int, default=8)
+    p.add_argument("--eval-n", type=int, default=8, help="held-out draws per prompt")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = p.parse_args(argv)
+    if min(args.rounds, args.k, args.train_prompts, args.test_prompts, args.eval_n) < 1:
+        p.error("--rounds, --k, --train-prompts, --test-prompts and --eval-n must be ≥ 1")
+    if args.repeats < 1 or args.max_new_tokens < 1 or args.max_steps < 1:
+        p.error("--repeats, --max-new-tokens and --max-steps must be ≥ 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Console()
+    server_s = serve_prefect()  # before any import of Prefect (flows import it)
+    out.print(f"prefect server up in {server_s:.1f} s at {os.environ['PREFECT_API_URL']}")
+    config = BakeConfig(
+        model=args.model,
+        rounds=args.rounds,
+        k=args.k,
+        eval_n=args.eval_n,
+        max_new_tokens=args.max_new_tokens,
+        max_steps=args.max_steps,
+    )
+    sink = open(os.devnull, "w")  # noqa: SIM115 - the plain path's console, for the whole run
+    console = Console(file=sink)
+    work = Path(tempfile.mkdtemp(prefix="distillery-bench-orch-"))
+    try:
+        # Warm-up: imports, the first model load and Prefect's client are one-time costs.
+        tiny_suite = write_suite(work / "warmup", train=4, test=2)
+        tiny = BakeConfig(args.model, rounds=1, k=2, eval_n=2, max_new_tokens=8, max_steps=1)
+        warm = {
+            path: run_once(path, -1, tiny, work / "warmup", tiny_suite, console)
+            for path in ("plain", "prefect")
+        }
+        check_same_work(warm["plain"], warm["prefect"])
+        for path, r in warm.items():
+            out.print(f"warm-up {path}: {r.seconds:.1f} s (not counted)")
+        suite_file = write_suite(work / "suite", args.train_prompts, args.test_prompts)
+        results: dict[str, list[RunResult]] = {"plain": [], "prefect": []}
+        for repeat in range(args.repeats):
+            # Alternate the order so that drift on a shared machine cancels out.
+            order = ("plain", "prefect") if repeat % 2 == 0 else ("prefect", "plain")
+            for path in order:
+                r = run_once(path, repeat, config, work, suite_file, console)
+                results[path].append(r)
+                out.print(
+                    f"repeat {repeat} {path}: {r.seconds:.2f} s, final {r.final}, "
+                    f"rows {r.counts} ({r.passed} verdicts passed)"
+                )
+            check_same_work(results["plain"][-1], results["prefect"][-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        sink.close()
+
+    plain, prefect = results["plain"], results["prefect"]
+    summary: dict[str, Any] = {
+        "plain_median_s": statistics.median(r.seconds for r in plain),
+        "prefect_median_s": statistics.median(r.seconds for r in prefect),
+    }
+    summary["overhead_pct"] = overhead_pct(summary["prefect_median_s"], summary["plain_median_s"])
+    summary["goal_pct"] = GOAL_PCT
+    summary["goal_met"] = summary["overhead_pct"] <= GOAL_PCT
+    print_results(out, plain, prefect, summary)
+    if args.out is not None:
+        payload = {
+            "config": asdict(config)
+            | {"train_prompts": args.train_prompts, "test_prompts": args.test_prompts},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "prefect_server_start_s": server_s,
+            "warmup_s": {path: r.seconds for path, r in warm.items()},
+            "summary": summary,
+            "stages_median_s": {"plain": median_stages(plain), "prefect": median_stages(prefect)},
+            "runs": [asdict(r) for r in (*plain, *prefect)],
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        out.print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Sampling shards beyond one process: two process workers of a Prefect work pool (deployed
+from the repository's prefect.yaml), and a local Dask cluster through prefect-dask."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+
+from tests.conftest import ROOT, run_cli
+from tests.flows import prefect_api
+from tests.flows.test_bake_flow import load_suite, raw
+
+PREFECT = [sys.executable, "-m", "prefect"]
+SUBMITTED = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
+
+
+def _prefect(*args: str, env: dict[str, str] | None = None) -> None:
+    r = subprocess.run(
+        [*PREFECT, *args],
+        cwd=ROOT,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def _exactly_once(wh, expected: int) -> None:
+    samples = raw(wh, "samples")
+    assert len(samples) == expected
+    assert len({s["sample_id"] for s in samples}) == expected
+
+
+def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
+    wh = tmp_path / "wh"
+    load_suite(tmp_path, wh, train=8, test=2)
+    pool = f"test-{uuid.uuid4().hex[:8]}"
+    _prefect("work-pool", "create", pool, "--type", "process")
+    env = {**os.environ, "DISTILLERY_HOME": str(ROOT), "DISTILLERY_WAREHOUSE": str(wh)}
+    # The deployment comes from prefect.yaml, as a user would make it.
+    _prefect(
+        "--no-prompt",
+        "deploy",
+        "--prefect-file",
+        "prefect.yaml",
+        "--name",
+        "pool",
+        "--pool",
+        pool,
+        env=env,
+    )
+    workers = []
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    try:
+        for log in logs:
+            workers.append(
+                subprocess.Popen(
+                    # --limit 1: a worker takes one shard at a time, so both get work.
+                    [
+                        *PREFECT,
+                        "worker",
+                        "start",
+                        "--pool",
+                        pool,
+                        "--type",
+                        "process",
+                        "--limit",
+                        "1",
+                    ],
+                    cwd=ROOT,
+                    env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+                    stdout=open(log, "wb"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        r = run_cli(
+            "sample",
+            "--model",
+            "tiny-random",
+            "--suite",
+            "vowels",
+            "--k",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--shard-prompts",
+            "2",
+            "--shard-deployment",
+            "sample-shard/pool",
+            warehouse=wh,
+        )
+        assert r.returncode == 0, r.stderr
+    finally:
+        for w in workers:
+            os.killpg(w.pid, signal.SIGTERM)
+        for w in workers:
+            w.wait(timeout=60)
+    shards = prefect_api.children(prefect_api.run_id_from(r.stdout))
+    assert [(s.flow, s.state) for s in shards] == [("sample-shard", "Completed")] * 4
+    taken = [set(SUBMITTED.findall(log.read_text())) for log in logs]
+    assert all(taken), f"each worker must run a shard: {taken}"
+    assert taken[0] | taken[1] == {str(s.id) for s in shards}
+    assert not taken[0] & taken[1]
+    _exactly_once(wh, 8 * 4)
+
+
+def test_shards_on_a_local_dask_cluster(tmp_path):
+    wh = tmp_path / "wh"
+    load_suite(tmp_path, wh, train=8, test=2)
+    r = run_cli(
+        "sample",
+        "--model",
+        "tiny-random",
+        "--suite",
+        "vowels",
+        "--k",
+        "4",
+        "--max-new-tokens",
+        "8",
+        "--shard-prompts",
+        "2",
+        "--runner",
+        "dask",
+        "--dask-workers",
+        "2",
+        warehouse=wh,
+    )
+    assert r.returncode == 0, r.stderr
+    run = prefect_api.run_id_from(r.stdout)
+    assert prefect_api.task_runs(run) == [("sample-shard", "Completed")] * 4
+    summary = prefect_api.artifacts(run)["sample-summary"][1]
+    # The shards ran in both worker processes of the cluster.
+    assert "written by 4 shard(s) in 2 process(es)" in summary, summary
+    _exactly_once(wh, 8 * 4)
