@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, spawn
 from tests.flows import prefect_api
 
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
@@ -151,14 +151,7 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
 
 def _popen(args: list[str], wh: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args, "--warehouse", str(wh)],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return spawn([sys.executable, "-m", "flows.cli", *args, "--warehouse", str(wh)], log, env)
 
 
 def _wait(proc: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, spawn
 from tests.flows import prefect_api
 from tests.flows.test_bake_flow import load_suite, raw
 
@@ -58,27 +58,10 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     try:
         for log in logs:
-            workers.append(
-                subprocess.Popen(
-                    # --limit 1: a worker takes one shard at a time, so both get work.
-                    [
-                        *PREFECT,
-                        "worker",
-                        "start",
-                        "--pool",
-                        pool,
-                        "--type",
-                        "process",
-                        "--limit",
-                        "1",
-                    ],
-                    cwd=ROOT,
-                    env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
-                    stdout=open(log, "wb"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+            # --limit 1: a worker takes one shard at a time, so both get work.
+            cmd = [*PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
+            cmd += ["--limit", "1"]
+            workers.append(spawn(cmd, log, {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}))
         r = run_cli(
             "sample",
             "--model",

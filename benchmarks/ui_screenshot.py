@@ -1,0 +1,353 @@
+"""Prove in a real browser that the Prefect UI shows distillery's flow runs and artifacts.
+
+Starts a throwaway Prefect server, runs a tiny bake (tiny-random model, a 12-prompt regex
+suite) through the `distillery` CLI against it, then renders UI pages in headless Chromium
+and checks the rendered DOM:
+
+  flow run page        /runs/flow-run/ID: the bake run's name, its flow `bake`, `Completed`
+  artifacts page       /artifacts: the keys bake-summary, bake-pass-at-k, sample-*
+  run's artifacts tab  /v2/runs/flow-run/ID?tab=Artifacts: the bake's own artifacts
+                       (the V1 UI ignores `?tab=Artifacts` on a fresh load, see RUN_TAB_V1)
+  bake-plots page      /artifacts/artifact/ID: `<img src="data:image/png;base64,...">`, i.e.
+                       the plots embedded as data URIs in the markdown artifact render
+
+and saves flow-run.png, flow-run-artifacts.png, artifacts.png and bake-plots.png. Selenium
+is not a dependency, so the script drives the chromium binary (`--dump-dom`,
+`--screenshot`) directly. Needs `chromium` on PATH; takes about two minutes. Usage:
+
+    .venv/bin/python benchmarks/ui_screenshot.py --out DIR
+
+Exits 1 with one `FAIL` line when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "ui-screenshots"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+BAKE_ARGS = shlex.split(
+    "--model tiny-random --suite vowels --name demo --k 4 --eval-n 4 --max-new-tokens 8 "
+    "--max-steps 3 --lr 1e-3 --tolerance 1 --max-family-drop 1 --shard-prompts 3"
+)
+# Rendering an SPA page needs its API calls to finish; retry with more virtual time
+# before calling a missing string a failure (2 shared CPU cores can be slow).
+BUDGETS_MS = (15_000, 45_000)
+# The V1 UI hides the Artifacts tab until the flow run has loaded, and falls back to
+# Logs meanwhile, so `?tab=Artifacts` is lost on a fresh page load; checked, not required.
+RUN_TAB_V1 = "/runs/flow-run/{id}?tab=Artifacts"
+V1_ACTIVE_TAB = re.compile(r'class="p-tab p-tab__active"[^>]*\sid="([\w-]+)"')
+DATA_IMG = re.compile(r'<img[^>]*\ssrc="data:image/png;base64,')
+
+
+class CheckFailed(Exception):
+    """One UI check failed; the message is the script's one-line verdict."""
+
+
+@dataclass
+class Context:
+    """What the checks need: where the server is and what the bake left behind."""
+
+    base: str
+    chromium: str
+    out: Path
+    tmp: Path
+    flow_run_id: str = ""
+
+
+# ------------------------------------------------------------------ server and bake
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prefect_env(home: Path, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    api = f"http://127.0.0.1:{port}/api"
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL=api,
+        # `server start --port` does not reach /ui-settings: without this the UI in the
+        # browser calls the default http://127.0.0.1:4200/api and shows "Can't connect".
+        PREFECT_SERVER_UI_API_URL=api,
+        NO_COLOR="1",
+    )
+    return env
+
+
+@contextmanager
+def prefect_server(python: str, env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+    """A `prefect server start` in its own session, killed with its children on exit."""
+    cmd = [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, log)
+        yield
+    finally:
+        # The server spawns workers; only the process group takes them all down.
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, limit: float = 180) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CheckFailed(f"prefect server exited ({proc.returncode}): {tail(log)}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(1)
+    raise CheckFailed(f"prefect server not healthy after {limit:.0f}s: {tail(log)}")
+
+
+def tail(log: Path, chars: int = 300) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return " ".join(text[-chars:].split())
+
+
+def write_suite(path: Path) -> None:
+    rows = [
+        {
+            "prompt": f"say something {split} {i}",
+            "family": "alpha" if i % 2 == 0 else "beta",
+            "split": split,
+            "verifier": {"kind": "regex", "pattern": "(?s).*[aeiou].*"},
+        }
+        for split, n in (("train", 8), ("test", 4))
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def cli(python: str, env: dict[str, str], *args: str) -> str:
+    """Run `python -m flows.cli ARGS` from the repo root; its stdout, or fail with its error."""
+    proc = subprocess.run(
+        [python, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        err = " ".join((proc.stderr or proc.stdout).split())[-400:]
+        raise CheckFailed(f"`distillery {args[0]}` exited {proc.returncode}: {err}")
+    return proc.stdout
+
+
+def run_bake(python: str, env: dict[str, str], tmp: Path, base: str) -> str:
+    """Load the suite and bake; the bake's flow run id, parsed from its `flow run:` line."""
+    suite, warehouse = tmp / "vowels.jsonl", str(tmp / "wh")
+    write_suite(suite)
+    cli(python, env, "prompts", "load", str(suite), "--warehouse", warehouse)
+    stdout = cli(python, env, "bake", *BAKE_ARGS, "--warehouse", warehouse)
+    ids = re.findall(rf"flow run: {re.escape(base)}/runs/flow-run/([0-9a-f-]{{36}})", stdout)
+    if not ids:
+        raise CheckFailed(f"no `flow run: {base}/runs/flow-run/<id>` line in the bake's output")
+    return ids[-1]
+
+
+# ------------------------------------------------------------------ REST look-ups
+
+
+def flow_run(base: str, flow_run_id: str) -> dict:
+    return httpx.get(f"{base}/api/flow_runs/{flow_run_id}", timeout=30).raise_for_status().json()
+
+
+def artifact_id(base: str, key: str, flow_run_id: str) -> str:
+    """The newest artifact with `key` that this flow run made."""
+    body = {
+        "artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}},
+        "sort": "CREATED_DESC",
+        "limit": 1,
+    }
+    found = httpx.post(f"{base}/api/artifacts/filter", json=body, timeout=30)
+    rows = found.raise_for_status().json()
+    if not rows:
+        raise CheckFailed(f"the bake run {flow_run_id} has no `{key}` artifact (REST filter)")
+    return rows[0]["id"]
+
+
+# ------------------------------------------------------------------ browser
+
+
+def chromium(ctx: Context, budget_ms: int, size: str, *args: str) -> str:
+    # A fresh profile per call: no state (UI preference, cache) carries between pages.
+    profile = tempfile.mkdtemp(prefix="chrome-", dir=ctx.tmp)
+    cmd = [
+        ctx.chromium,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={profile}",
+        f"--window-size={size}",
+        f"--virtual-time-budget={budget_ms}",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        raise CheckFailed(f"chromium exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def render(ctx: Context, path: str, needles: list[str], size: str = "1600,1200") -> str:
+    """The page's rendered DOM, retried with more virtual time until all `needles` show."""
+    dom = ""
+    for budget in BUDGETS_MS:
+        dom = chromium(ctx, budget, size, "--dump-dom", ctx.base + path)
+        if all(n in dom for n in needles):
+            break
+    return dom
+
+
+def screenshot(ctx: Context, path: str, png: str, size: str = "1600,1200") -> None:
+    chromium(ctx, BUDGETS_MS[-1], size, f"--screenshot={ctx.out / png}", ctx.base + path)
+    if not (ctx.out / png).is_file():
+        raise CheckFailed(f"chromium wrote no screenshot {png} of {path}")
+
+
+def text_of(dom: str) -> str:
+    """The DOM's visible text, whitespace collapsed (for the summary)."""
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    dom = re.sub(r"data:[^\"')]+", "data:…", dom)
+    return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
+
+
+def require(dom: str, needles: list[str], page: str) -> None:
+    missing = [n for n in needles if n not in dom]
+    if missing:
+        raise CheckFailed(f"{page}: missing {missing} in the rendered DOM: {text_of(dom)[:200]}")
+
+
+# ------------------------------------------------------------------ checks
+
+
+def check_flow_run(ctx: Context) -> str:
+    run = flow_run(ctx.base, ctx.flow_run_id)
+    if run["state_type"] != "COMPLETED":
+        raise CheckFailed(f"bake flow run {run['name']} is {run['state_type']}, not COMPLETED")
+    path = f"/runs/flow-run/{ctx.flow_run_id}"
+    # The flow's name is a link label: `<span>bake</span>`, not just any "bake" substring.
+    needles = [run["name"], "<span>bake</span>", "Completed"]
+    require(render(ctx, path, needles), needles, path)
+    screenshot(ctx, path, "flow-run.png")
+    return f"{path}: run {run['name']!r}, flow 'bake', 'Completed'"
+
+
+def check_artifacts_page(ctx: Context) -> str:
+    needles = ["bake-summary", "bake-pass-at-k", "bake-plots"]
+    dom = render(ctx, "/artifacts", [*needles, "sample-summary"])
+    require(dom, needles, "/artifacts")
+    sample = [k for k in ("sample-summary", "sample-progress") if k in dom]
+    if not sample:
+        raise CheckFailed("/artifacts: neither sample-summary nor sample-progress is listed")
+    screenshot(ctx, "/artifacts", "artifacts.png")
+    return f"/artifacts: {', '.join(needles + sample)} listed"
+
+
+def check_run_artifacts_tab(ctx: Context) -> str:
+    needles = ["bake-summary", "bake-pass-at-k", "bake-plots", "bake-plot-pass-at-k"]
+    path = f"/v2/runs/flow-run/{ctx.flow_run_id}?tab=Artifacts"
+    require(render(ctx, path, needles), needles, path)
+    screenshot(ctx, path, "flow-run-artifacts.png")
+    v1 = RUN_TAB_V1.format(id=ctx.flow_run_id)
+    # Needle = the Artifacts tab being active, so a slow load gets the longer budget too.
+    dom = render(ctx, v1, ['p-tab__active" tabindex="0" id="artifacts"'])
+    active = V1_ACTIVE_TAB.search(dom)
+    return f"{path}: {', '.join(needles)}; V1 {v1} opens tab {active and active[1]!r}"
+
+
+def check_plots(ctx: Context) -> str:
+    path = f"/artifacts/artifact/{artifact_id(ctx.base, 'bake-plots', ctx.flow_run_id)}"
+    dom = render(ctx, path, ['src="data:image/png;base64,'], size="1600,2400")
+    images = len(DATA_IMG.findall(dom))
+    if not images:
+        raise CheckFailed(f"{path}: no <img src=data:image/png> in the rendered bake-plots")
+    # Tall window: all four plots of the markdown fit in one screenshot.
+    screenshot(ctx, path, "bake-plots.png", size="1600,2400")
+    return f"{path}: {images} <img> with data:image/png src rendered"
+
+
+CHECKS = (check_flow_run, check_artifacts_page, check_run_artifacts_tab, check_plots)
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the PNGs go")
+    ap.add_argument(
+        "--python", default=str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
+    )
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    return ap.parse_args()
+
+
+def run(args: argparse.Namespace, tmp: Path) -> list[str]:
+    port = free_port()
+    env = prefect_env(tmp / "prefect-home", port)
+    ctx = Context(f"http://127.0.0.1:{port}", args.chromium, args.out, tmp)
+    with prefect_server(args.python, env, port, tmp / "server.log"):
+        started = time.monotonic()
+        ctx.flow_run_id = run_bake(args.python, env, tmp, ctx.base)
+        lines = [f"bake {ctx.flow_run_id} in {time.monotonic() - started:.0f}s"]
+        lines += [check(ctx) for check in CHECKS]
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ui-screenshot-") as tmp:
+        try:
+            lines = run(args, Path(tmp))
+        except (CheckFailed, subprocess.TimeoutExpired, httpx.HTTPError) as e:
+            sys.exit(f"ui_screenshot: FAIL {e}")
+    for line in lines:
+        print(f"ok  {line}")
+    pngs = ", ".join(sorted(p.name for p in args.out.glob("*.png")))
+    print(f"screenshots in {args.out}: {pngs} ({time.monotonic() - started:.0f}s in all)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""`distillery serve` registers scheduled and on-demand deployments and runs what the
+server asks of it; prefect.yaml names real flows with parameters they take."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import sys
+import time
+
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.flows import load_flow_from_entrypoint
+
+from tests.conftest import ROOT, spawn
+from tests.flows.test_bake_flow import sql
+
+STAGES = {
+    "prompts-load",
+    "sample",
+    "verify",
+    "pairs",
+    "train",
+    "eval",
+    "promote",
+    "report",
+    "bake",
+    "sample-shard",
+}
+
+
+def _deployments() -> dict[str, object]:
+    with get_client(sync_client=True) as c:
+        flows = {f.id: f.name for f in c.read_flows()}
+        return {f"{flows[d.flow_id]}/{d.name}": d for d in c.read_deployments()}
+
+
+def test_serve_schedules_and_runs_on_demand(tmp_path):
+    wh = tmp_path / "wh"
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--paused",
+            "--nightly",
+            "15 1 * * *",
+            "--model",
+            "tiny-random",
+            "--warehouse",
+            str(wh),
+        ],
+        tmp_path / "serve.log",
+    )
+    try:
+        deadline = time.time() + 180
+        while not {"sample-and-verify/nightly", "bake/weekly"} <= set(_deployments()):
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.time() < deadline, "serve registered no deployments"
+            time.sleep(0.5)
+        while not {f"{s}/on-demand" for s in STAGES} <= set(_deployments()):
+            assert time.time() < deadline
+            time.sleep(0.5)
+        found = _deployments()
+        nightly, weekly = found["sample-and-verify/nightly"], found["bake/weekly"]
+        assert [s.schedule.cron for s in nightly.schedules] == ["15 1 * * *"]
+        assert [s.schedule.cron for s in weekly.schedules] == ["0 4 * * 0"]
+        assert nightly.paused and weekly.paused  # --paused: nothing fires until resumed
+        assert nightly.parameters == {
+            "warehouse": str(wh.resolve()),
+            "model": "tiny-random",
+            "suite": "seeds",
+        }
+        # The UI's "run" button: the served process picks the run up and executes it.
+        run = run_deployment(
+            "prompts-load/on-demand", parameters={"source": "seeds"}, timeout=180, poll_interval=1
+        )
+        assert run.state is not None and run.state.is_completed(), run.state
+        families = sql(wh, "SELECT family, count(*) AS n FROM prompts GROUP BY 1 ORDER BY 1")
+        assert [f["family"] for f in families] == ["code", "date", "json", "number", "summary"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_prefect_yaml_entrypoints_are_flows_taking_those_parameters():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    seen = []
+    for d in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        accepted = set(inspect.signature(flow.fn).parameters)
+        assert set(d.get("parameters", {})) <= accepted, d["name"]
+        seen.append(f"{flow.name}/{d['name']}")
+    assert seen == [
+        "bake/weekly",
+        "sample-and-verify/nightly",
+        "sample-shard/pool",
+        "verify/workers",
+        "train/workers",
+        "eval/workers",
+    ]
