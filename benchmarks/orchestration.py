@@ -13,6 +13,9 @@ one untimed warm-up on a tiny config first (imports, first model load, Prefect c
 Overhead = (median prefect − median plain) / median plain; the goal is ≤ 10 %. Usage:
 
     .venv/bin/python benchmarks/orchestration.py [--rounds 1] [--k 8] [--repeats 3] [--out F]
+
+`--no-heartbeats` runs the Prefect path with flow-run heartbeats off, to see what Prefect
+3.8's heartbeat thread costs (it is joined, up to a second, at the end of every flow run).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,9 @@ class BakeConfig:
     top_p: float = 0.95
     seed: int = 0
     dtype: str = "bf16"
+    # Prefect 3.8's flow-run heartbeat thread sleeps in whole seconds and is joined when
+    # each flow run ends; --no-heartbeats measures the bake without it (a diagnosis).
+    heartbeats: bool = True
 
 
 @dataclass
@@ -404,6 +410,10 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
             return rows_in_run(*args)
 
     with contextlib.ExitStack() as stack:
+        if not c.heartbeats:
+            from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+            stack.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
         for attr, stage in STAGE_FLOWS.items():
             stack.enter_context(
                 patched(bake_module, attr, watch.wrap(stage, getattr(bake_module, attr)))
@@ -436,6 +446,8 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
     diagnostics = {
         "rows_in_run_calls": float(calls[0]),
         "rows_in_run_seconds": probe.seconds.get("rows_in_run", 0.0),
+        # The sample flow keeps every backend it opened until the process exits.
+        "cached_sampling_backends": float(len(sample_module._BACKENDS)),
     }
     return result["final"], diagnostics
 
@@ -517,8 +529,11 @@ def print_results(
     out.print(
         f"rows_in_run (Parquet footer reads from the shard progress callback), last repeat: "
         f"{int(diag.get('rows_in_run_calls', 0))} calls, "
-        f"{diag.get('rows_in_run_seconds', 0.0):.2f} s"
+        f"{diag.get('rows_in_run_seconds', 0.0):.2f} s; sampling backends the sample flow "
+        f"still holds open in this process: {int(diag.get('cached_sampling_backends', 0))}"
     )
+    if not summary["heartbeats"]:
+        out.print("[yellow]Prefect flow-run heartbeats were off (--no-heartbeats)[/]")
     met = summary["overhead_pct"] <= GOAL_PCT
     out.print(
         f"[bold]overhead {summary['overhead_pct']:+.1f} %[/] of the plain wall time "
@@ -552,6 +567,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.add_argument(
+        "--no-heartbeats",
+        action="store_true",
+        help="run the Prefect path with flow-run heartbeats off (diagnosis, not the default)",
+    )
     args = p.parse_args(argv)
     if min(args.rounds, args.k, args.train_prompts, args.test_prompts, args.eval_n) < 1:
         p.error("--rounds, --k, --train-prompts, --test-prompts and --eval-n must be ≥ 1")
@@ -572,22 +592,23 @@ def main(argv: list[str] | None = None) -> int:
         eval_n=args.eval_n,
         max_new_tokens=args.max_new_tokens,
         max_steps=args.max_steps,
+        heartbeats=not args.no_heartbeats,
     )
     sink = open(os.devnull, "w")  # noqa: SIM115 - the plain path's console, for the whole run
     console = Console(file=sink)
     work = Path(tempfile.mkdtemp(prefix="distillery-bench-orch-"))
     try:
+        suite_file = write_suite(work / "suite", args.train_prompts, args.test_prompts)
         # Warm-up: imports, the first model load and Prefect's client are one-time costs.
-        tiny_suite = write_suite(work / "warmup", train=4, test=2)
-        tiny = BakeConfig(args.model, rounds=1, k=2, eval_n=2, max_new_tokens=8, max_steps=1)
+        # Same suite (so training sees full batches), little sampling and two steps.
+        tiny = replace(config, rounds=1, k=2, eval_n=2, max_new_tokens=8, max_steps=2)
         warm = {
-            path: run_once(path, -1, tiny, work / "warmup", tiny_suite, console)
+            path: run_once(path, -1, tiny, work / "warmup", suite_file, console)
             for path in ("plain", "prefect")
         }
         check_same_work(warm["plain"], warm["prefect"])
         for path, r in warm.items():
             out.print(f"warm-up {path}: {r.seconds:.1f} s (not counted)")
-        suite_file = write_suite(work / "suite", args.train_prompts, args.test_prompts)
         results: dict[str, list[RunResult]] = {"plain": [], "prefect": []}
         for repeat in range(args.repeats):
             # Alternate the order so that drift on a shared machine cancels out.
@@ -612,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["overhead_pct"] = overhead_pct(summary["prefect_median_s"], summary["plain_median_s"])
     summary["goal_pct"] = GOAL_PCT
     summary["goal_met"] = summary["overhead_pct"] <= GOAL_PCT
+    summary["heartbeats"] = config.heartbeats
     print_results(out, plain, prefect, summary)
     if args.out is not None:
         payload = {

@@ -192,7 +192,7 @@ def flow_run(base: str, flow_run_id: str) -> dict:
     return httpx.get(f"{base}/api/flow_runs/{flow_run_id}", timeout=30).raise_for_status().json()
 
 
-def artifact_id(base: str, key: str, flow_run_id: str) -> str:
+def artifact(base: str, key: str, flow_run_id: str) -> dict:
     """The newest artifact with `key` that this flow run made."""
     body = {
         "artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}},
@@ -203,7 +203,7 @@ def artifact_id(base: str, key: str, flow_run_id: str) -> str:
     rows = found.raise_for_status().json()
     if not rows:
         raise CheckFailed(f"the bake run {flow_run_id} has no `{key}` artifact (REST filter)")
-    return rows[0]["id"]
+    return rows[0]
 
 
 # ------------------------------------------------------------------ browser
@@ -217,6 +217,8 @@ def chromium(ctx: Context, budget_ms: int, size: str, *args: str) -> str:
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
+        # Paint every frame under virtual time, so the PNG shows what the DOM holds.
+        "--run-all-compositor-stages-before-draw",
         f"--user-data-dir={profile}",
         f"--window-size={size}",
         f"--virtual-time-budget={budget_ms}",
@@ -228,20 +230,23 @@ def chromium(ctx: Context, budget_ms: int, size: str, *args: str) -> str:
     return proc.stdout
 
 
-def render(ctx: Context, path: str, needles: list[str], size: str = "1600,1200") -> str:
-    """The page's rendered DOM, retried with more virtual time until all `needles` show."""
+def render(
+    ctx: Context, path: str, needles: list[str], png: str | None = None, size: str = "1600,1200"
+) -> str:
+    """The page's rendered DOM, retried with more virtual time until all `needles` show.
+
+    With `png`, the same page load is also screenshotted: the DOM checked is the one in
+    the picture (a separate load could catch the SPA before its data arrived).
+    """
+    shot = [f"--screenshot={ctx.out / png}"] if png else []
     dom = ""
     for budget in BUDGETS_MS:
-        dom = chromium(ctx, budget, size, "--dump-dom", ctx.base + path)
+        dom = chromium(ctx, budget, size, "--dump-dom", *shot, ctx.base + path)
         if all(n in dom for n in needles):
             break
-    return dom
-
-
-def screenshot(ctx: Context, path: str, png: str, size: str = "1600,1200") -> None:
-    chromium(ctx, BUDGETS_MS[-1], size, f"--screenshot={ctx.out / png}", ctx.base + path)
-    if not (ctx.out / png).is_file():
+    if png and not (ctx.out / png).is_file():
         raise CheckFailed(f"chromium wrote no screenshot {png} of {path}")
+    return dom
 
 
 def text_of(dom: str) -> str:
@@ -267,27 +272,24 @@ def check_flow_run(ctx: Context) -> str:
     path = f"/runs/flow-run/{ctx.flow_run_id}"
     # The flow's name is a link label: `<span>bake</span>`, not just any "bake" substring.
     needles = [run["name"], "<span>bake</span>", "Completed"]
-    require(render(ctx, path, needles), needles, path)
-    screenshot(ctx, path, "flow-run.png")
+    require(render(ctx, path, needles, "flow-run.png"), needles, path)
     return f"{path}: run {run['name']!r}, flow 'bake', 'Completed'"
 
 
 def check_artifacts_page(ctx: Context) -> str:
     needles = ["bake-summary", "bake-pass-at-k", "bake-plots"]
-    dom = render(ctx, "/artifacts", [*needles, "sample-summary"])
+    dom = render(ctx, "/artifacts", [*needles, "sample-summary"], "artifacts.png")
     require(dom, needles, "/artifacts")
     sample = [k for k in ("sample-summary", "sample-progress") if k in dom]
     if not sample:
         raise CheckFailed("/artifacts: neither sample-summary nor sample-progress is listed")
-    screenshot(ctx, "/artifacts", "artifacts.png")
     return f"/artifacts: {', '.join(needles + sample)} listed"
 
 
 def check_run_artifacts_tab(ctx: Context) -> str:
     needles = ["bake-summary", "bake-pass-at-k", "bake-plots", "bake-plot-pass-at-k"]
     path = f"/v2/runs/flow-run/{ctx.flow_run_id}?tab=Artifacts"
-    require(render(ctx, path, needles), needles, path)
-    screenshot(ctx, path, "flow-run-artifacts.png")
+    require(render(ctx, path, needles, "flow-run-artifacts.png"), needles, path)
     v1 = RUN_TAB_V1.format(id=ctx.flow_run_id)
     # Needle = the Artifacts tab being active, so a slow load gets the longer budget too.
     dom = render(ctx, v1, ['p-tab__active" tabindex="0" id="artifacts"'])
@@ -296,14 +298,17 @@ def check_run_artifacts_tab(ctx: Context) -> str:
 
 
 def check_plots(ctx: Context) -> str:
-    path = f"/artifacts/artifact/{artifact_id(ctx.base, 'bake-plots', ctx.flow_run_id)}"
-    dom = render(ctx, path, ['src="data:image/png;base64,'], size="1600,2400")
-    images = len(DATA_IMG.findall(dom))
-    if not images:
-        raise CheckFailed(f"{path}: no <img src=data:image/png> in the rendered bake-plots")
+    plots = artifact(ctx.base, "bake-plots", ctx.flow_run_id)
+    embedded = plots["data"].count("](data:image/png;base64,")
+    path = f"/artifacts/artifact/{plots['id']}"
     # Tall window: all four plots of the markdown fit in one screenshot.
-    screenshot(ctx, path, "bake-plots.png", size="1600,2400")
-    return f"{path}: {images} <img> with data:image/png src rendered"
+    dom = render(ctx, path, ['src="data:image/png;base64,'], "bake-plots.png", "1600,2400")
+    images = len(DATA_IMG.findall(dom))
+    if not embedded or images < embedded:
+        raise CheckFailed(
+            f"{path}: {images} <img src=data:image/png> rendered of {embedded} in the markdown"
+        )
+    return f"{path}: {images} of {embedded} markdown data:image/png images render as <img>"
 
 
 CHECKS = (check_flow_run, check_artifacts_page, check_run_artifacts_tab, check_plots)
@@ -315,10 +320,10 @@ CHECKS = (check_flow_run, check_artifacts_page, check_run_artifacts_tab, check_p
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the PNGs go")
-    ap.add_argument(
-        "--python", default=str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
-    )
-    ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    python = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
+    ap.add_argument("--python", default=python, help="runs the server and the CLI")
+    chromium = shutil.which("chromium") or "chromium"
+    ap.add_argument("--chromium", default=chromium, help="the headless browser")
     return ap.parse_args()
 
 

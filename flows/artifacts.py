@@ -258,11 +258,14 @@ class ProgressArtifact:
         obj.id, obj.every, obj._last = artifact_id, every, 0.0
         return obj
 
+    def due(self) -> bool:
+        """Whether an update now would be sent (callers skip computing the fraction if not)."""
+        return time.monotonic() - self._last >= self.every
+
     def update(self, fraction: float, force: bool = False) -> None:
         from prefect.artifacts import update_progress_artifact
 
-        now = time.monotonic()
-        if not force and now - self._last < self.every:
+        if not force and not self.due():
             return
-        self._last = now
+        self._last = time.monotonic()
         update_progress_artifact(self.id, round(100.0 * min(max(fraction, 0.0), 1.0), 1))

@@ -16,6 +16,8 @@ promotion decisions are content-hashed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,20 @@ from warehouse.runs import recorded_run
 from warehouse.store import Warehouse
 
 REPORTS_DIR = "reports"
+
+
+@contextmanager
+def stage_runs() -> Iterator[None]:
+    """Child stage flows without heartbeats of their own.
+
+    Prefect joins a flow run's heartbeat thread at its end, which costs up to a second per
+    run; the stages run in the pipeline's process, whose own heartbeats already say
+    whether that process is alive.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def round_model(name: str, r: int) -> str:
@@ -141,7 +157,7 @@ def bake_flow(
     console = Console()
     wh = Warehouse.open(Path(warehouse))
     params = {"name": name, "model": model, "suite": suite, "rounds": rounds, "method": method}
-    with recorded_run(wh, "bake", params):
+    with recorded_run(wh, "bake", params), stage_runs():
         sampling = {
             "temperature": temperature,
             "top_p": top_p,
@@ -256,7 +272,11 @@ def bake_flow(
             split="test",
             warehouse=warehouse,
         )
-        artifacts.publish_markdown("bake-summary", bake_md(name, model, done, current))
+        artifacts.publish_markdown(
+            "bake-summary",
+            bake_md(name, model, done, current),
+            "per round: samples, train pass rate, training, held-out pass@1, gate",
+        )
         rows = [
             row
             for who, records in evals.items()
@@ -282,6 +302,33 @@ def sample_verify_flow(
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """Sample the prompts that lack samples (new ones, after a `prompts load`) and verify."""
+    with stage_runs():
+        return _sample_verify(
+            model,
+            suite,
+            split,
+            k,
+            temperature,
+            top_p,
+            max_new_tokens,
+            seed,
+            shard_prompts,
+            warehouse,
+        )
+
+
+def _sample_verify(
+    model: str,
+    suite: str,
+    split: str | None,
+    k: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    shard_prompts: int,
+    warehouse: str,
+) -> dict[str, Any]:
     sampled = sample_flow(
         model=model,
         suite=suite,

@@ -604,10 +604,15 @@ def serve(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Serve every flow as a deployment (scheduled: nightly sample+verify, weekly bake)."""
-    from flows.runtime import prepare_environment
+    from flows.runtime import api_url, prepare_environment
     from flows.serve import serve_deployments
 
     prepare_environment()
+    if not api_url():
+        fail(
+            "serve needs a Prefect server that outlives it: run `prefect server start` and "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     serve_deployments(nightly, weekly, model, suite, str(warehouse), paused)
 
 

@@ -45,6 +45,13 @@ def _quiet_console_logs() -> None:
                 handler.setLevel(logging.CRITICAL + 1)
 
 
+def api_url() -> str | None:
+    """The Prefect server this process talks to (environment or profile); None: temporary."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
 def ui_url(flow_run_id: Any) -> str | None:
     from prefect.settings import PREFECT_UI_URL
 
@@ -57,7 +64,7 @@ def run_flow(flow_fn: Callable[..., Any], console: Console | None = None, **para
     prepare_environment()
     _quiet_console_logs()
     state = flow_fn(**params, return_state=True)
-    if console is not None and os.environ.get("PREFECT_API_URL"):
+    if console is not None and api_url():
         link = ui_url(state.state_details.flow_run_id)
         if link:
             console.print(f"[dim]flow run: {link}[/]", highlight=False, soft_wrap=True)

@@ -46,26 +46,33 @@ from warehouse.writer_parquet import rows_in_run
 
 MAX_SHARDS = 256  # a run stays a few hundred tasks at most, whatever the prompt count
 
-# One open backend per (model, backend settings) per process: shards that land in the
-# same process share loaded weights, and the lock keeps them from decoding at once.
+# The open backend of this process, keyed by model id and backend settings: shards that
+# land in the same process share loaded weights, and the lock keeps them from decoding at
+# once. Only one is kept (a process samples one model at a time), and the flow releases it
+# when sampling ends, so a bake's training never shares memory with the last sampler.
 _BACKENDS: dict[tuple[Any, ...], tuple[ResolvedModel, Backend, threading.Lock]] = {}
 _BACKENDS_LOCK = threading.Lock()
 # The command's rich bar, when a shard runs in the process that shows it.
 _CONSOLE_PROGRESS: dict[str, ProgressFn] = {}
 
 
-def _close_backends() -> None:
-    for _, backend, _ in _BACKENDS.values():
-        backend.close()
-    _BACKENDS.clear()
+def release_backends() -> None:
+    """Close this process's open backends (their weights go with them)."""
+    with _BACKENDS_LOCK:
+        for _, backend, _ in _BACKENDS.values():
+            backend.close()
+        _BACKENDS.clear()
 
 
-atexit.register(_close_backends)
+atexit.register(release_backends)
 
 
-def _backend(wh: Warehouse, job: SampleJob) -> tuple[ResolvedModel, Backend, threading.Lock]:
+def _backend(
+    wh: Warehouse, job: SampleJob, model_id: str
+) -> tuple[ResolvedModel, Backend, threading.Lock]:
     key = (
         str(wh.root.resolve()),
+        model_id,
         job.model,
         job.backend,
         job.base_url,
@@ -76,6 +83,9 @@ def _backend(wh: Warehouse, job: SampleJob) -> tuple[ResolvedModel, Backend, thr
     )
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
+            for _, old, _ in _BACKENDS.values():
+                old.close()
+            _BACKENDS.clear()
             model, backend = open_backend(
                 wh,
                 Console(quiet=True),
@@ -87,6 +97,12 @@ def _backend(wh: Warehouse, job: SampleJob) -> tuple[ResolvedModel, Backend, thr
                 job.batch_rows,
                 job.concurrency,
             )
+            if model.model_id != model_id:
+                backend.close()
+                raise SamplingError(
+                    f"{job.model!r} now resolves to another model ({model.model_id}, not "
+                    f"{model_id}); rerun the command"
+                )
             _BACKENDS[key] = (model, backend, threading.Lock())
         return _BACKENDS[key]
 
@@ -96,21 +112,27 @@ def sample_shard_work(
     job: dict[str, Any],
     prompt_ids: list[str],
     run_id: str,
+    model_id: str,
     progress_id: str | None = None,
     total: int = 0,
 ) -> dict[str, int]:
-    """Sample one shard's prompts into the warehouse; returns written and tokens."""
+    """Sample one shard's prompts into the warehouse; returns written, tokens and pid.
+
+    `model_id` is what the flow resolved the job's model to: a shard that finds the name
+    pointing elsewhere (weights replaced mid-run) fails instead of mixing two models.
+    """
     spec = SampleJob(**job)
     wh = Warehouse(Path(warehouse))
     prompts = prompts_by_id(wh, prompt_ids)
-    model, backend, lock = _backend(wh, spec)
+    model, backend, lock = _backend(wh, spec, model_id)
     bar = _CONSOLE_PROGRESS.get(run_id)
     artifact = ProgressArtifact.attach(progress_id) if progress_id else None
 
     def progress(samples: int, tokens: int) -> None:
         if bar is not None:
             bar(samples, tokens)
-        if artifact is not None and total:
+        # Checked first: counting the run's rows reads every file footer it wrote.
+        if artifact is not None and total and artifact.due():
             artifact.update(rows_in_run(wh.root, "samples", run_id) / total)
 
     with lock:
@@ -125,10 +147,11 @@ def sample_shard(
     job: dict[str, Any],
     prompt_ids: list[str],
     run_id: str,
+    model_id: str,
     progress_id: str | None = None,
     total: int = 0,
 ) -> dict[str, int]:
-    return sample_shard_work(warehouse, job, prompt_ids, run_id, progress_id, total)
+    return sample_shard_work(warehouse, job, prompt_ids, run_id, model_id, progress_id, total)
 
 
 @flow(name="sample-shard", retries=2, retry_delay_seconds=5, log_prints=True)
@@ -137,11 +160,12 @@ def sample_shard_flow(
     job: dict[str, Any],
     prompt_ids: list[str],
     run_id: str,
+    model_id: str,
     progress_id: str | None = None,
     total: int = 0,
 ) -> dict[str, int]:
     """One shard as its own flow run, for work-pool workers (see `shard_deployment`)."""
-    return sample_shard_work(warehouse, job, prompt_ids, run_id, progress_id, total)
+    return sample_shard_work(warehouse, job, prompt_ids, run_id, model_id, progress_id, total)
 
 
 def _run_on_deployment(
@@ -236,6 +260,7 @@ def run_sample_stage(
             "warehouse": str(wh.root),
             "job": asdict(job),
             "run_id": run_id,
+            "model_id": model.model_id,
             "progress_id": str(progress.id),
             "total": total,
         }
@@ -259,6 +284,7 @@ def run_sample_stage(
                             progress.update(rows_in_run(wh.root, "samples", run_id) / total)
             finally:
                 _CONSOLE_PROGRESS.pop(run_id, None)
+                release_backends()
         progress.update(1.0, force=True)
     summary = _summary(wh, run_id, len(prompts), job.k, already, time.perf_counter() - started)
     print_summary(console, job, summary)

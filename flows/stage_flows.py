@@ -224,7 +224,9 @@ def eval_flow(
         workers=workers,
     )
     records = eval_job(job, Path(warehouse), Console())
-    artifacts.publish_markdown("eval-summary", artifacts.eval_md(model, records))
+    artifacts.publish_markdown(
+        "eval-summary", artifacts.eval_md(model, records), f"pass@k of {model} with cost"
+    )
     artifacts.publish_table(
         "eval-pass-at-k",
         artifacts.eval_rows(model, records),

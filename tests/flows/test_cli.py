@@ -258,6 +258,18 @@ def _snapshot(root: Path) -> dict[str, float]:
         (["verify", "--workers", "0"], "--workers must be at least 1"),
         (["sql", "SELECT * FROM nope"], "Table with name nope does not exist"),
         (["samples", "import", "missing.jsonl", "--model-name", "x"], "need an existing .jsonl"),
+        (["sample", "--model", "tiny-random", "--runner", "ray"], "unknown runner 'ray'"),
+        (
+            ["sample", "--model", "tiny-random", "--shard-prompts", "0"],
+            "--shard-prompts must be at least 1",
+        ),
+        (["bake", "--model", "tiny-random", "--rounds", "0"], "--rounds must be at least 1"),
+        (["bake", "--model", "tiny-random", "--method", "ppo"], "unknown training method 'ppo'"),
+        (["bake", "--model", "tiny-random", "--eval-n", "0"], "--eval-n must be at least 1"),
+        (
+            ["bake", "--model", "tiny-random", "--runner", "dask", "--dask-workers", "0"],
+            "--dask-workers must be at least 1",
+        ),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -102,3 +103,22 @@ def test_prefect_yaml_entrypoints_are_flows_taking_those_parameters():
         "train/workers",
         "eval/workers",
     ]
+
+
+def test_serve_without_a_server_is_a_one_line_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")  # a profile with no API URL either
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve", "--warehouse", str(tmp_path / "wh")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "error: serve needs a Prefect server that outlives it: run `prefect server start` "
+        "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
+    ]
+    assert not (tmp_path / "wh").exists()
