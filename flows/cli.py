@@ -254,9 +254,12 @@ def samples_import(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Import completions made elsewhere; importing the same file twice adds nothing."""
-    from flows.sample_job import import_samples
+    from flows.runtime import run_flow
+    from flows.stage_flows import import_flow
 
-    written, skipped = import_samples(file, model_name, warehouse)
+    written, skipped = run_flow(
+        import_flow, console, file=str(file), model_name=model_name, warehouse=str(warehouse)
+    )
     console.print(f"imported {written} samples for {model_name} ({skipped} already present)")
 
 

@@ -22,6 +22,7 @@ def deployments(
     from flows.sample_flow import sample_flow, sample_shard_flow
     from flows.stage_flows import (
         eval_flow,
+        import_flow,
         pairs_flow,
         promote_flow,
         prompts_flow,
@@ -54,6 +55,7 @@ def deployments(
     ]
     stages = [
         prompts_flow,
+        import_flow,
         sample_flow,
         verify_flow,
         pairs_flow,

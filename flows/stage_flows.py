@@ -40,6 +40,20 @@ def prompts_flow(
     return asdict(loaded)
 
 
+@flow(name="samples-import")
+def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -> tuple[int, int]:
+    """Completions made elsewhere (JSONL: prompt_id, text) as samples of a named model."""
+    from flows.sample_job import import_samples
+
+    written, skipped = import_samples(Path(file), model_name, Path(warehouse))
+    artifacts.publish_markdown(
+        "import-summary",
+        f"## Imported samples\n\n**{written}** samples of {model_name} from `{file}` "
+        f"({skipped} already present).\n",
+    )
+    return written, skipped
+
+
 @flow(name="verify")
 def verify_flow(
     suite: str | None = None,

@@ -29,6 +29,7 @@ STAGES = {
     "report",
     "bake",
     "sample-shard",
+    "samples-import",
 }
 
 
