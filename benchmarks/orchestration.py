@@ -27,14 +27,10 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -45,6 +41,8 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from flows import prefect_server  # noqa: E402 - imports no Prefect; the path comes first
 
 SUITE = "vowels"
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
@@ -101,61 +99,6 @@ class RunResult:
 # ------------------------------------------------------------------ the Prefect server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_prefect_server(home: Path, port: int, timeout: float = 180) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1:port with its database under `home`.
-
-    The same as tests/conftest.py's, copied so the benchmark does not import pytest.
-    """
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    cmd = [sys.executable, "-m", "prefect", "server", "start"]
-    proc = subprocess.Popen(
-        [*cmd, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError(f"prefect server did not answer within {timeout}s")
-
-
-def stop_prefect_server(proc: subprocess.Popen, home: Path) -> None:
-    # Only the server's own process group (start_new_session), by its id.
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    shutil.rmtree(home, ignore_errors=True)
-
-
 def serve_prefect() -> float:
     """Start the server and point this process at it; returns the start-up seconds.
 
@@ -163,14 +106,12 @@ def serve_prefect() -> float:
     """
     home = Path(tempfile.mkdtemp(prefix="distillery-bench-prefect-"))
     started = time.perf_counter()
-    proc = start_prefect_server(home, port := free_port())
+    proc = prefect_server.start(home, port := prefect_server.free_port())
     # Registered before Prefect is imported, so it runs after Prefect's own exit hooks
     # (atexit is last-in, first-out) and their last log/event sends still find a server.
-    atexit.register(stop_prefect_server, proc, home)
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    os.environ["DO_NOT_TRACK"] = "1"
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    atexit.register(prefect_server.stop, proc)
+    os.environ.update(prefect_server.server_env(home, port))
     return time.perf_counter() - started
 
 

@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from flows import prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "ui-screenshots"
@@ -76,71 +75,13 @@ class Context:
 # ------------------------------------------------------------------ server and bake
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def prefect_env(home: Path, port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    api = f"http://127.0.0.1:{port}/api"
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_API_URL=api,
-        # `server start --port` does not reach /ui-settings: without this the UI in the
-        # browser calls the default http://127.0.0.1:4200/api and shows "Can't connect".
-        PREFECT_SERVER_UI_API_URL=api,
-        NO_COLOR="1",
-    )
-    return env
-
-
 @contextmanager
-def prefect_server(python: str, env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    """A `prefect server start` in its own session, killed with its children on exit."""
-    cmd = [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def running_server(python: str, home: Path, port: int) -> Iterator[None]:
+    proc = prefect_server.start(home, port, python)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, log)
         yield
     finally:
-        # The server spawns workers; only the process group takes them all down.
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, limit: float = 180) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CheckFailed(f"prefect server exited ({proc.returncode}): {tail(log)}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass  # not listening yet
-        time.sleep(1)
-    raise CheckFailed(f"prefect server not healthy after {limit:.0f}s: {tail(log)}")
-
-
-def tail(log: Path, chars: int = 300) -> str:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return " ".join(text[-chars:].split())
+        prefect_server.stop(proc)
 
 
 def write_suite(path: Path) -> None:
@@ -328,10 +269,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> list[str]:
-    port = free_port()
-    env = prefect_env(tmp / "prefect-home", port)
+    port = prefect_server.free_port()
+    home = tmp / "prefect-home"
+    env = {**prefect_server.server_env(home, port), "NO_COLOR": "1"}
     ctx = Context(f"http://127.0.0.1:{port}", args.chromium, args.out, tmp)
-    with prefect_server(args.python, env, port, tmp / "server.log"):
+    with running_server(args.python, home, port):
         started = time.monotonic()
         ctx.flow_run_id = run_bake(args.python, env, tmp, ctx.base)
         lines = [f"bake {ctx.flow_run_id} in {time.monotonic() - started:.0f}s"]
@@ -346,7 +288,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ui-screenshot-") as tmp:
         try:
             lines = run(args, Path(tmp))
-        except (CheckFailed, subprocess.TimeoutExpired, httpx.HTTPError) as e:
+        except (
+            CheckFailed,
+            prefect_server.PrefectServerError,
+            subprocess.TimeoutExpired,
+            httpx.HTTPError,
+        ) as e:
             sys.exit(f"ui_screenshot: FAIL {e}")
     for line in lines:
         print(f"ok  {line}")

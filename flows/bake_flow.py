@@ -303,43 +303,17 @@ def sample_verify_flow(
 ) -> dict[str, Any]:
     """Sample the prompts that lack samples (new ones, after a `prompts load`) and verify."""
     with stage_runs():
-        return _sample_verify(
-            model,
-            suite,
-            split,
-            k,
-            temperature,
-            top_p,
-            max_new_tokens,
-            seed,
-            shard_prompts,
-            warehouse,
+        sampled = sample_flow(
+            model=model,
+            suite=suite,
+            split=split,
+            k=k,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            shard_prompts=shard_prompts,
+            warehouse=warehouse,
         )
-
-
-def _sample_verify(
-    model: str,
-    suite: str,
-    split: str | None,
-    k: int,
-    temperature: float,
-    top_p: float,
-    max_new_tokens: int,
-    seed: int,
-    shard_prompts: int,
-    warehouse: str,
-) -> dict[str, Any]:
-    sampled = sample_flow(
-        model=model,
-        suite=suite,
-        split=split,
-        k=k,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        shard_prompts=shard_prompts,
-        warehouse=warehouse,
-    )
-    verified = verify_flow(suite=suite, model=model, split=split, warehouse=warehouse)
+        verified = verify_flow(suite=suite, model=model, split=split, warehouse=warehouse)
     return {"sampled": sampled["written"], "verified": verified["written"]}

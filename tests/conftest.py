@@ -10,90 +10,32 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from flows import prefect_server
 from warehouse.store import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 _SERVER: dict[str, object] = {}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_prefect_server(home: Path, port: int, timeout: float = 180) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1:port with its database under `home`."""
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError(f"prefect server did not answer within {timeout}s")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="distillery-prefect-"))
-    port = free_port()
-    _SERVER["proc"] = start_prefect_server(home, port)
+    port = prefect_server.free_port()
+    _SERVER["proc"] = prefect_server.start(home, port)
     _SERVER["home"] = home
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.update(prefect_server.server_env(home, port))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     proc = _SERVER.get("proc")
     if isinstance(proc, subprocess.Popen):
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        prefect_server.stop(proc)
     home = _SERVER.get("home")
     if isinstance(home, Path):
         shutil.rmtree(home, ignore_errors=True)
