@@ -17,13 +17,14 @@ import logging
 import os
 import queue
 import signal
+import site
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -213,11 +214,16 @@ class Sandbox:
         self._proc = subprocess.Popen(
             [
                 sys.executable,
+                # No site processing: .pth files import what no program needs (setuptools'
+                # distutils hack, editable finders), and every module in the zygote is
+                # memory each clone pays for. The zygote adds site-packages itself.
+                "-S",
                 "-m",
                 "filters.sandbox_zygote",
                 str(child.fileno()),
                 json.dumps(self.hidden),
-                json.dumps(asdict(self.limits)),
+                json.dumps(self.limits._asdict()),
+                json.dumps(site.getsitepackages()),
             ],
             pass_fds=[child.fileno()],
             env=env,

@@ -112,11 +112,16 @@ def decode(obj: Any, depth: int = 0) -> Any:
     raise WireError(f"unknown tag {tag[:20]!r}")
 
 
-def send(sock: socket.socket, message: dict[str, Any]) -> None:
+def frame(message: dict[str, Any]) -> bytes:
+    """The bytes `send` puts on the wire for `message`."""
     data = json.dumps(message, separators=(",", ":")).encode("utf-8")
     if len(data) > MAX_FRAME:
         raise WireError("frame too large")
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(frame(message))
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -174,6 +174,9 @@ HOSTILE = [
         f"""
         def f(a, b):
             subclasses = ().__class__.__bases__[0].__subclasses__()
+            # The zygote no longer imports subprocess itself: load it so the walk finds it.
+            __import__('subprocess')
+            subclasses = ().__class__.__bases__[0].__subclasses__()
             popen = [c for c in subclasses if c.__name__ == 'Popen'][0]
             p = popen(['/bin/sh', '-c', 'echo pwned > {CANARY / "popen.txt"}; kill -9 -1'])
             p.wait()
