@@ -75,18 +75,14 @@ class _Program:
         exit_status: Callable[[], tuple[int, float] | None],
         cpu_limit_s: float,
     ) -> None:
-        self.sock, self.pid, self.deadline = sock, pid, deadline
+        self.chan = wire.Channel(sock, deadlines=True)
+        self.pid, self.deadline = pid, deadline
         self._exit_status = exit_status
-        self._cpu_limit_s = cpu_limit_s
         self._cpu_limit_s = cpu_limit_s
 
     def recv(self) -> dict[str, Any]:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise CandidateFailed(Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed"))
-        self.sock.settimeout(remaining)
         try:
-            return wire.recv(self.sock)
+            return self.chan.recv(self.deadline)
         except TimeoutError:
             raise CandidateFailed(
                 Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")
@@ -100,8 +96,13 @@ class _Program:
 
     def send(self, message: dict[str, Any]) -> None:
         try:
-            wire.send(self.sock, message)
-        except (BrokenPipeError, ConnectionError):
+            self.chan.send(message, self.deadline)
+        except TimeoutError:
+            # The program stopped reading: it cannot finish before the deadline either.
+            raise CandidateFailed(
+                Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")
+            ) from None
+        except ConnectionError:
             raise CandidateFailed(self._death_verdict()) from None
 
     def call(self, *args: Any, **kwargs: Any) -> Any:

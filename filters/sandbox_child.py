@@ -229,51 +229,51 @@ def setup(
     sys.setrecursionlimit(3000)
 
 
-def serve(rpc: socket.socket) -> None:
+def serve(rpc: wire.Channel) -> None:
     """Load the candidate, then answer calls until the parent hangs up or kills us."""
-    msg = wire.recv(rpc)
+    msg = rpc.recv()
     code, entry = msg["code"], msg["entry_point"]
     try:
         compiled = compile(code, "<candidate>", "exec")
     except (SyntaxError, ValueError) as exc:
-        wire.send(rpc, {"error": "syntax", "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        rpc.send({"error": "syntax", "detail": f"{type(exc).__name__}: {exc}"[:500]})
         return
     namespace: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
     try:
         exec(compiled, namespace)
     except MemoryError:
-        wire.send(rpc, {"error": "memory", "detail": "MemoryError while loading"})
+        rpc.send({"error": "memory", "detail": "MemoryError while loading"})
         return
     except BaseException as exc:
-        wire.send(rpc, {"error": "runtime", "detail": f"{type(exc).__name__}: {exc}"[:500]})
+        rpc.send({"error": "runtime", "detail": f"{type(exc).__name__}: {exc}"[:500]})
         return
     fn = namespace.get(entry)
     if not callable(fn):
-        wire.send(rpc, {"error": "missing_entry_point", "detail": f"no function {entry!r}"})
+        rpc.send({"error": "missing_entry_point", "detail": f"no function {entry!r}"})
         return
-    wire.send(rpc, {"loaded": True})
+    rpc.send({"loaded": True})
     while True:
-        msg = wire.recv(rpc)
+        msg = rpc.recv()
         args = wire.decode(msg["args"])
         kwargs = wire.decode(msg.get("kwargs") or {"$d": []})
         try:
             result = fn(*args, **kwargs)
         except MemoryError:
-            wire.send(rpc, {"raised": "MemoryError", "detail": ""})
+            rpc.send({"raised": "MemoryError", "detail": ""})
             continue
         except OSError as exc:
             # Python ignores SIGXFSZ, so the file-size limit and a full tmpfs surface here.
             name = "OutputLimit" if exc.errno in (errno.EFBIG, errno.ENOSPC) else type(exc).__name__
-            wire.send(rpc, {"raised": name, "detail": str(exc)[:300]})
+            rpc.send({"raised": name, "detail": str(exc)[:300]})
             continue
         except BaseException as exc:
-            wire.send(rpc, {"raised": type(exc).__name__, "detail": str(exc)[:300]})
+            rpc.send({"raised": type(exc).__name__, "detail": str(exc)[:300]})
             continue
         try:
             value = wire.encode(result)
         except (wire.WireError, RecursionError):
             value = {"$o": "unencodable"}
-        wire.send(rpc, {"value": value})
+        rpc.send({"value": value})
 
 
 def main(
@@ -289,12 +289,13 @@ def main(
         setup(rpc, limits, layers, uid, seccomp)
     except BaseException as exc:
         try:
-            wire.send(rpc, {"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})
+            wire.Channel(rpc).send({"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})
         finally:
             os._exit(70)
     try:
-        rpc.sendall(READY)
-        serve(rpc)
+        chan = wire.Channel(rpc)
+        chan.send_frame(READY)
+        serve(chan)
     except BaseException:
         pass
     os._exit(0)

@@ -34,6 +34,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import typing  # noqa: F401
 
 from filters.sandbox_child import (
@@ -121,8 +122,7 @@ def probe(seccomp: object | None, namespaces: bool) -> tuple[Layers, list[str]]:
         from filters import sandbox_wire as wire
 
         try:
-            a.settimeout(10)
-            reply = wire.recv(a)
+            reply = wire.Channel(a, deadlines=True).recv(time.monotonic() + 10)
         except (EOFError, OSError, wire.WireError) as exc:
             reply = {"setup_failed": str(exc)}
         a.close()

@@ -1,9 +1,11 @@
 import math
 import socket
+import threading
+import time
 
 import pytest
 
-from filters.sandbox_wire import Opaque, WireError, decode, encode, recv, send
+from filters.sandbox_wire import Channel, Opaque, WireError, decode, encode, frame
 
 
 @pytest.mark.parametrize(
@@ -49,11 +51,60 @@ def test_malformed_values_are_refused(bad):
 
 def test_frames_over_a_socket_and_size_limit():
     a, b = socket.socketpair()
-    send(a, {"value": encode([1, 2])})
-    assert recv(b) == {"value": [1, 2]}
+    Channel(a).send({"value": encode([1, 2])})
+    rx = Channel(b)
+    assert rx.recv() == {"value": [1, 2]}
     a.sendall(b"\xff\xff\xff\xff")
     with pytest.raises(WireError, match="too large"):
-        recv(b)
+        rx.recv()
     a.close()
     with pytest.raises(EOFError):
-        recv(b)
+        Channel(b).recv()
+
+
+@pytest.mark.parametrize("deadlines", [False, True])
+def test_buffered_reads_split_and_joined_frames(deadlines):
+    a, b = socket.socketpair()
+    rx = Channel(b, deadlines=deadlines)
+    deadline = time.monotonic() + 5 if deadlines else None
+    # Two frames in one write: both come out, in order, from one read.
+    a.sendall(frame({"n": 1}) + frame({"n": 2}))
+    assert rx.recv(deadline) == {"n": 1}
+    assert rx.recv(deadline) == {"n": 2}
+    # A frame cut inside its header and inside its body is put back together.
+    data = frame({"s": "x" * 1000})
+
+    def write_in_parts() -> None:
+        for part in (data[:2], data[2:9], data[9:]):
+            a.sendall(part)
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=write_in_parts)
+    writer.start()
+    assert rx.recv(deadline) == {"s": "x" * 1000}
+    writer.join()
+    # A frame that is not a JSON object is refused.
+    a.sendall(b"\x00\x00\x00\x03[1]")
+    with pytest.raises(WireError, match="not an object"):
+        rx.recv(deadline)
+
+
+def test_deadlines_bound_reads_and_writes():
+    a, b = socket.socketpair()
+    rx = Channel(b, deadlines=True)
+    t = time.monotonic()
+    with pytest.raises(TimeoutError):
+        rx.recv(t + 0.2)
+    assert 0.15 < time.monotonic() - t < 2
+    # A peer that never reads: a frame larger than the socket buffers cannot be sent.
+    tx = Channel(a, deadlines=True)
+    with pytest.raises(TimeoutError):
+        tx.send({"s": "x" * (8 * 1024 * 1024)}, time.monotonic() + 0.3)
+    # A peer that reads gets all of it.
+    c, d = socket.socketpair()
+    got: list[dict] = []
+    reader = threading.Thread(target=lambda: got.append(Channel(d).recv()))
+    reader.start()
+    Channel(c, deadlines=True).send({"s": "y" * (4 * 1024 * 1024)}, time.monotonic() + 10)
+    reader.join(10)
+    assert got == [{"s": "y" * (4 * 1024 * 1024)}]
