@@ -10,6 +10,7 @@ the wall-clock deadline passes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,13 @@ class CandidateRaised(Exception):
 
 Call = Callable[..., Any]
 Driver = Callable[[Call], Verdict]
+# Calls a driver is known to make first, in order: (positional args, keyword args).
+Calls = Sequence[tuple[list[Any], dict[str, Any]]]
+
+
+def _call_frame(args: list[Any], kwargs: dict[str, Any]) -> bytes:
+    """A call as it goes on the wire; equal frames are equal calls (1 and 1.0 differ)."""
+    return wire.frame({"args": wire.encode(args), "kwargs": wire.encode(kwargs)})
 
 
 class _Program:
@@ -76,6 +84,7 @@ class _Program:
         cpu_limit_s: float,
     ) -> None:
         self.chan = wire.Channel(sock, deadlines=True)
+        self._ahead: collections.deque[bytes] = collections.deque()  # frames of calls sent ahead
         self.pid, self.deadline = pid, deadline
         self._exit_status = exit_status
         self._cpu_limit_s = cpu_limit_s
@@ -95,8 +104,11 @@ class _Program:
             ) from None
 
     def send(self, message: dict[str, Any]) -> None:
+        self._send_frame(wire.frame(message))
+
+    def _send_frame(self, data: bytes) -> None:
         try:
-            self.chan.send(message, self.deadline)
+            self.chan.send_frame(data, self.deadline)
         except TimeoutError:
             # The program stopped reading: it cannot finish before the deadline either.
             raise CandidateFailed(
@@ -105,12 +117,47 @@ class _Program:
         except ConnectionError:
             raise CandidateFailed(self._death_verdict()) from None
 
+    def prefetch(self, calls: Sequence[tuple[list[Any], dict[str, Any]]]) -> None:
+        """Send calls the driver is known to make first, in order, in one frame.
+
+        The program answers each as soon as it has computed it, so the driver's first calls
+        cost no round trip each. A call is still judged when the driver makes it, in order,
+        and the first failure still ends the run (and kills the program, whatever it is
+        computing ahead).
+        """
+        frames = []
+        for args, kwargs in calls:
+            try:
+                frames.append(_call_frame(args, kwargs))
+            except wire.WireError:
+                break
+        if frames:
+            # Each frame's body, as the program would receive it one call at a time.
+            batch = b"[" + b",".join(f[wire.HEADER_SIZE :] for f in frames) + b"]"
+            self._send_frame(wire.frame_bytes(b'{"batch":' + batch + b"}"))
+            self._ahead.extend(frames)
+
     def call(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            self.send({"args": wire.encode(list(args)), "kwargs": wire.encode(dict(kwargs))})
+            data = _call_frame(list(args), dict(kwargs))
         except wire.WireError as exc:
             raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
+        if self._ahead:
+            if self._ahead.popleft() == data:
+                return self._reply()
+            # The driver left the calls it was expected to make: take the answers computed
+            # ahead off the channel, unread, and ask for this call.
+            self._reply(discard=True)
+            while self._ahead:
+                self._ahead.popleft()
+                self._reply(discard=True)
+        self._send_frame(data)
+        return self._reply()
+
+    def _reply(self, discard: bool = False) -> Any:
         reply = self.recv()
+        if discard:
+            return None
         if "value" in reply:
             try:
                 return wire.decode(reply["value"])
@@ -309,13 +356,17 @@ class Sandbox:
 
     # ------------------------------------------------------------------ programs
 
-    def run(self, code: str, entry_point: str, driver: Driver) -> Verdict:
-        """Run `driver` against the program; sandbox faults are retried, then reported."""
+    def run(self, code: str, entry_point: str, driver: Driver, prefetch: Calls = ()) -> Verdict:
+        """Run `driver` against the program; sandbox faults are retried, then reported.
+
+        `prefetch` lists the calls the driver is known to make first (see
+        `_Program.prefetch`); they are sent as soon as the program is set up.
+        """
         started = time.perf_counter()
         verdict = Verdict.fail(reasons.SANDBOX_ERROR, "not run")
         for _ in range(1 + SANDBOX_RETRIES):
             try:
-                verdict = self._run_once(code, entry_point, driver)
+                verdict = self._run_once(code, entry_point, driver, prefetch)
                 break
             except SandboxFault as exc:
                 verdict = Verdict.fail(reasons.SANDBOX_ERROR, str(exc), score=None)
@@ -327,7 +378,7 @@ class Sandbox:
             time.perf_counter() - started,
         )
 
-    def _run_once(self, code: str, entry_point: str, driver: Driver) -> Verdict:
+    def _run_once(self, code: str, entry_point: str, driver: Driver, prefetch: Calls) -> Verdict:
         self._running.acquire()
         uid = self._uids.get()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -368,6 +419,8 @@ class Sandbox:
             # From here on the candidate's code is in the process: failures are its own.
             prog.deadline = time.monotonic() + self.limits.wall_s
             try:
+                # Sent while the program compiles its code: read right after it has loaded.
+                prog.prefetch(prefetch)
                 loaded = prog.recv()
                 if not loaded.get("loaded"):
                     reason = {

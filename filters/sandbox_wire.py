@@ -20,6 +20,7 @@ MAX_FRAME = 16 * 1024 * 1024
 READ_SIZE = 64 * 1024  # below glibc's mmap threshold: a read buffer comes off the heap
 MAX_DEPTH = 64
 _HEADER = struct.Struct("!I")
+HEADER_SIZE = _HEADER.size
 
 
 class WireError(Exception):
@@ -117,7 +118,11 @@ def decode(obj: Any, depth: int = 0) -> Any:
 
 def frame(message: dict[str, Any]) -> bytes:
     """The bytes a Channel puts on the wire for `message`."""
-    data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+    return frame_bytes(json.dumps(message, separators=(",", ":")).encode("utf-8"))
+
+
+def frame_bytes(data: bytes) -> bytes:
+    """A frame around an encoded JSON object."""
     if len(data) > MAX_FRAME:
         raise WireError("frame too large")
     return _HEADER.pack(len(data)) + data

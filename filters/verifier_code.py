@@ -7,6 +7,7 @@ values that come back; `test` (HumanEval's `check(candidate)`) runs here with a
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
 import threading
@@ -72,18 +73,111 @@ def _cases_driver(cases: list[dict[str, Any]]):
 
 
 class _CheckCache:
-    """Compiled `check` code per test text: compiled once, executed fresh per program."""
+    """Per test text: the `check` code compiled once (executed fresh per program), and the
+    calls it is known to make first."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._compiled: dict[str, Any] = {}
+        self._compiled: dict[str, tuple[Any, list[tuple[list[Any], dict[str, Any]]]]] = {}
 
-    def get(self, prefix: str, test: str) -> Any:
-        key = hashlib.sha256((prefix + "\0" + test).encode()).hexdigest()
+    def get(
+        self, prefix: str, test: str, entry_point: str
+    ) -> tuple[Any, list[tuple[list[Any], dict[str, Any]]]]:
+        key = hashlib.sha256("\0".join((prefix, test, entry_point)).encode()).hexdigest()
         with self._lock:
             if key not in self._compiled:
-                self._compiled[key] = compile(prefix + "\n\n" + test, "<tests>", "exec")
+                # optimize=0: under `python -O` the asserts that are the tests would vanish.
+                code = compile(prefix + "\n\n" + test, "<tests>", "exec", optimize=0)
+                self._compiled[key] = (code, leading_calls(test, entry_point))
             return self._compiled[key]
+
+
+def leading_calls(test: str, entry_point: str) -> list[tuple[list[Any], dict[str, Any]]]:
+    """The calls `check(candidate)` in `test` makes first, whatever the candidate returns.
+
+    Read off the straight-line start of `check`'s body: simple statements, each with at
+    most one call of the candidate (by `candidate` or by its own name) whose arguments are
+    literals, and not under a short-circuit, a conditional expression, a comprehension or a
+    lambda; other calls only of builtins that cannot call back (`abs`, `len`, `math.*`).
+    The first statement that is not like that (a loop, an `if`, computed arguments, a
+    helper) ends the list. A check that fails stops there, as it would anyway.
+    """
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return []
+    check = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None
+    )
+    if check is None or not check.args.args:
+        return []
+    names = {check.args.args[0].arg, entry_point}
+    calls: list[tuple[list[Any], dict[str, Any]]] = []
+    for stmt in check.body:
+        if not isinstance(stmt, _SIMPLE):
+            break
+        found = [
+            n
+            for n in ast.walk(stmt)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names
+        ]
+        # Rebinding a candidate's name would send later calls elsewhere.
+        if any(
+            isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Load)
+            for n in ast.walk(stmt)
+        ):
+            break
+        if any(_may_call_back(n, names) for n in ast.walk(stmt)):
+            break
+        if not found:
+            continue
+        if len(found) > 1 or _maybe_skipped(stmt, found[0]):
+            break
+        try:
+            args = [ast.literal_eval(a) for a in found[0].args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in found[0].keywords if k.arg}
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            break
+        if len(kwargs) != len(found[0].keywords) or any(
+            isinstance(a, ast.Starred) for a in found[0].args
+        ):
+            break
+        calls.append((args, kwargs))
+    return calls
+
+
+_SIMPLE = (ast.Assert, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass)
+_SIMPLE += (ast.Import, ast.ImportFrom)
+# Calls a statement may make besides the candidate's: none of these can call it in turn.
+_PURE = {"abs", "all", "any", "bool", "dict", "float", "frozenset", "int", "isinstance", "len"}
+_PURE |= {"list", "max", "min", "print", "range", "repr", "round", "set", "sorted", "str"}
+_PURE |= {"sum", "tuple", "type"}
+_LAZY = (ast.BoolOp, ast.IfExp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp)
+_LAZY += (ast.GeneratorExp,)
+
+
+def _may_call_back(node: ast.AST, names: set[str]) -> bool:
+    """A call that might reach the candidate some other way (a helper of the test's)."""
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    if isinstance(f, ast.Name):
+        return f.id not in names and f.id not in _PURE
+    return not (
+        isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "math"
+    )
+
+
+def _maybe_skipped(stmt: ast.stmt, call: ast.Call) -> bool:
+    """Whether `call` might not run when `stmt` does: under a lazy node, or in the message
+    of an assert (evaluated only when it fails)."""
+    if isinstance(stmt, ast.Assert) and stmt.msg is not None and _within(call, stmt.msg):
+        return True
+    return any(isinstance(n, _LAZY) and _within(call, n) for n in ast.walk(stmt))
+
+
+def _within(node: ast.AST, tree: ast.AST) -> bool:
+    return any(n is node for n in ast.walk(tree))
 
 
 def _check_driver(code_obj: Any, entry_point: str):
@@ -137,6 +231,8 @@ class CodeTestsVerifier:
         # burn memory and time, and valid code would otherwise be compiled twice.
         if "cases" in spec:
             driver = _cases_driver(spec["cases"])
+            prefetch = [(list(case["args"]), {}) for case in spec["cases"]]
         else:
-            driver = _check_driver(self._checks.get(prefix or "", spec["test"]), entry)
-        return self.sandbox.run(code, entry, driver)
+            check, prefetch = self._checks.get(prefix or "", spec["test"], entry)
+            driver = _check_driver(check, entry)
+        return self.sandbox.run(code, entry, driver, prefetch)

@@ -1,8 +1,13 @@
+import subprocess
+import sys
+
 import pytest
 
 from filters import reasons
+from filters.base import Verdict
 from filters.registry import Verifiers
-from filters.verifier_code import values_equal
+from filters.verifier_code import leading_calls, values_equal
+from tests.conftest import ROOT
 
 SPEC = {
     "kind": "code_tests",
@@ -71,3 +76,114 @@ def test_check_style_tests_stop_at_the_first_failure(vs):
     wrong = vs.verify(spec, "```python\ndef add(a, b):\n    return a * b + 1\n```")
     assert wrong.reason == reasons.WRONG_ANSWER
     assert vs.verify(spec, "    return None\n").reason == reasons.WRONG_ANSWER
+
+
+def test_leading_calls_reads_only_the_straight_line_start_of_check():
+    test = """
+def check(candidate):
+    import math
+    assert candidate([1, 2], k=-3) == 1
+    assert math.isclose(abs(candidate((1.0,), k=2)), 0.5)
+    x = candidate({"a": None})
+    assert True or candidate(7)
+    assert candidate(8)
+"""
+    # The import is simple; the call under `or` may never run: the list ends there.
+    assert leading_calls(test, "f") == [
+        ([[1, 2]], {"k": -3}),
+        ([(1.0,)], {"k": 2}),
+        ([{"a": None}], {}),
+    ]
+    # A call in an assert's message runs only when it fails: that ends the list too.
+    msg = "def check(c):\n    assert c(1), 'x'\n    assert c(2) == 1, c(3)\n    assert c(4)\n"
+    assert leading_calls(msg, "f") == [([1], {})]
+    loop = "def check(c):\n    assert c(1)\n    for i in range(3):\n        assert c(i)\n"
+    loop += "    assert c(2)\n"
+    assert leading_calls(loop, "f") == [([1], {})]
+    # The function's own name counts as a call of it; computed arguments end the list.
+    named = (
+        "def check(c):\n    assert f('a') == 1\n    y = 2\n    assert c(y) == 2\n    assert c(3)\n"
+    )
+    assert leading_calls(named, "f") == [(["a"], {})]
+    # Rebinding the candidate's name, or two calls in one statement, ends it too.
+    assert leading_calls("def check(c):\n    c = print\n    assert c(1)\n", "f") == []
+    assert leading_calls("def check(c):\n    assert c(1) == c(2)\n", "f") == []
+    assert leading_calls("def check(:\n", "f") == [] and leading_calls("x = 1\n", "f") == []
+
+
+STATEFUL = """```python
+CALLS = []
+def f(x):
+    CALLS.append(x)
+    if x == 3:
+        while True:
+            pass
+    return (x, len(CALLS))
+```"""
+
+
+def test_calls_sent_ahead_are_judged_in_order_and_the_first_failure_ends_the_run(vs):
+    spec = {
+        "kind": "code_tests",
+        "entry_point": "f",
+        "cases": [
+            {"args": [1], "expected": [1, 1]},
+            {"args": [2], "expected": [2, 99]},
+            {"args": [3], "expected": [3, 3]},
+        ],
+    }
+    # All three calls go ahead; the third never ends, but the second is already wrong.
+    v = vs.verify(spec, STATEFUL)
+    assert (v.reason, v.score) == (reasons.WRONG_ANSWER, pytest.approx(1 / 3))
+    assert v.seconds < 5
+    assert "f(2,) = (2, 2)" in v.detail
+
+
+def test_a_check_through_a_helper_is_answered_live(vs):
+    # The helper might call the candidate: nothing is read ahead, so a stateful candidate
+    # sees its calls in exactly the order the test makes them.
+    spec = {
+        "kind": "code_tests",
+        "entry_point": "f",
+        "prefix": "def helper(c):\n    return c(10)\n",
+        "test": "def check(candidate):\n    assert helper(candidate) == (10, 1)\n"
+        "    assert candidate(1) == (1, 2)\n    assert candidate(2) == (2, 3)\n",
+    }
+    assert leading_calls(spec["test"], "f") == []
+    assert vs.verify(spec, STATEFUL.replace("if x == 3:", "if x == 30:")).passed
+
+
+def test_calls_sent_ahead_that_the_driver_does_not_make_are_dropped(vs):
+    code = "CALLS = []\ndef f(x):\n    CALLS.append(x)\n    return [x, CALLS]\n"
+
+    def driver(call):
+        got = [call(1), call(2), call(3)]
+        return Verdict.ok(detail=repr(got))
+
+    # The first guess is wrong: what was computed ahead is discarded unread, and every
+    # call is answered live, after the guessed ones (the program ran them).
+    v = vs.sandbox.run(code, "f", driver, prefetch=[([5], {}), ([6], {})])
+    assert v.detail == repr([[1, [5, 6, 1]], [2, [5, 6, 1, 2]], [3, [5, 6, 1, 2, 3]]])
+    # A right guess is answered from what was computed ahead, in order, each answer as it
+    # was when it was computed: the same as live.
+    v = vs.sandbox.run(code, "f", driver, prefetch=[([1], {}), ([2], {})])
+    assert v.detail == repr([[1, [1]], [2, [1, 2]], [3, [1, 2, 3]]])
+
+
+def test_asserts_are_tests_even_under_python_dash_o(tmp_path):
+    script = tmp_path / "opt.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from filters.registry import Verifiers\n"
+        "spec = {'kind': 'code_tests', 'entry_point': 'add',\n"
+        '        \'prefix\': \'def add(a, b):\\n    """Add."""\\n\',\n'
+        "        'test': 'def check(candidate):\\n    assert candidate(1, 2) == 3\\n'}\n"
+        "v = Verifiers(workers=1)\n"
+        "print(sys.flags.optimize, v.verify(spec, '    return a - b\\n').reason)\n"
+        "v.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-O", str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["1", reasons.WRONG_ANSWER], out.stderr[-2000:]
