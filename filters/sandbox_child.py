@@ -256,10 +256,10 @@ def serve(rpc: wire.Channel) -> None:
         msg = rpc.recv()
         # A batch is calls sent ahead: each is answered as it is computed, in order.
         for call in msg.get("batch", [msg]):
-            rpc.send(_answer(fn, call))
+            rpc.send(answer(fn, call))
 
 
-def _answer(fn: Any, call: dict[str, Any]) -> dict[str, Any]:
+def answer(fn: Any, call: dict[str, Any]) -> dict[str, Any]:
     """One call of the candidate, as the message that reports it."""
     args = wire.decode(call["args"])
     kwargs = wire.decode(call.get("kwargs") or {"$d": []})

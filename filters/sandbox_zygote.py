@@ -37,6 +37,7 @@ import sys
 import time
 import typing  # noqa: F401
 
+from filters import sandbox_wire as wire
 from filters.sandbox_child import (
     CLEAN_ENV,
     LIBC,
@@ -46,6 +47,7 @@ from filters.sandbox_child import (
     isolate_shared,
     plan_binds,
 )
+from filters.sandbox_child import answer as child_answer
 from filters.sandbox_child import main as child_main
 from filters.sandbox_wire import EXITED, REPLY, REQUEST, SPAWN_FAILED, SPAWNED
 
@@ -56,6 +58,7 @@ ZYGOTE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
 NAMESPACE_FLAGS = CLONE_NEWPID | CLONE_NEWNS
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 PR_SET_CHILD_SUBREAPER = 36
+WARM_UP_CALLS = 20  # CPython 3.11 quickens a code object after 8 calls
 BASE_UID = 61000  # slot s runs as uid BASE_UID + s: its own RLIMIT_NPROC budget
 
 _libc = LIBC
@@ -133,6 +136,24 @@ def probe(seccomp: object | None, namespaces: bool) -> tuple[Layers, list[str]]:
     return Layers(), notes
 
 
+def warm_up() -> None:
+    """Run the code every program runs, here, until the interpreter has specialised it.
+
+    CPython 3.11 counts a function's first calls, then rewrites ("quickens") its bytecode
+    in place: done in a clone, both write to the code object's pages, which are shared
+    with the zygote, so each clone would copy them.
+    """
+    a, b = socket.socketpair()
+    mine, theirs = wire.Channel(a, deadlines=True), wire.Channel(b)
+    values = [[1, -2.5, "x", True, None], (3, {"k": [4]}), {5, 6}, b"7"]
+    for _ in range(WARM_UP_CALLS):
+        mine.send({"args": wire.encode(values), "kwargs": wire.encode({"n": 1})})
+        theirs.send(child_answer(lambda *args, **kwargs: args, theirs.recv()))
+        wire.decode(mine.recv(time.monotonic() + 10)["value"])
+    a.close()
+    b.close()
+
+
 def main() -> None:
     ctl = socket.socket(fileno=int(sys.argv[1]))
     # Started with -S: the parent's site-packages stay importable (after the standard
@@ -156,6 +177,7 @@ def main() -> None:
     layers, notes = probe(seccomp, namespaces=failed is None)
     if failed:
         notes.insert(0, f"namespaces unavailable: {failed}")
+    warm_up()
     ctl.send(json.dumps({"ready": True, "layers": layers._asdict(), "notes": notes}).encode())
     # Everything alive now is shared with every clone: keep the collector off those pages
     # so children do not copy them on write just by collecting.

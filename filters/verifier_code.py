@@ -116,31 +116,20 @@ def leading_calls(test: str, entry_point: str) -> list[tuple[list[Any], dict[str
     for stmt in check.body:
         if not isinstance(stmt, _SIMPLE):
             break
-        found = [
-            n
-            for n in ast.walk(stmt)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names
-        ]
-        # Rebinding a candidate's name would send later calls elsewhere.
-        if any(
-            isinstance(n, ast.Name) and n.id in names and not isinstance(n.ctx, ast.Load)
-            for n in ast.walk(stmt)
-        ):
+        read = _candidate_call(stmt, names)
+        if read is _STOP:
             break
-        if any(_may_call_back(n, names) for n in ast.walk(stmt)):
-            break
-        if not found:
+        if read is None:
             continue
-        if len(found) > 1 or _maybe_skipped(stmt, found[0]):
+        assert isinstance(read, ast.Call)
+        if any(isinstance(a, ast.Starred) for a in read.args) or any(
+            k.arg is None for k in read.keywords
+        ):
             break
         try:
-            args = [ast.literal_eval(a) for a in found[0].args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in found[0].keywords if k.arg}
+            args = [ast.literal_eval(a) for a in read.args]
+            kwargs = {str(k.arg): ast.literal_eval(k.value) for k in read.keywords}
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            break
-        if len(kwargs) != len(found[0].keywords) or any(
-            isinstance(a, ast.Starred) for a in found[0].args
-        ):
             break
         calls.append((args, kwargs))
     return calls
@@ -152,32 +141,46 @@ _SIMPLE += (ast.Import, ast.ImportFrom)
 _PURE = {"abs", "all", "any", "bool", "dict", "float", "frozenset", "int", "isinstance", "len"}
 _PURE |= {"list", "max", "min", "print", "range", "repr", "round", "set", "sorted", "str"}
 _PURE |= {"sum", "tuple", "type"}
+# Nodes under which a call may not run when the statement does.
 _LAZY = (ast.BoolOp, ast.IfExp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp)
 _LAZY += (ast.GeneratorExp,)
+_STOP = object()
 
 
-def _may_call_back(node: ast.AST, names: set[str]) -> bool:
-    """A call that might reach the candidate some other way (a helper of the test's)."""
-    if not isinstance(node, ast.Call):
-        return False
-    f = node.func
-    if isinstance(f, ast.Name):
-        return f.id not in names and f.id not in _PURE
-    return not (
-        isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "math"
-    )
-
-
-def _maybe_skipped(stmt: ast.stmt, call: ast.Call) -> bool:
-    """Whether `call` might not run when `stmt` does: under a lazy node, or in the message
-    of an assert (evaluated only when it fails)."""
-    if isinstance(stmt, ast.Assert) and stmt.msg is not None and _within(call, stmt.msg):
-        return True
-    return any(isinstance(n, _LAZY) and _within(call, n) for n in ast.walk(stmt))
-
-
-def _within(node: ast.AST, tree: ast.AST) -> bool:
-    return any(n is node for n in ast.walk(tree))
+def _candidate_call(stmt: ast.stmt, names: set[str]) -> ast.Call | object | None:
+    """The one call of the candidate `stmt` surely makes, None if it makes none, or _STOP
+    when the statement could call it otherwise: twice, maybe (under a lazy node, or in an
+    assert's message, evaluated only on failure), through a helper, or by being passed on
+    or rebound."""
+    found: ast.Call | None = None
+    stack: list[tuple[ast.AST, bool]] = [(stmt, False)]
+    while stack:
+        node, lazy = stack.pop()
+        # Any other mention of the candidate: passed on (`sorted(x, key=candidate)`) or
+        # rebound, it could be called some other way.
+        if isinstance(node, ast.Name) and node.id in names:
+            return _STOP
+        children = list(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in names:
+                if lazy or found is not None:
+                    return _STOP
+                found = node
+                children.remove(f)
+            elif not (
+                (isinstance(f, ast.Name) and f.id in _PURE)
+                or (
+                    isinstance(f, ast.Attribute)
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id == "math"
+                )
+            ):
+                return _STOP
+        for child in children:
+            in_msg = isinstance(node, ast.Assert) and child is node.msg
+            stack.append((child, lazy or in_msg or isinstance(node, _LAZY)))
+    return found
 
 
 def _check_driver(code_obj: Any, entry_point: str):

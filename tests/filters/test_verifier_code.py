@@ -108,6 +108,8 @@ def check(candidate):
     # Rebinding the candidate's name, or two calls in one statement, ends it too.
     assert leading_calls("def check(c):\n    c = print\n    assert c(1)\n", "f") == []
     assert leading_calls("def check(c):\n    assert c(1) == c(2)\n", "f") == []
+    passed_on = "def check(c):\n    assert c(1)\n    assert sorted([2, 1], key=c)\n"
+    assert leading_calls(passed_on, "f") == [([1], {})]
     assert leading_calls("def check(:\n", "f") == [] and leading_calls("x = 1\n", "f") == []
 
 
