@@ -215,6 +215,15 @@ class _Waiter:
             self.on_exit()
 
 
+@dataclass
+class _Spawn:
+    """A clone asked of the zygote: its uid, the parent's end of its channel, the reply."""
+
+    uid: int
+    sock: socket.socket
+    waiter: _Waiter
+
+
 def default_hidden() -> list[str]:
     """Directories holding tests or answers that ship with distillery and its data."""
     import importlib.util
@@ -250,6 +259,9 @@ class Sandbox:
         self._spawns: dict[int, _Waiter] = {}
         self._exits: dict[int, _Waiter] = {}
         self._statuses: dict[int, _Exit] = {}
+        self._spare: collections.deque[_Spawn] = collections.deque()  # asked for ahead
+        self._spare_lock = threading.Lock()
+        self._closed = False
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = Path(__file__).resolve().parents[1]
         env = {
@@ -328,21 +340,47 @@ class Sandbox:
                         w.reply = b if kind == SPAWNED else -b
                         w.event.set()
 
-    def _spawn(self, slot: int, sock: socket.socket) -> int:
+    def _request(self, uid: int) -> _Spawn:
+        """Ask the zygote for a clone; its reply is awaited later (`_await`)."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         req_id = next(self._ids)
-        waiter = _Waiter(threading.Event())
+        spawn = _Spawn(uid, mine, _Waiter(threading.Event()))
         with self._state:
-            self._spawns[req_id] = waiter
+            self._spawns[req_id] = spawn.waiter
         try:
             with self._send_lock:
-                socket.send_fds(self._ctl, [REQUEST.pack(req_id, slot)], [sock.fileno()])
+                socket.send_fds(self._ctl, [REQUEST.pack(req_id, uid)], [theirs.fileno()])
         except OSError as exc:
+            mine.close()
+            self._uids.put(uid)
             raise SandboxFault(f"zygote unreachable: {exc}") from None
+        finally:
+            theirs.close()  # the zygote holds it now
+        return spawn
+
+    def _await(self, spawn: _Spawn) -> int:
+        waiter = spawn.waiter
         if not waiter.event.wait(SETUP_TIMEOUT_S) or waiter.reply is None:
             raise SandboxFault("clone failed: no reply from the zygote")
         if waiter.reply < 0:
             raise SandboxFault(f"clone failed: {os.strerror(-waiter.reply)}")
         return waiter.reply
+
+    def _take(self) -> _Spawn:
+        """A clone asked for ahead of time, or a new one; and the next one asked for.
+
+        Cloning and the clone's set-up then overlap the previous program's tests instead
+        of waiting for them. Every clone still runs exactly one program.
+        """
+        with self._spare_lock:
+            spawn = self._spare.popleft() if self._spare else None
+        if spawn is None:
+            spawn = self._request(self._uids.get())
+        with self._spare_lock:
+            if len(self._spare) < self.workers and not self._closed:
+                with contextlib.suppress(queue.Empty, SandboxFault):
+                    self._spare.append(self._request(self._uids.get_nowait()))
+        return spawn
 
     def _watch_exit(self, pid: int, on_exit: Callable[[], None]) -> _Waiter:
         waiter = _Waiter(threading.Event(), on_exit=on_exit)
@@ -380,13 +418,13 @@ class Sandbox:
 
     def _run_once(self, code: str, entry_point: str, driver: Driver, prefetch: Calls) -> Verdict:
         self._running.acquire()
-        uid = self._uids.get()
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spawn: _Spawn | None = None
         pidfd = -1
         exit_waiter: _Waiter | None = None
         try:
-            pid = self._spawn(uid, theirs)
-            theirs.close()
+            spawn = self._take()
+            pid = self._await(spawn)
+            uid = spawn.uid
             exit_waiter = self._watch_exit(pid, lambda: self._uids.put(uid))
             # A pidfd names this process, not its number: no kill can hit a reused pid.
             try:
@@ -402,7 +440,7 @@ class Sandbox:
                 return None
 
             prog = _Program(
-                mine, pid, time.monotonic() + SETUP_TIMEOUT_S, exit_status, self.limits.cpu_s
+                spawn.sock, pid, time.monotonic() + SETUP_TIMEOUT_S, exit_status, self.limits.cpu_s
             )
             try:
                 # Queued now, read by the program once it is set up: no round trip waits
@@ -440,16 +478,28 @@ class Sandbox:
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.close(pidfd)
             if exit_waiter is None:
-                self._uids.put(uid)  # never spawned: nothing can hold the uid
+                if spawn is not None:
+                    self._uids.put(spawn.uid)  # never spawned: nothing can hold the uid
             else:
                 # Wait for the teardown: starting the next program while this one's
                 # namespaces are still being torn down measured ten times slower here.
                 exit_waiter.event.wait(5.0)
-            mine.close()
-            theirs.close()
+            if spawn is not None:
+                spawn.sock.close()
             self._running.release()
 
+    def idle_pids(self) -> list[int]:
+        """Clones asked for ahead that have not been given a program (yet)."""
+        with self._spare_lock:
+            return [s.waiter.reply for s in self._spare if s.waiter.event.is_set()]
+
     def close(self) -> None:
+        with self._spare_lock:
+            self._closed = True
+            # A clone waiting for code reads the end of its channel and exits.
+            for spawn in self._spare:
+                spawn.sock.close()
+            self._spare.clear()
         try:
             # shutdown, not just close: the reader thread's pending recv keeps the socket
             # open otherwise, and the zygote would never see the end of its control channel.

@@ -5,6 +5,7 @@ import os
 import socket
 import textwrap
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -416,7 +417,16 @@ def hostile_results(listener):
                     )
                 )
             healthy = verifier.verify(CASES, "```python\ndef f(a, b):\n    return a + b\n```")
-            survivors = _sandbox_processes()
+            # Clones asked for ahead and not yet given a program are the only ones left.
+            idle = {str(pid) for pid in sb.idle_pids()}
+            running = _sandbox_processes()
+            survivors = [p for p in running if p.split(":")[0] not in idle]
+            assert len(idle) <= 4  # at most one asked for ahead per slot
+        # Closing the sandbox ends those too.
+        deadline = time.monotonic() + 5
+        while _sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors += _sandbox_processes()
         yield {h[0]: v for h, v in zip(HOSTILE, verdicts, strict=True)}, healthy, survivors, before
     finally:
         del os.environ["DISTILLERY_TEST_SECRET"]
