@@ -477,13 +477,10 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.close(pidfd)
-            if exit_waiter is None:
-                if spawn is not None:
-                    self._uids.put(spawn.uid)  # never spawned: nothing can hold the uid
-            else:
-                # Wait for the teardown: starting the next program while this one's
-                # namespaces are still being torn down measured ten times slower here.
-                exit_waiter.event.wait(5.0)
+            # The kernel tears the process down on its own time; its uid goes back to the
+            # pool when the zygote reports the exit (a dying program never shares a uid).
+            if exit_waiter is None and spawn is not None:
+                self._uids.put(spawn.uid)  # never spawned: nothing can hold the uid
             if spawn is not None:
                 spawn.sock.close()
             self._running.release()
@@ -491,7 +488,12 @@ class Sandbox:
     def idle_pids(self) -> list[int]:
         """Clones asked for ahead that have not been given a program (yet)."""
         with self._spare_lock:
-            return [s.waiter.reply for s in self._spare if s.waiter.event.is_set()]
+            spares = list(self._spare)
+        return [
+            s.waiter.reply
+            for s in spares
+            if s.waiter.event.wait(SETUP_TIMEOUT_S) and (s.waiter.reply or 0) > 0
+        ]
 
     def close(self) -> None:
         with self._spare_lock:

@@ -418,18 +418,26 @@ def hostile_results(listener):
                 )
             healthy = verifier.verify(CASES, "```python\ndef f(a, b):\n    return a + b\n```")
             # Clones asked for ahead and not yet given a program are the only ones left.
+            # Clones asked for ahead and not yet given a program are the only ones left,
+            # once the last programs' teardown (after SIGKILL, in the kernel) is done.
             idle = {str(pid) for pid in sb.idle_pids()}
-            running = _sandbox_processes()
-            survivors = [p for p in running if p.split(":")[0] not in idle]
             assert len(idle) <= 4  # at most one asked for ahead per slot
+            survivors = _wait_for_no_sandbox_processes(but=idle)
         # Closing the sandbox ends those too.
-        deadline = time.monotonic() + 5
-        while _sandbox_processes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        survivors += _sandbox_processes()
+        survivors += _wait_for_no_sandbox_processes(but=set())
         yield {h[0]: v for h, v in zip(HOSTILE, verdicts, strict=True)}, healthy, survivors, before
     finally:
         del os.environ["DISTILLERY_TEST_SECRET"]
+
+
+def _wait_for_no_sandbox_processes(but: set[str]) -> list[str]:
+    """The sandbox processes (other than `but`) still there after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        left = [p for p in _sandbox_processes() if p.split(":")[0] not in but]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 def _sandbox_processes() -> list[str]:
