@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,58 @@ class CandidateRaised(Exception):
 
 Call = Callable[..., Any]
 Driver = Callable[[Call], Verdict]
-# Calls a driver is known to make first, in order: (positional args, keyword args).
-Calls = Sequence[tuple[list[Any], dict[str, Any]]]
+CallArgs = tuple[list[Any], dict[str, Any]]  # positional and keyword arguments
 
 
 def _call_frame(args: list[Any], kwargs: dict[str, Any]) -> bytes:
-    """A call as it goes on the wire; equal frames are equal calls (1 and 1.0 differ)."""
+    """A call as it goes on the wire."""
     return wire.frame({"args": wire.encode(args), "kwargs": wire.encode(kwargs)})
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """Calls a driver is known to make first, in order, and the one frame that sends them.
+
+    Built once per test (`Ahead.of`) and sent as soon as a program is set up: the program
+    answers each as soon as it has computed it, so those calls cost no round trip each.
+    """
+
+    calls: tuple[CallArgs, ...] = ()
+    frame: bytes = b""
+
+    @classmethod
+    def of(cls, calls: Iterable[CallArgs]) -> Ahead:
+        kept: list[CallArgs] = []
+        bodies: list[bytes] = []
+        for args, kwargs in calls:
+            try:
+                bodies.append(_call_frame(args, kwargs)[wire.HEADER_SIZE :])
+            except wire.WireError:
+                break  # sent live, where the error becomes the verdict
+            kept.append((args, kwargs))
+        if not kept:
+            return cls()
+        return cls(tuple(kept), wire.frame_bytes(b'{"batch":[' + b",".join(bodies) + b"]}"))
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether `a` would reach the program exactly as `b` does: same types all the way
+    down (1, 1.0 and True differ; so do 0.0 and -0.0), dicts in the same order."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is float or t is complex:
+        return repr(a) == repr(b)
+    if t is list or t is tuple:
+        return len(a) == len(b) and all(map(same_value, a, b))
+    if t is dict:
+        return len(a) == len(b) and all(
+            same_value(ka, kb) and same_value(va, vb)
+            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
+        )
+    if t in (int, str, bytes, bool, type(None), set, frozenset):
+        return a == b
+    return False
 
 
 class _Program:
@@ -84,7 +129,7 @@ class _Program:
         cpu_limit_s: float,
     ) -> None:
         self.chan = wire.Channel(sock, deadlines=True)
-        self._ahead: collections.deque[bytes] = collections.deque()  # frames of calls sent ahead
+        self._ahead: collections.deque[CallArgs] = collections.deque()  # calls sent ahead
         self.pid, self.deadline = pid, deadline
         self._exit_status = exit_status
         self._cpu_limit_s = cpu_limit_s
@@ -117,33 +162,18 @@ class _Program:
         except ConnectionError:
             raise CandidateFailed(self._death_verdict()) from None
 
-    def prefetch(self, calls: Sequence[tuple[list[Any], dict[str, Any]]]) -> None:
-        """Send calls the driver is known to make first, in order, in one frame.
-
-        The program answers each as soon as it has computed it, so the driver's first calls
-        cost no round trip each. A call is still judged when the driver makes it, in order,
-        and the first failure still ends the run (and kills the program, whatever it is
-        computing ahead).
-        """
-        frames = []
-        for args, kwargs in calls:
-            try:
-                frames.append(_call_frame(args, kwargs))
-            except wire.WireError:
-                break
-        if frames:
-            # Each frame's body, as the program would receive it one call at a time.
-            batch = b"[" + b",".join(f[wire.HEADER_SIZE :] for f in frames) + b"]"
-            self._send_frame(wire.frame_bytes(b'{"batch":' + batch + b"}"))
-            self._ahead.extend(frames)
+    def prefetch(self, ahead: Ahead) -> None:
+        """Send the calls the driver is known to make first (see `Ahead`). Each is still
+        judged when the driver makes it, in order, and the first failure still ends the
+        run (and kills the program, whatever it is computing ahead)."""
+        if ahead.calls:
+            self._send_frame(ahead.frame)
+            self._ahead.extend(ahead.calls)
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            data = _call_frame(list(args), dict(kwargs))
-        except wire.WireError as exc:
-            raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
         if self._ahead:
-            if self._ahead.popleft() == data:
+            want_args, want_kwargs = self._ahead.popleft()
+            if same_value(list(args), want_args) and same_value(kwargs, want_kwargs):
                 return self._reply()
             # The driver left the calls it was expected to make: take the answers computed
             # ahead off the channel, unread, and ask for this call.
@@ -151,6 +181,10 @@ class _Program:
             while self._ahead:
                 self._ahead.popleft()
                 self._reply(discard=True)
+        try:
+            data = _call_frame(list(args), dict(kwargs))
+        except wire.WireError as exc:
+            raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
         self._send_frame(data)
         return self._reply()
 
@@ -394,17 +428,17 @@ class Sandbox:
 
     # ------------------------------------------------------------------ programs
 
-    def run(self, code: str, entry_point: str, driver: Driver, prefetch: Calls = ()) -> Verdict:
+    def run(self, code: str, entry_point: str, driver: Driver, ahead: Ahead = Ahead()) -> Verdict:
         """Run `driver` against the program; sandbox faults are retried, then reported.
 
-        `prefetch` lists the calls the driver is known to make first (see
-        `_Program.prefetch`); they are sent as soon as the program is set up.
+        `ahead` holds the calls the driver is known to make first; they are sent as soon
+        as the program is set up.
         """
         started = time.perf_counter()
         verdict = Verdict.fail(reasons.SANDBOX_ERROR, "not run")
         for _ in range(1 + SANDBOX_RETRIES):
             try:
-                verdict = self._run_once(code, entry_point, driver, prefetch)
+                verdict = self._run_once(code, entry_point, driver, ahead)
                 break
             except SandboxFault as exc:
                 verdict = Verdict.fail(reasons.SANDBOX_ERROR, str(exc), score=None)
@@ -416,7 +450,7 @@ class Sandbox:
             time.perf_counter() - started,
         )
 
-    def _run_once(self, code: str, entry_point: str, driver: Driver, prefetch: Calls) -> Verdict:
+    def _run_once(self, code: str, entry_point: str, driver: Driver, ahead: Ahead) -> Verdict:
         self._running.acquire()
         spawn: _Spawn | None = None
         pidfd = -1
@@ -458,7 +492,7 @@ class Sandbox:
             prog.deadline = time.monotonic() + self.limits.wall_s
             try:
                 # Sent while the program compiles its code: read right after it has loaded.
-                prog.prefetch(prefetch)
+                prog.prefetch(ahead)
                 loaded = prog.recv()
                 if not loaded.get("loaded"):
                     reason = {

@@ -186,38 +186,41 @@ def main() -> None:
     # each clone copies and tears down again (~0.5 MB after start-up).
     with contextlib.suppress(AttributeError):  # glibc only
         _libc.malloc_trim(0)
-    while True:
-        readable, _, _ = select.select([ctl, wake_r], [], [])
-        if wake_r in readable:
-            os.read(wake_r, 4096)
-        _reap(ctl)
-        if ctl not in readable:
-            continue
-        try:
-            data, fds, _, _ = socket.recv_fds(ctl, REQUEST.size, 1)
-        except OSError:
-            break
-        if not data:
-            break  # the parent is gone: so are we
-        req_id, slot = REQUEST.unpack(data)
-        if not fds:
-            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, errno.EBADF, 0))
-            continue
-        pid = clone(layers.namespaces)
-        if pid == 0:
-            ctl.close()
-            os.close(wake_r)
-            os.close(wake_w)
-            signal.set_wakeup_fd(-1)
-            # The C function, not signal.signal: its wrapper turns the old handler into an
-            # enum member, and for a function that is a caught ValueError costing ~0.2 ms.
-            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-            child_main(fds[0], limits, layers, BASE_UID + slot, seccomp)
-        os.close(fds[0])
-        if pid > 0:
-            ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
-        else:
-            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
+    try:
+        while True:
+            readable, _, _ = select.select([ctl, wake_r], [], [])
+            if wake_r in readable:
+                os.read(wake_r, 4096)
+            _reap(ctl)
+            if ctl not in readable:
+                continue
+            try:
+                data, fds, _, _ = socket.recv_fds(ctl, REQUEST.size, 1)
+            except OSError:
+                break
+            if not data:
+                break  # the parent is gone: so are we
+            req_id, slot = REQUEST.unpack(data)
+            if not fds:
+                ctl.send(REPLY.pack(SPAWN_FAILED, req_id, errno.EBADF, 0))
+                continue
+            pid = clone(layers.namespaces)
+            if pid == 0:
+                ctl.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                signal.set_wakeup_fd(-1)
+                # The C function, not signal.signal: its wrapper turns the old handler into an
+                # enum member, and for a function that is a caught ValueError costing ~0.2 ms.
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+                child_main(fds[0], limits, layers, BASE_UID + slot, seccomp)
+            os.close(fds[0])
+            if pid > 0:
+                ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
+            else:
+                ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
+    except ConnectionError:
+        pass  # the parent is gone (a reply it no longer waits for): so are we
     # Leaving: take every remaining program down with us.
     for pid in _children():
         with contextlib.suppress(ProcessLookupError):

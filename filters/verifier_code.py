@@ -16,7 +16,7 @@ from typing import Any
 from filters import reasons
 from filters.base import Verdict
 from filters.code_extract import extract_code
-from filters.sandbox import Call, CandidateRaised, Sandbox
+from filters.sandbox import Ahead, Call, CandidateRaised, Sandbox
 
 VERSION = "1"
 FLOAT_TOL = 1e-9
@@ -78,17 +78,15 @@ class _CheckCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._compiled: dict[str, tuple[Any, list[tuple[list[Any], dict[str, Any]]]]] = {}
+        self._compiled: dict[str, tuple[Any, Ahead]] = {}
 
-    def get(
-        self, prefix: str, test: str, entry_point: str
-    ) -> tuple[Any, list[tuple[list[Any], dict[str, Any]]]]:
+    def get(self, prefix: str, test: str, entry_point: str) -> tuple[Any, Ahead]:
         key = hashlib.sha256("\0".join((prefix, test, entry_point)).encode()).hexdigest()
         with self._lock:
             if key not in self._compiled:
                 # optimize=0: under `python -O` the asserts that are the tests would vanish.
                 code = compile(prefix + "\n\n" + test, "<tests>", "exec", optimize=0)
-                self._compiled[key] = (code, leading_calls(test, entry_point))
+                self._compiled[key] = (code, Ahead.of(leading_calls(test, entry_point)))
             return self._compiled[key]
 
 
@@ -234,8 +232,8 @@ class CodeTestsVerifier:
         # burn memory and time, and valid code would otherwise be compiled twice.
         if "cases" in spec:
             driver = _cases_driver(spec["cases"])
-            prefetch = [(list(case["args"]), {}) for case in spec["cases"]]
+            ahead = Ahead.of((list(case["args"]), {}) for case in spec["cases"])
         else:
-            check, prefetch = self._checks.get(prefix or "", spec["test"], entry)
+            check, ahead = self._checks.get(prefix or "", spec["test"], entry)
             driver = _check_driver(check, entry)
-        return self.sandbox.run(code, entry, driver, prefetch)
+        return self.sandbox.run(code, entry, driver, ahead)

@@ -6,6 +6,7 @@ import pytest
 from filters import reasons
 from filters.base import Verdict
 from filters.registry import Verifiers
+from filters.sandbox import Ahead, same_value
 from filters.verifier_code import leading_calls, values_equal
 from tests.conftest import ROOT
 
@@ -164,11 +165,11 @@ def test_calls_sent_ahead_that_the_driver_does_not_make_are_dropped(vs):
 
     # The first guess is wrong: what was computed ahead is discarded unread, and every
     # call is answered live, after the guessed ones (the program ran them).
-    v = vs.sandbox.run(code, "f", driver, prefetch=[([5], {}), ([6], {})])
+    v = vs.sandbox.run(code, "f", driver, ahead=Ahead.of([([5], {}), ([6], {})]))
     assert v.detail == repr([[1, [5, 6, 1]], [2, [5, 6, 1, 2]], [3, [5, 6, 1, 2, 3]]])
     # A right guess is answered from what was computed ahead, in order, each answer as it
     # was when it was computed: the same as live.
-    v = vs.sandbox.run(code, "f", driver, prefetch=[([1], {}), ([2], {})])
+    v = vs.sandbox.run(code, "f", driver, ahead=Ahead.of([([1], {}), ([2], {})]))
     assert v.detail == repr([[1, [1]], [2, [1, 2]], [3, [1, 2, 3]]])
 
 
@@ -189,3 +190,10 @@ def test_asserts_are_tests_even_under_python_dash_o(tmp_path):
         [sys.executable, "-O", str(script)], capture_output=True, text=True, timeout=120
     )
     assert out.stdout.split() == ["1", reasons.WRONG_ANSWER], out.stderr[-2000:]
+
+
+def test_same_value_is_exact_about_types():
+    assert same_value([1, (2.5, "x")], [1, (2.5, "x")]) and same_value({"a": {1}}, {"a": {1}})
+    assert not same_value(1, 1.0) and not same_value(1, True) and not same_value(0.0, -0.0)
+    assert same_value(float("nan"), float("nan")) and not same_value([1], (1,))
+    assert not same_value({"a": 1, "b": 2}, {"b": 2, "a": 1}) and not same_value(object(), 1)
