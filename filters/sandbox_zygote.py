@@ -122,8 +122,6 @@ def probe(seccomp: object | None, namespaces: bool) -> tuple[Layers, list[str]]:
             notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
             a.close()
             continue
-        from filters import sandbox_wire as wire
-
         try:
             reply = wire.Channel(a, deadlines=True).recv(time.monotonic() + 10)
         except (EOFError, OSError, wire.WireError) as exc:
