@@ -284,8 +284,15 @@ def verify(
 
     if workers is not None and workers < 1:
         fail(f"--workers must be at least 1 (got {workers})")
-    run_flow(verify_flow, console, suite=suite, model=model, split=split, workers=workers,
-             warehouse=str(warehouse))
+    run_flow(
+        verify_flow,
+        console,
+        suite=suite,
+        model=model,
+        split=split,
+        workers=workers,
+        warehouse=str(warehouse),
+    )
 
 
 @app.command()
@@ -302,9 +309,17 @@ def pairs(
     from flows.runtime import run_flow
     from flows.stage_flows import pairs_flow
 
-    run_flow(pairs_flow, console, strategy=strategy, max_per_prompt=max_per_prompt,
-             min_margin=min_margin, suite=suite, model=model, split=split,
-             warehouse=str(warehouse))
+    run_flow(
+        pairs_flow,
+        console,
+        strategy=strategy,
+        max_per_prompt=max_per_prompt,
+        min_margin=min_margin,
+        suite=suite,
+        model=model,
+        split=split,
+        warehouse=str(warehouse),
+    )
 
 
 BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]
@@ -344,10 +359,23 @@ def train_rsft(
     from flows.stage_flows import train_flow
 
     run_flow(
-        train_flow, console, method="rsft", base=base, out=out, suite=suite,
-        samples_of=samples_of, mode=mode, per_prompt=per_prompt, per_family=per_family,
-        lora=lora, learning_rate=learning_rate, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, max_length=max_length, warehouse=str(warehouse),
+        train_flow,
+        console,
+        method="rsft",
+        base=base,
+        out=out,
+        suite=suite,
+        samples_of=samples_of,
+        mode=mode,
+        per_prompt=per_prompt,
+        per_family=per_family,
+        lora=lora,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        warehouse=str(warehouse),
     )
 
 
@@ -375,10 +403,24 @@ def train_dpo(
     from flows.stage_flows import train_flow
 
     run_flow(
-        train_flow, console, method="dpo", base=base, out=out, suite=suite,
-        samples_of=samples_of, strategy=strategy, max_per_prompt=max_per_prompt,
-        min_margin=min_margin, beta=beta, loss=loss, lora=lora, learning_rate=learning_rate,
-        epochs=epochs, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
+        train_flow,
+        console,
+        method="dpo",
+        base=base,
+        out=out,
+        suite=suite,
+        samples_of=samples_of,
+        strategy=strategy,
+        max_per_prompt=max_per_prompt,
+        min_margin=min_margin,
+        beta=beta,
+        loss=loss,
+        lora=lora,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
         warehouse=str(warehouse),
     )
 
@@ -424,11 +466,25 @@ def evaluate(
     from flows.stage_flows import eval_flow
 
     run_flow(
-        eval_flow, console, model=model, suite=suite, split=split, n=n,
-        ks=list(_ints(k, "--k")), temperature=temperature, top_p=top_p,
-        max_new_tokens=max_new_tokens, seed=seed, limit=limit, per_family=per_family,
-        strategies=[s.strip() for s in strategies.split(",") if s.strip()], budget=budget,
-        retries=retries, backend=backend, dtype=dtype, workers=workers,
+        eval_flow,
+        console,
+        model=model,
+        suite=suite,
+        split=split,
+        n=n,
+        ks=list(_ints(k, "--k")),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
+        budget=budget,
+        retries=retries,
+        backend=backend,
+        dtype=dtype,
+        workers=workers,
         warehouse=str(warehouse),
     )
 
@@ -485,9 +541,20 @@ def promote(
     from flows.stage_flows import promote_flow
 
     decision = run_flow(
-        promote_flow, console, model=model, parent=parent, suite=suite, split=split, n=n,
-        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-        tolerance=tolerance, max_family_drop=max_family_drop, warehouse=str(warehouse),
+        promote_flow,
+        console,
+        model=model,
+        parent=parent,
+        suite=suite,
+        split=split,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        tolerance=tolerance,
+        max_family_drop=max_family_drop,
+        warehouse=str(warehouse),
     )
     print_decision(model, decision)
     if not decision["promoted"]:
@@ -522,8 +589,16 @@ def report(
     from flows.runtime import run_flow
     from flows.stage_flows import report_flow
 
-    path = run_flow(report_flow, console, out=str(out), base=base, model=model, suite=suite,
-                    split=split, warehouse=str(warehouse))
+    path = run_flow(
+        report_flow,
+        console,
+        out=str(out),
+        base=base,
+        model=model,
+        suite=suite,
+        split=split,
+        warehouse=str(warehouse),
+    )
     console.print(f"report written to {path}")
 
 
@@ -573,21 +648,49 @@ def bake(
     from flows.runtime import run_flow
 
     result = run_flow(
-        bake_flow, console, name=name, model=model, suite=suite, rounds=rounds, method=method,
-        k=k, per_family=per_family, limit=limit, temperature=temperature, top_p=top_p,
-        max_new_tokens=max_new_tokens, seed=seed, eval_n=eval_n,
-        eval_per_family=eval_per_family, learning_rate=learning_rate, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, lora=lora, beta=beta,
-        tolerance=tolerance, max_family_drop=max_family_drop, shard_prompts=shard_prompts,
-        shard_deployment=shard_deployment, runner=runner, dask_address=dask_address,
-        dask_workers=dask_workers, dtype=dtype,
+        bake_flow,
+        console,
+        name=name,
+        model=model,
+        suite=suite,
+        rounds=rounds,
+        method=method,
+        k=k,
+        per_family=per_family,
+        limit=limit,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        eval_n=eval_n,
+        eval_per_family=eval_per_family,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lora=lora,
+        beta=beta,
+        tolerance=tolerance,
+        max_family_drop=max_family_drop,
+        shard_prompts=shard_prompts,
+        shard_deployment=shard_deployment,
+        runner=runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        dtype=dtype,
         warehouse=str(warehouse),
     )
     table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
     for r in result["rounds"]:
-        table.add_row(str(r["round"]), r["from"], r["model"], str(r["sampled"]),
-                      f"{r['parent_pass_at_1']:.3f}", f"{r['model_pass_at_1']:.3f}",
-                      r["decision"])
+        table.add_row(
+            str(r["round"]),
+            r["from"],
+            r["model"],
+            str(r["sampled"]),
+            f"{r['parent_pass_at_1']:.3f}",
+            f"{r['model_pass_at_1']:.3f}",
+            r["decision"],
+        )
     console.print(table)
 
 
