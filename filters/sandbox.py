@@ -66,9 +66,9 @@ Driver = Callable[[Call], Verdict]
 CallArgs = tuple[list[Any], dict[str, Any]]  # positional and keyword arguments
 
 
-def _call_frame(args: list[Any], kwargs: dict[str, Any]) -> bytes:
-    """A call as it goes on the wire."""
-    return wire.frame({"args": wire.encode(args), "kwargs": wire.encode(kwargs)})
+def _call_body(args: list[Any], kwargs: dict[str, Any]) -> bytes:
+    """A call as it goes on the wire, without its frame header."""
+    return wire.body({"args": wire.encode(args), "kwargs": wire.encode(kwargs)})
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Ahead:
         bodies: list[bytes] = []
         for args, kwargs in calls:
             try:
-                bodies.append(_call_frame(args, kwargs)[wire.HEADER_SIZE :])
+                bodies.append(_call_body(args, kwargs))
             except wire.WireError:
                 break  # sent live, where the error becomes the verdict
             kept.append((args, kwargs))
@@ -177,21 +177,18 @@ class _Program:
                 return self._reply()
             # The driver left the calls it was expected to make: take the answers computed
             # ahead off the channel, unread, and ask for this call.
-            self._reply(discard=True)
-            while self._ahead:
-                self._ahead.popleft()
-                self._reply(discard=True)
+            for _ in range(1 + len(self._ahead)):
+                self.recv()
+            self._ahead.clear()
         try:
-            data = _call_frame(list(args), dict(kwargs))
+            data = wire.frame_bytes(_call_body(list(args), dict(kwargs)))
         except wire.WireError as exc:
             raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
         self._send_frame(data)
         return self._reply()
 
-    def _reply(self, discard: bool = False) -> Any:
+    def _reply(self) -> Any:
         reply = self.recv()
-        if discard:
-            return None
         if "value" in reply:
             try:
                 return wire.decode(reply["value"])
@@ -249,7 +246,7 @@ class _Waiter:
             self.on_exit()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Spawn:
     """A clone asked of the zygote: its uid, the parent's end of its channel, the reply."""
 

@@ -20,7 +20,6 @@ MAX_FRAME = 16 * 1024 * 1024
 READ_SIZE = 64 * 1024  # below glibc's mmap threshold: a read buffer comes off the heap
 MAX_DEPTH = 64
 _HEADER = struct.Struct("!I")
-HEADER_SIZE = _HEADER.size
 
 
 class WireError(Exception):
@@ -116,9 +115,14 @@ def decode(obj: Any, depth: int = 0) -> Any:
     raise WireError(f"unknown tag {tag[:20]!r}")
 
 
+def body(message: dict[str, Any]) -> bytes:
+    """`message` encoded, as a frame carries it."""
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
 def frame(message: dict[str, Any]) -> bytes:
     """The bytes a Channel puts on the wire for `message`."""
-    return frame_bytes(json.dumps(message, separators=(",", ":")).encode("utf-8"))
+    return frame_bytes(body(message))
 
 
 def frame_bytes(data: bytes) -> bytes:

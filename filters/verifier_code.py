@@ -133,15 +133,30 @@ def leading_calls(test: str, entry_point: str) -> list[tuple[list[Any], dict[str
     return calls
 
 
-_SIMPLE = (ast.Assert, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass)
-_SIMPLE += (ast.Import, ast.ImportFrom)
+_SIMPLE = (
+    ast.Assert,
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.Expr,
+    ast.Pass,
+    ast.Import,
+    ast.ImportFrom,
+)
 # Calls a statement may make besides the candidate's: none of these can call it in turn.
 _PURE = {"abs", "all", "any", "bool", "dict", "float", "frozenset", "int", "isinstance", "len"}
 _PURE |= {"list", "max", "min", "print", "range", "repr", "round", "set", "sorted", "str"}
 _PURE |= {"sum", "tuple", "type"}
 # Nodes under which a call may not run when the statement does.
-_LAZY = (ast.BoolOp, ast.IfExp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp)
-_LAZY += (ast.GeneratorExp,)
+_LAZY = (
+    ast.BoolOp,
+    ast.IfExp,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 _STOP = object()
 
 
