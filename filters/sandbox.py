@@ -165,10 +165,18 @@ class _Program:
     def prefetch(self, ahead: Ahead) -> None:
         """Send the calls the driver is known to make first (see `Ahead`). Each is still
         judged when the driver makes it, in order, and the first failure still ends the
-        run (and kills the program, whatever it is computing ahead)."""
-        if ahead.calls:
-            self._send_frame(ahead.frame)
-            self._ahead.extend(ahead.calls)
+        run (and kills the program, whatever it is computing ahead).
+
+        Sent while the program loads its code, so it may already have failed to load and
+        exited: that is not the verdict. Its own report of why is still on the channel,
+        and the calls then go live (and find it gone)."""
+        if not ahead.calls:
+            return
+        try:
+            self.chan.send_frame(ahead.frame, self.deadline)
+        except (ConnectionError, TimeoutError):
+            return
+        self._ahead.extend(ahead.calls)
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         if self._ahead:

@@ -1,12 +1,15 @@
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from filters import reasons
 from filters.base import Verdict
 from filters.registry import Verifiers
-from filters.sandbox import Ahead, same_value
+from filters.sandbox import Ahead, _Program, same_value
+from filters.sandbox_wire import Channel
 from filters.verifier_code import leading_calls, values_equal
 from tests.conftest import ROOT
 
@@ -197,3 +200,15 @@ def test_same_value_is_exact_about_types():
     assert not same_value(1, 1.0) and not same_value(1, True) and not same_value(0.0, -0.0)
     assert same_value(float("nan"), float("nan")) and not same_value([1], (1,))
     assert not same_value({"a": 1, "b": 2}, {"b": 2, "a": 1}) and not same_value(object(), 1)
+
+
+def test_a_program_gone_before_the_calls_ahead_arrive_keeps_its_own_reason():
+    # The program failed to load and exited while the calls were on their way: the parent
+    # must read its report (here, a missing entry point), not call it a crash.
+    mine, theirs = socket.socketpair()
+    Channel(theirs).send({"error": "missing_entry_point", "detail": "no function 'f'"})
+    theirs.close()
+    prog = _Program(mine, 0, time.monotonic() + 5, lambda: (0, 0.0), 10.0)
+    prog.prefetch(Ahead.of([([1], {}), ([2], {})]))
+    assert prog.recv() == {"error": "missing_entry_point", "detail": "no function 'f'"}
+    mine.close()
