@@ -72,7 +72,9 @@ class BakeConfig:
     max_steps: int
     name: str = "bench"
     learning_rate: float = 1e-3
-    tolerance: float = 1.0  # always promote: every round does the same work on both paths
+    # Always promote (a child not worse by 100 points): every round does the same work on
+    # both paths.
+    min_gain: float = -1.0
     max_family_drop: float = 1.0
     shard_prompts: int = 4
     temperature: float = 0.8
@@ -298,7 +300,7 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                         console,
                     )
             with watch.stage("promote"):
-                gate_config = GateConfig(c.tolerance, c.max_family_drop)
+                gate_config = GateConfig(c.min_gain, c.max_family_drop)
                 identity = params_identity(
                     SamplingParams(c.eval_n, c.temperature, c.top_p, c.max_new_tokens, c.seed)
                 )
@@ -376,7 +378,7 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
             eval_n=c.eval_n,
             learning_rate=c.learning_rate,
             max_steps=c.max_steps,
-            tolerance=c.tolerance,
+            min_gain=c.min_gain,
             max_family_drop=c.max_family_drop,
             shard_prompts=c.shard_prompts,
             dtype=c.dtype,

@@ -45,7 +45,7 @@ DEFAULT_OUT = REPO / "benchmarks" / "ui-screenshots"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 BAKE_ARGS = shlex.split(
     "--model tiny-random --suite vowels --name demo --k 4 --eval-n 4 --max-new-tokens 8 "
-    "--max-steps 3 --lr 1e-3 --tolerance 1 --max-family-drop 1 --shard-prompts 3"
+    "--max-steps 3 --lr 1e-3 --min-gain=-1 --max-family-drop 1 --shard-prompts 3"
 )
 # Rendering an SPA page needs its API calls to finish; retry with more virtual time
 # before calling a missing string a failure (2 shared CPU cores can be slow).

@@ -198,6 +198,13 @@ def promotion_md(
         f"{numbers['model_pass_at_1']:.3f} vs parent {numbers['parent_pass_at_1']:.3f} "
         f"({numbers['delta']:+.3f})\n\n"
     )
+    if "lower_bound" in numbers:  # decisions made before the paired bootstrap lack it
+        pct = f"{100 * numbers['confidence']:g}%"
+        text += (
+            f"paired Δ over {numbers['prompts']} prompts: {pct} CI "
+            f"[{numbers['ci_low']:+.3f}, {numbers['ci_high']:+.3f}], one-sided {pct} "
+            f"lower bound {numbers['lower_bound']:+.3f}\n\n"
+        )
     return text + "".join(f"- {r}\n" for r in reasons_)
 
 

@@ -528,12 +528,24 @@ def promote(
     top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
     seed: int = 0,
-    tolerance: Annotated[
-        float, typer.Option(help="How far overall pass@1 may fall below the parent's.")
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            "--min-gain",
+            help="Promote only if the lower bound of the paired Δ pass@1 exceeds this "
+            "(negative: not worse by more than this).",
+        ),
     ] = 0.0,
     max_family_drop: Annotated[
-        float, typer.Option("--max-family-drop", help="How far one family's pass@1 may fall.")
-    ] = 0.05,
+        float,
+        typer.Option(
+            "--max-family-drop",
+            help="Refuse if a family's Δ pass@1 is significantly below minus this.",
+        ),
+    ] = 0.0,
+    confidence: Annotated[
+        float, typer.Option(help="Confidence of the bootstrap bound and intervals.")
+    ] = 0.95,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """The promotion gate on held-out evals; the decision and its numbers go to `promotions`."""
@@ -552,8 +564,9 @@ def promote(
         top_p=top_p,
         max_new_tokens=max_new_tokens,
         seed=seed,
-        tolerance=tolerance,
+        min_gain=min_gain,
         max_family_drop=max_family_drop,
+        confidence=confidence,
         warehouse=str(warehouse),
     )
     print_decision(model, decision)
@@ -633,8 +646,9 @@ def bake(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
     beta: float = 0.1,
-    tolerance: float = 0.0,
-    max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.05,
+    min_gain: Annotated[float, typer.Option("--min-gain")] = 0.0,
+    max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.0,
+    confidence: float = 0.95,
     shard_prompts: Annotated[int, typer.Option("--shard-prompts")] = 16,
     shard_deployment: ShardDeploymentOpt = None,
     runner: RunnerOpt = "threads",
@@ -670,8 +684,9 @@ def bake(
         batch_size=batch_size,
         lora=lora,
         beta=beta,
-        tolerance=tolerance,
+        min_gain=min_gain,
         max_family_drop=max_family_drop,
+        confidence=confidence,
         shard_prompts=shard_prompts,
         shard_deployment=shard_deployment,
         runner=runner,

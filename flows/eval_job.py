@@ -45,6 +45,10 @@ from warehouse.store import Warehouse
 
 # Retry turns get sample indices far from any plain draw's, so their row seeds differ.
 RETRY_INDEX_BASE = 1_000_000
+# Part of every eval id. Rows from before the per-prompt outcomes were stored have other
+# ids, so a rerun over the same verdicts writes a row that has them instead of deduping
+# to the old one (the gate and the report's paired Δ need them).
+EVAL_ROW_VERSION = 2
 
 
 class EvalError(ValueError):
@@ -207,10 +211,24 @@ def _record(
     params: str,
     run_id: str,
     digest: str,
+    outcomes: Sequence[tuple[str, str, int]],
 ) -> EvalRecord:
+    """`outcomes`: (prompt_id, family, passes) per prompt, passes as EvalRecord.passes."""
     per_family = canonical_json(f.per_family)
+    ordered = sorted(outcomes)
     return EvalRecord(
-        eval_id=content_id("evl", model_id, job.suite, job.split, strategy, n, f.k, params, digest),
+        eval_id=content_id(
+            "evl",
+            model_id,
+            job.suite,
+            job.split,
+            strategy,
+            n,
+            f.k,
+            params,
+            digest,
+            EVAL_ROW_VERSION,
+        ),
         model_id=model_id,
         suite=job.suite,
         split=job.split,
@@ -230,6 +248,9 @@ def _record(
         seconds=f.seconds,
         params=params,
         run_id=run_id,
+        prompt_ids=[o[0] for o in ordered],
+        prompt_families=[o[1] for o in ordered],
+        passes=[o[2] for o in ordered],
     )
 
 
@@ -274,6 +295,7 @@ def run_eval(
         # The id covers the outcomes: a rerun over the same verdicts is the same eval.
         digest = content_id("dig", sorted((d.prompt_id, d.n, d.c) for d in per_prompt))
         identity = params_identity(params)
+        draw_outcomes = [(d.prompt_id, d.family, d.c) for d in per_prompt]
         records = [
             _record(
                 job,
@@ -284,6 +306,7 @@ def run_eval(
                 identity,
                 run_id,
                 digest,
+                draw_outcomes,
             )
             for k in job.ks
         ]
@@ -308,8 +331,11 @@ def run_eval(
                 job.seed,
             )
             answers = content_id("dig", sorted((o.prompt_id, o.answer, o.passed) for o in outcomes))
+            solved = [(o.prompt_id, o.family, int(o.passed)) for o in outcomes]
             records.append(
-                _record(job, model.model_id, name, budget, figures, identity, run_id, answers)
+                _record(
+                    job, model.model_id, name, budget, figures, identity, run_id, answers, solved
+                )
             )
     finally:
         verifiers.close()

@@ -260,11 +260,13 @@ def promote_flow(
     top_p: float = 0.95,
     max_new_tokens: int = 128,
     seed: int = 0,
-    tolerance: float = 0.0,
-    max_family_drop: float = 0.05,
+    min_gain: float = 0.0,
+    max_family_drop: float = 0.0,
+    confidence: float = 0.95,
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
-    """The promotion gate on held-out evals; the decision goes to `promotions`."""
+    """The promotion gate on held-out evals (a paired bootstrap of per-prompt pass@1);
+    the decision goes to `promotions`."""
     from flows.eval_job import params_identity
     from generators.base import SamplingParams
     from trainers.promotion import GateConfig, PromotionError, gate
@@ -272,7 +274,7 @@ def promote_flow(
     from warehouse.store import Warehouse
 
     try:
-        config = GateConfig(tolerance, max_family_drop)
+        config = GateConfig(min_gain, max_family_drop, confidence)
     except ValueError as exc:
         raise PromotionError(str(exc)) from None
     params = params_identity(SamplingParams(n, temperature, top_p, max_new_tokens, seed))

@@ -1,21 +1,28 @@
-"""The promotion gate: a trained model replaces its parent only if held-out pass@1 held.
+"""The promotion gate: a trained model replaces its parent only on a significant gain.
 
 Both models must have been evaluated the same way (suite, split, n, sampling parameters,
-same number of prompts). The model is refused if its overall pass@1 is more than
-`tolerance` below its parent's, or if any family's pass@1 drops by more than
-`max_family_drop`. A falling training loss proves nothing here: a verifier that rewards
-wrong answers trains the loss down and the held-out pass@1 with it, which is exactly
-what this gate is for. Every decision is stored with its numbers in `promotions`.
+the same prompts). A point estimate is not enough: on a few hundred prompts a +0.02 is
+well inside the noise. The gate compares per-prompt pass@1 (c/n) of the two evals with a
+paired bootstrap over the prompts (warehouse/paired.py) and promotes only if
+
+- the one-sided lower bound of Δ = pass@1(model) − pass@1(parent), at `confidence`, is
+  above `min_gain` (a negative `min_gain` asks only for "not worse by more than that"),
+- and no family's Δ is significantly below −`max_family_drop`: the upper end of its
+  two-sided interval (resampled within the family) is not below it.
+
+A falling training loss proves nothing here: a verifier that rewards wrong answers trains
+the loss down and the held-out pass@1 with it, which is exactly what this gate is for.
+Every decision is stored with its numbers in `promotions`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from generators import model_store
 from warehouse.ids import canonical_json, content_id
+from warehouse.paired import ComparisonError, Delta, compare, outcomes, read_evals
 from warehouse.records import EvalRecord, PromotionRecord
 from warehouse.store import Warehouse
 
@@ -26,12 +33,23 @@ class PromotionError(ValueError):
 
 @dataclass(frozen=True)
 class GateConfig:
-    tolerance: float = 0.0  # how far overall pass@1 may fall below the parent's
-    max_family_drop: float = 0.05  # how far any one family's pass@1 may fall
+    min_gain: float = 0.0  # the lower bound of Δ pass@1 must exceed this
+    max_family_drop: float = 0.0  # refuse if a family's Δ is surely below −this
+    confidence: float = 0.95  # of the one-sided bound and of the two-sided intervals
+    bootstrap: int = 2000  # resamples of the paired bootstrap
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.tolerance <= 1 or not 0 <= self.max_family_drop <= 1:
-            raise PromotionError("--tolerance and --max-family-drop must be in [0, 1]")
+        if not -1 <= self.min_gain <= 1:
+            raise PromotionError(f"--min-gain must be in [-1, 1] (got {self.min_gain})")
+        if not 0 <= self.max_family_drop <= 1:
+            raise PromotionError(
+                f"--max-family-drop must be in [0, 1] (got {self.max_family_drop})"
+            )
+        if not 0.5 < self.confidence < 1:
+            raise PromotionError(f"--confidence must be in (0.5, 1) (got {self.confidence})")
+        if self.bootstrap < 100:
+            raise PromotionError(f"the gate needs at least 100 resamples (got {self.bootstrap})")
 
 
 @dataclass(frozen=True)
@@ -41,35 +59,58 @@ class GateDecision:
     numbers: dict[str, Any]
 
 
+def _interval(d: Delta) -> dict[str, float]:
+    return {"ci_low": d.ci_low, "ci_high": d.ci_high, "lower_bound": d.lower_bound}
+
+
 def decide(parent: EvalRecord, child: EvalRecord, config: GateConfig) -> GateDecision:
-    for attr in ("suite", "split", "n", "params", "prompts"):
+    for attr in ("suite", "split", "strategy", "n", "params", "prompts"):
         if getattr(parent, attr) != getattr(child, attr):
             raise PromotionError(
                 f"the two evals differ in {attr} ({getattr(parent, attr)} vs "
                 f"{getattr(child, attr)}); evaluate both models with the same command"
             )
-    fam_p, fam_c = json.loads(parent.per_family), json.loads(child.per_family)
+    try:
+        before = outcomes(parent)
+        after = outcomes(child)
+        cmp = compare(before, after, config.bootstrap, config.seed, config.confidence)
+    except ComparisonError as exc:
+        raise PromotionError(str(exc)) from None
+    pct = f"{100 * config.confidence:g}%"
+    o = cmp.overall
     reasons = []
-    delta = child.pass_at_1 - parent.pass_at_1
-    if delta < -config.tolerance - 1e-12:
+    if not o.lower_bound > config.min_gain:
+        fell = "fell " if o.delta < 0 else ""
         reasons.append(
-            f"held-out pass@1 fell from {parent.pass_at_1:.3f} to {child.pass_at_1:.3f} "
-            f"(tolerance {config.tolerance:.3f})"
+            f"held-out pass@1 {fell}{o.before:.3f} → {o.after:.3f}, Δ {o.delta:+.3f}, "
+            f"{pct} lower bound {o.lower_bound:+.3f} ≤ {config.min_gain:g}: "
+            "not a significant gain"
         )
     families = {}
-    for fam in sorted(set(fam_p) | set(fam_c)):
-        before = fam_p.get(fam, {}).get("pass_at_1", 0.0)
-        after = fam_c.get(fam, {}).get("pass_at_1", 0.0)
-        families[fam] = {"parent": before, "model": after, "delta": after - before}
-        if after - before < -config.max_family_drop - 1e-12:
+    for fam, d in cmp.families.items():
+        families[fam] = {
+            "prompts": d.prompts,
+            "parent": d.before,
+            "model": d.after,
+            "delta": d.delta,
+            **_interval(d),
+        }
+        if d.ci_high < -config.max_family_drop:
+            floor = f"{-config.max_family_drop:g}" if config.max_family_drop else "0"
             reasons.append(
-                f"family {fam} fell from {before:.3f} to {after:.3f} "
-                f"(allowed drop {config.max_family_drop:.3f})"
+                f"family {fam} fell {d.before:.3f} → {d.after:.3f}, Δ {d.delta:+.3f}, "
+                f"{pct} CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}] below {floor}: "
+                "a significant drop"
             )
     numbers = {
+        # The record's own figures (the bake flow and the CLI read these three).
         "parent_pass_at_1": parent.pass_at_1,
         "model_pass_at_1": child.pass_at_1,
-        "delta": delta,
+        "delta": child.pass_at_1 - parent.pass_at_1,
+        "prompts": o.prompts,
+        "confidence": config.confidence,
+        "resamples": cmp.resamples,
+        **_interval(o),
         "families": families,
     }
     return GateDecision(not reasons, tuple(reasons), numbers)
@@ -78,16 +119,13 @@ def decide(parent: EvalRecord, child: EvalRecord, config: GateConfig) -> GateDec
 def latest_eval(
     wh: Warehouse, model_id: str, suite: str, split: str, n: int, params: str
 ) -> EvalRecord | None:
-    from dataclasses import fields
-
-    cols = [f.name for f in fields(EvalRecord)]
-    rows = wh.query(
-        f"SELECT {', '.join(cols)} FROM evals WHERE model_id = ? AND suite = ? AND split = ? "
-        "AND strategy = 'sample' AND k = 1 AND n = ? AND params = ? "
-        "ORDER BY created_at DESC LIMIT 1",
+    rows = read_evals(
+        wh,
+        "model_id = ? AND suite = ? AND split = ? AND strategy = 'sample' AND k = 1 "
+        "AND n = ? AND params = ? ORDER BY created_at DESC LIMIT 1",
         [model_id, suite, split, n, params],
     )
-    return EvalRecord(*rows[0]) if rows else None
+    return rows[0] if rows else None
 
 
 def gate(
@@ -116,6 +154,12 @@ def gate(
                 f"no eval of {r.name} on {suite}/{split} with n={n} and these sampling "
                 f"parameters; run `distillery eval --model {r.name} --suite {suite} "
                 f"--split {split} --n {n}` first"
+            )
+        if not found.prompt_ids:
+            raise PromotionError(
+                f"the eval of {r.name} on {suite}/{split} predates per-prompt outcomes; rerun "
+                f"`distillery eval --model {r.name} --suite {suite} --split {split} --n {n}` "
+                "with the same options (it reuses the stored draws)"
             )
         evals[r.model_id] = found
     decision = decide(evals[parent_row.model_id], evals[row.model_id], config)

@@ -111,6 +111,11 @@ class EvalRecord:
     the cost columns are those of drawing k samples. For an inference-time strategy
     (best_of_n, retry, majority), pass_at_1 and pass_at_k are both its success rate at
     budget k, and the cost columns are what it actually spent.
+
+    The per-prompt outcomes (three parallel lists sorted by prompt id) let two evals be
+    compared pairwise over the same prompts (warehouse/paired.py): for strategy "sample"
+    `passes` holds c, the draws of n that passed; for a strategy 1 (solved) or 0. Rows
+    written before they existed read back with NULL there.
     """
 
     eval_id: str
@@ -133,6 +138,9 @@ class EvalRecord:
     seconds: float
     params: str  # JSON sampling parameters
     run_id: str
+    prompt_ids: list[str] = field(default_factory=list)
+    prompt_families: list[str] = field(default_factory=list)
+    passes: list[int] = field(default_factory=list)
     created_at: datetime = field(default_factory=utcnow)
 
 
@@ -149,7 +157,7 @@ class PromotionRecord:
     parent_eval_id: str
     promoted: bool
     reasons: list[str]
-    numbers: str  # JSON: overall and per-family pass@1 of both, and the deltas
+    numbers: str  # JSON: pass@1 of both, the paired Δ with its intervals, per family too
     config: str  # JSON GateConfig
     run_id: str
     created_at: datetime = field(default_factory=utcnow)

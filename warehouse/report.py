@@ -8,18 +8,31 @@ For a base model p₀ and a trained model p_θ evaluated on the same held-out sp
   at one sample,
 - amortization: training cost C (seconds spent sampling and verifying p₀'s training
   draws, plus training) against the per-query saving of answering with one sample of p_θ
-  instead of best-of-N on p₀; it is repaid after C / (s_bestofN − s_1) queries.
-Everything is read from the warehouse; nothing is recomputed.
+  instead of best-of-N on p₀; it is repaid after C / (s_bestofN − s_1) queries,
+- paired comparisons: Δ between p_θ at one sample and p₀ (pass@1, pass@k, each strategy)
+  over the same prompts, with a paired bootstrap interval (warehouse/paired.py).
+
+Evals of different n or sampling parameters are never mixed: the report uses the most
+recent (n, parameters) with which both models have a pass@1 eval, says which, and leaves
+the others out. Strategy evals (whose n is their budget) join by sampling parameters.
+Everything is read from the warehouse; only the paired bootstrap is computed here.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from warehouse.paired import Comparison, ComparisonError, compare, outcomes, read_evals
 from warehouse.records import EvalRecord, ModelRecord
 from warehouse.store import Warehouse
+
+# The paired comparisons' bootstrap: fixed, so a report is reproducible.
+PAIRED_RESAMPLES = 2000
+PAIRED_SEED = 0
+PAIRED_CONFIDENCE = 0.95
 
 
 class ReportError(ValueError):
@@ -49,17 +62,83 @@ def _model(wh: Warehouse, name_or_id: str) -> ModelRecord:
 
 
 def _evals(wh: Warehouse, model_id: str, suite: str, split: str) -> list[EvalRecord]:
-    """Latest eval per (strategy, k), of the parameters of this model's largest-n eval."""
-    cols = [f.name for f in fields(EvalRecord)]
-    rows = wh.query(
-        f"SELECT {', '.join(cols)} FROM evals WHERE model_id = ? AND suite = ? AND split = ? "
-        "ORDER BY created_at",
+    """Every eval of this model on suite/split, oldest first."""
+    return read_evals(
+        wh,
+        "model_id = ? AND suite = ? AND split = ? ORDER BY created_at, eval_id",
         [model_id, suite, split],
     )
+
+
+@dataclass(frozen=True)
+class EvalGroup:
+    """The evals the report compares: one n and one set of sampling parameters."""
+
+    n: int
+    params: str  # JSON, as in evals.params
+    base: list[EvalRecord]  # latest per (strategy, k)
+    trained: list[EvalRecord]
+    left_out: list[tuple[int, str]]  # other (n, params) of either model's pass@1 evals
+
+
+def _pass1_groups(evals: list[EvalRecord]) -> dict[tuple[int, str], datetime]:
+    """(n, params) of each pass@1 eval, with when its latest one was made."""
+    out: dict[tuple[int, str], datetime] = {}
+    for r in evals:
+        if r.strategy == "sample" and r.k == 1:
+            key = (r.n, r.params)
+            out[key] = max(out.get(key, r.created_at), r.created_at)
+    return out
+
+
+def _in_group(evals: list[EvalRecord], n: int, params: str) -> list[EvalRecord]:
     out: dict[tuple[str, int], EvalRecord] = {}
-    for r in (EvalRecord(*row) for row in rows):
-        out[(r.strategy, r.k)] = r
+    for r in evals:  # oldest first: the latest per (strategy, k) wins
+        if r.params == params and (r.strategy != "sample" or r.n == n):
+            out[(r.strategy, r.k)] = r
     return sorted(out.values(), key=lambda r: (r.strategy != "sample", r.strategy, r.k))
+
+
+def pick_group(base_evals: list[EvalRecord], trained_evals: list[EvalRecord]) -> EvalGroup | None:
+    """The most recent (n, params) both models have a pass@1 eval for, or None."""
+    gb, gt = _pass1_groups(base_evals), _pass1_groups(trained_evals)
+    common = set(gb) & set(gt)
+    if not common:
+        return None
+    # A group is as recent as the later of its two models' evals became available.
+    n, params = max(common, key=lambda g: (min(gb[g], gt[g]), g[0], g[1]))
+    return EvalGroup(
+        n=n,
+        params=params,
+        base=_in_group(base_evals, n, params),
+        trained=_in_group(trained_evals, n, params),
+        left_out=sorted((set(gb) | set(gt)) - {(n, params)}),
+    )
+
+
+def describe_params(params: str) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(json.loads(params).items()))
+
+
+def _group_list(groups: dict[tuple[int, str], datetime]) -> str:
+    return "; ".join(f"n={n} ({describe_params(p)})" for n, p in sorted(groups)) or "none"
+
+
+def _paired(
+    before: EvalRecord, after: EvalRecord, k_before: int = 1
+) -> Comparison | ComparisonError:
+    """p_θ at one sample against `before`, over the prompts both evals share."""
+    try:
+        return compare(
+            outcomes(before, k_before),
+            outcomes(after, 1),
+            PAIRED_RESAMPLES,
+            PAIRED_SEED,
+            PAIRED_CONFIDENCE,
+            common_only=True,
+        )
+    except ComparisonError as exc:
+        return exc
 
 
 def _pick_models(
@@ -220,22 +299,42 @@ def write_report(
 
     matplotlib.use("Agg")
     p0, pt = _pick_models(wh, suite, split, base, model)
-    base_evals = _evals(wh, p0.model_id, suite, split)
-    trained_evals = _evals(wh, pt.model_id, suite, split)
-    for m, ev in ((p0, base_evals), (pt, trained_evals)):
-        if not any(r.strategy == "sample" and r.k == 1 for r in ev):
+    all_base = _evals(wh, p0.model_id, suite, split)
+    all_trained = _evals(wh, pt.model_id, suite, split)
+    for m, ev in ((p0, all_base), (pt, all_trained)):
+        if not _pass1_groups(ev):
             raise ReportError(
                 f"no pass@1 eval of {m.name} on {suite}/{split}; run `distillery eval "
                 f"--model {m.name} --suite {suite} --split {split}` first"
             )
+    group = pick_group(all_base, all_trained)
+    if group is None:
+        raise ReportError(
+            f"no pass@1 evals of {p0.name} and {pt.name} on {suite}/{split} share n and "
+            f"sampling parameters ({p0.name}: {_group_list(_pass1_groups(all_base))}; "
+            f"{pt.name}: {_group_list(_pass1_groups(all_trained))}); run `distillery eval` "
+            "on both with the same --n and sampling options"
+        )
+    base_evals, trained_evals = group.base, group.trained
     out.mkdir(parents=True, exist_ok=True)
     names = (p0.name, pt.name)
     plain0 = {r.k: r for r in base_evals if r.strategy == "sample"}
     plaint = {r.k: r for r in trained_evals if r.strategy == "sample"}
     kmax = max(plain0)
+    pct = f"{100 * PAIRED_CONFIDENCE:g}%"
     fam0_1 = json.loads(plain0[1].per_family)
     fam0_k = json.loads(plain0[kmax].per_family)
     famt_1 = json.loads(plaint[1].per_family)
+    main = _paired(plain0[1], plaint[1])
+    comparisons: list[tuple[str, Comparison | ComparisonError]] = [
+        (f"{pt.name} pass@1 − {p0.name} pass@1", main),
+        (f"{pt.name} pass@1 − {p0.name} pass@{kmax}", _paired(plain0[kmax], plaint[1], kmax)),
+    ]
+    comparisons += [
+        (f"{pt.name} one sample − {p0.name} {r.strategy}({r.k})", _paired(r, plaint[1]))
+        for r in base_evals
+        if r.strategy != "sample"
+    ]
     fam_rows = []
     gap_rows = []
     for fam in sorted(set(fam0_1) | set(famt_1)):
@@ -244,7 +343,9 @@ def write_report(
         t1 = famt_1.get(fam, {}).get("pass_at_1", 0.0)
         fam_rows.append((fam, b1, t1, bk))
         gap = (t1 - b1) / (bk - b1) if bk - b1 > 1e-12 else None
-        gap_rows.append((fam, b1, bk, t1, gap))
+        d = main.families.get(fam) if isinstance(main, Comparison) else None
+        delta = "n/a" if d is None else f"{d.delta:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
+        gap_rows.append((fam, b1, bk, t1, gap, delta))
     _plot_passk(base_evals, trained_evals, names, out / "pass_at_k.png")
     _plot_families(fam_rows, names, kmax, out / "families.png")
     points = [(f"{names[1]} k=1", plaint[1].tokens_per_query, plaint[1].pass_at_1)]
@@ -266,6 +367,18 @@ def write_report(
     lines = [
         f"# distillery report: {pt.name} vs {p0.name} on {suite}/{split}",
         "",
+        f"Evals compared: n = {group.n} draws per prompt, sampling {describe_params(group.params)}"
+        " (the most recent n and parameters both models were evaluated with; strategies at "
+        "these parameters).",
+    ]
+    if group.left_out:
+        lines.append(
+            "Left out, never mixed in: pass@1 evals with "
+            + "; ".join(f"n = {n} ({describe_params(p)})" for n, p in group.left_out)
+            + "."
+        )
+    lines += [
+        "",
         "## pass@k (unbiased estimator, 95% bootstrap CI over prompts)",
         "",
         "| model | k | prompts | pass@k | 95% CI | tokens/query | s/query |",
@@ -284,12 +397,13 @@ def write_report(
         "",
         "## Per family and gap closed",
         "",
-        f"| family | {p0.name} pass@1 | {p0.name} pass@{kmax} | {pt.name} pass@1 | gap closed |",
-        "|---|---|---|---|---|",
+        f"| family | {p0.name} pass@1 | {p0.name} pass@{kmax} | {pt.name} pass@1 | gap closed "
+        f"| Δ pass@1 [{pct} CI, paired] |",
+        "|---|---|---|---|---|---|",
     ]
-    for fam, b1, bk, t1, gap in gap_rows:
+    for fam, b1, bk, t1, gap, delta in gap_rows:
         g = "n/a (no gap)" if gap is None else f"{gap:.2f}"
-        lines.append(f"| {fam} | {b1:.3f} | {bk:.3f} | {t1:.3f} | {g} |")
+        lines.append(f"| {fam} | {b1:.3f} | {bk:.3f} | {t1:.3f} | {g} | {delta} |")
     lines += [
         "",
         "![families](families.png)",
@@ -314,6 +428,26 @@ def write_report(
         "",
         "![cost](cost.png)",
         "",
+        "## Paired comparisons",
+        "",
+        "Per-prompt outcomes of both evals over the prompts they share; the bootstrap "
+        f"resamples prompts ({PAIRED_RESAMPLES} times, seed {PAIRED_SEED}), the same ones "
+        "for both. A Δ whose interval contains 0 is noise, not a difference.",
+        "",
+        f"| comparison | prompts | Δ | {pct} CI | one-sided {pct} lower bound |",
+        "|---|---|---|---|---|",
+    ]
+    for label, c in comparisons:
+        if isinstance(c, ComparisonError):
+            lines.append(f"| {label} | - | n/a: {c} | | |")
+            continue
+        o = c.overall
+        lines.append(
+            f"| {label} | {o.prompts} | {o.delta:+.3f} | [{o.ci_low:+.3f}, {o.ci_high:+.3f}] "
+            f"| {o.lower_bound:+.3f} |"
+        )
+    lines += [
+        "",
         "## Amortization",
         "",
         f"- training cost C = {amort.training_seconds:.1f} s (sampling and verifying the "
@@ -332,13 +466,21 @@ def write_report(
         [pt.model_id],
     )
     if decisions:
-        promoted, reasons, _ = decisions[0]
+        promoted, reasons, numbers = decisions[0]
         lines += [
             "",
             "## Promotion gate",
             "",
             f"- decision: **{'promoted' if promoted else 'refused'}**",
         ]
+        nums = json.loads(numbers)
+        if "lower_bound" in nums:  # decisions made before the paired bootstrap lack it
+            gate_pct = f"{100 * nums['confidence']:g}%"
+            lines.append(
+                f"- paired Δ pass@1 {nums['delta']:+.3f} over {nums['prompts']} prompts, "
+                f"{gate_pct} CI [{nums['ci_low']:+.3f}, {nums['ci_high']:+.3f}], one-sided "
+                f"{gate_pct} lower bound {nums['lower_bound']:+.3f}"
+            )
         lines += [f"- {r}" for r in reasons]
     path = out / "report.md"
     tmp = path.with_suffix(".md.tmp")

@@ -86,6 +86,11 @@ def test_promotion_and_bake_markdown():
         ["pass@1 fell by 0.300"],
     )
     assert "**REFUSED** t-r1" in md and "(-0.300)" in md and "- pass@1 fell by 0.300" in md
+    paired = {"model_pass_at_1": 0.52, "parent_pass_at_1": 0.5, "delta": 0.02, "prompts": 100}
+    paired |= {"confidence": 0.95, "ci_low": -0.03, "ci_high": 0.07, "lower_bound": -0.02}
+    md = artifacts.promotion_md("t-r1", False, paired, [])
+    line = "paired Δ over 100 prompts: 95% CI [-0.030, +0.070], one-sided 95% lower bound -0.020"
+    assert line in md
     rounds = [
         {
             "round": 1,

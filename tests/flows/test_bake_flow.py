@@ -77,8 +77,9 @@ def bake_args(*extra: str) -> list[str]:
         "4",
         "--lr",
         "1e-3",
-        "--tolerance",
-        "1",
+        # Four held-out prompts cannot show a significant gain, and these tests are about
+        # the plumbing: ask the gate only that the child is not worse by 100 points.
+        "--min-gain=-1",
         "--max-family-drop",
         "1",
         *extra,

@@ -154,11 +154,16 @@ def test_eval_rows_pass_at_k_and_sql_agree(story):
     rows = _sql(
         wh,
         "SELECT m.name, e.strategy, e.k, e.n, e.prompts, e.pass_at_1, e.pass_at_k, "
-        "e.ci_low, e.ci_high, e.samples_per_query FROM evals e JOIN models m USING (model_id) "
-        "ORDER BY m.name, e.strategy, e.k",
+        "e.ci_low, e.ci_high, e.samples_per_query, len(e.prompt_ids) AS outcomes, "
+        "len(e.prompt_families) AS families, list_sum(e.passes) AS passed "
+        "FROM evals e JOIN models m USING (model_id) ORDER BY m.name, e.strategy, e.k",
     )
     by = {(r["name"], r["strategy"], r["k"]): r for r in rows}
     assert len(rows) == 3 + 3 + 3 + 3  # 3 k's per model, 3 strategies on tiny-random
+    for r in rows:  # the per-prompt outcomes the gate and the report compare pairwise
+        assert r["outcomes"] == r["families"] == r["prompts"]
+        per_prompt = r["n"] if r["strategy"] == "sample" else 1
+        assert (r["passed"] or 0) / (per_prompt * r["prompts"]) == pytest.approx(r["pass_at_1"])
     for model in ("tiny-random", "tiny-ok", "tiny-broken"):
         for k in (1, 2, 4):
             r = by[(model, "sample", k)]
@@ -197,7 +202,7 @@ def test_gate_promotes_the_good_model_and_refuses_the_broken_one(story):
     _, wh, first, second = story
     assert first.returncode == 0 and "PROMOTED tiny-ok" in first.stdout, first.stdout
     assert second.returncode == 3 and "REFUSED tiny-broken" in second.stdout, second.stdout
-    assert "held-out pass@1 fell" in second.stdout
+    assert "held-out pass@1 fell" in second.stdout and "not a significant gain" in second.stdout
     # its training loss went down all the same
     (job,) = _sql(
         wh,
@@ -249,6 +254,8 @@ def test_report_renders_with_plots(story):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
     assert "best_of_n" in text and "retry" in text and "majority" in text
     assert "decision: **promoted**" in text
+    assert "Evals compared: n = 4 draws per prompt" in text
+    assert "| tiny-ok pass@1 − tiny-random pass@1 | 6 |" in text
 
 
 def test_bad_eval_input_is_one_line_and_writes_nothing(story):
