@@ -88,7 +88,11 @@ def _unique(cands: list[Candidate]) -> list[Candidate]:
 def _prompt_pairs(cands: list[Candidate], config: PairConfig) -> list[Pair]:
     ranked = _unique(cands)  # best first
     passing = [c for c in ranked if c.passed]
-    failing = [c for c in ranked if not c.passed]
+    # Rejected answers are the model's own failures on the bare prompt: a failed prompted
+    # draw or retry is not what the policy does unaided, so it teaches nothing to avoid.
+    failing = [c for c in ranked if not c.passed and c.procedure == "sample"]
+    if config.strategy == "best-worst":
+        ranked = [c for c in ranked if c.passed or c.procedure == "sample"]
     if config.strategy == "best-worst":
         options = [(hi, lo) for hi in ranked for lo in reversed(ranked) if hi.score > lo.score]
     elif config.strategy == "pass-fail":

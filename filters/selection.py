@@ -29,6 +29,10 @@ class Candidate:
     text: str
     passed: bool
     score: float  # the verdict's score; a missing score counts as 1 if passed, else 0
+    # What drew it: "sample" (the bare prompt), "prompted" (a context before it) or
+    # "retry" (a follow-up after the verifier's feedback). Any passing one is a target for
+    # the bare prompt; only a "sample" is what the model does unaided (a DPO rejection).
+    procedure: str = "sample"
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,8 @@ def load_candidates(
 ) -> list[Candidate]:
     """Verified samples (their latest verdict) of a suite, model and split."""
     sql = (
-        "SELECT s.sample_id, s.prompt_id, p.family, s.text, v.passed, v.score "
+        "SELECT s.sample_id, s.prompt_id, p.family, s.text, v.passed, v.score, "
+        "coalesce(s.strategy, 'sample') "
         "FROM samples s JOIN prompts p USING (prompt_id) JOIN verdicts v USING (sample_id) "
         "LEFT JOIN models m USING (model_id) WHERE true"
     )
@@ -137,6 +142,7 @@ def load_candidates(
             text,
             bool(passed),
             float(score) if score is not None else (1.0 if passed else 0.0),
+            procedure,
         )
-        for sid, pid, fam, text, passed, score in wh.query(sql, params)
+        for sid, pid, fam, text, passed, score, procedure in wh.query(sql, params)
     ]

@@ -31,11 +31,13 @@ from flows.stage_flows import (
     pairs_flow,
     promote_flow,
     report_flow,
+    search_flow,
     train_flow,
     verify_flow,
 )
 from flows.task_runners import make_task_runner
 from generators import model_store
+from generators.search import SearchConfig
 from trainers.training_job import TrainingError
 from warehouse.records import EvalRecord
 from warehouse.runs import recorded_run
@@ -121,6 +123,13 @@ def bake_flow(
     rounds: int = 1,
     method: str = "rsft",
     k: int = 8,
+    search: str = "sample,prompted,retry",
+    budget: int = 24,
+    targets: int = 2,
+    wave: int = 4,
+    retries: int = 1,
+    shots: int = 3,
+    context_file: str | None = None,
     per_family: int | None = None,
     limit: int | None = None,
     temperature: float = 0.8,
@@ -145,6 +154,7 @@ def bake_flow(
     dask_workers: int = 2,
     backend: str = "transformers",
     dtype: str = "bf16",
+    threads: int | None = None,
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """Sample → verify → (pair) → train → evaluate → gate, for `rounds` rounds."""
@@ -154,6 +164,8 @@ def bake_flow(
         raise TrainingError(f"unknown training method {method!r}; use rsft or dpo")
     if eval_n < 1:
         raise TrainingError(f"--eval-n must be at least 1 (got {eval_n})")
+    if search != "plain":
+        SearchConfig(tuple(search.split(",")), wave, budget, targets, retries, shots)
     make_task_runner(runner, dask_address, dask_workers)
     console = Console()
     wh = Warehouse.open(Path(warehouse))
@@ -171,27 +183,53 @@ def bake_flow(
         for r in range(1, rounds + 1):
             out = round_model(name, r)
             console.rule(f"[bold]bake {name}: round {r}/{rounds}, sampling from {current}")
-            sampled = sample_flow(
-                model=current,
-                suite=suite,
-                split="train",
-                k=k,
-                limit=limit,
-                per_family=per_family,
-                backend=backend,
-                dtype=dtype,
-                shard_prompts=shard_prompts,
-                shard_deployment=shard_deployment,
-                runner=runner,
-                dask_address=dask_address,
-                dask_workers=dask_workers,
-                warehouse=warehouse,
-                **sampling,
-            )
+            if search == "plain":
+                sampled = sample_flow(
+                    model=current,
+                    suite=suite,
+                    split="train",
+                    k=k,
+                    limit=limit,
+                    per_family=per_family,
+                    backend=backend,
+                    dtype=dtype,
+                    threads=threads,
+                    shard_prompts=shard_prompts,
+                    shard_deployment=shard_deployment,
+                    runner=runner,
+                    dask_address=dask_address,
+                    dask_workers=dask_workers,
+                    warehouse=warehouse,
+                    **sampling,
+                )
+            else:
+                found = search_flow(
+                    model=current,
+                    suite=suite,
+                    split="train",
+                    search=search.split(","),
+                    wave=wave,
+                    budget=budget,
+                    targets=targets,
+                    retries=retries,
+                    shots=shots,
+                    context_file=context_file,
+                    limit=limit,
+                    per_family=per_family,
+                    backend=backend,
+                    dtype=dtype,
+                    threads=threads,
+                    warehouse=warehouse,
+                    **sampling,
+                )
+                sampled = {"written": found["written"]}
             verified = verify_flow(suite=suite, model=current, split="train", warehouse=warehouse)
             counts = verified["per_family"]
             n_verified = sum(v for c in counts.values() for key, v in c.items() if key != "_passed")
             n_passed = sum(c.get("_passed", 0) for c in counts.values())
+            if search != "plain":
+                # The search verified as it went: its share of prompts with a target.
+                n_verified, n_passed = found["prompts"], found["solved"]
             examples = None
             if method == "dpo":
                 examples = pairs_flow(
@@ -213,6 +251,7 @@ def bake_flow(
                     batch_size=batch_size,
                     lora=lora,
                     beta=beta,
+                    threads=threads,
                     warehouse=warehouse,
                 )
             evals = {}
@@ -226,6 +265,7 @@ def bake_flow(
                     per_family=eval_per_family,
                     backend=backend,
                     dtype=dtype,
+                    threads=threads,
                     warehouse=warehouse,
                     **sampling,
                 )
@@ -287,7 +327,14 @@ def bake_flow(
         artifacts.publish_table("bake-pass-at-k", rows, "per-family pass@k, last round")
         artifacts.publish_plots(Path(report).parent, key_prefix="bake")
         console.print(f"bake {name}: final model [bold]{current}[/]; report {report}")
-        return {"name": name, "base": model, "final": current, "rounds": done, "report": report}
+        return {
+            "name": name,
+            "base": model,
+            "final": current,
+            "rounds": done,
+            "report": report,
+            "evals": evals,  # the last round's: parent and child, as eval rows
+        }
 
 
 @flow(name="sample-and-verify")

@@ -200,6 +200,7 @@ def sample(
         str | None, typer.Option("--served-model", help="Model name the server expects.")
     ] = None,
     dtype: Annotated[str, typer.Option(help="transformers backend: bf16 | fp32 | fp16")] = "bf16",
+    threads: ThreadsOpt = None,
     batch_rows: Annotated[
         int | None, typer.Option("--batch-rows", help="Rows per decode batch.")
     ] = None,
@@ -234,6 +235,7 @@ def sample(
         base_url=base_url,
         served_model=served_model,
         dtype=dtype,
+        threads=threads,
         batch_rows=batch_rows,
         concurrency=concurrency,
         shard_prompts=shard_prompts,
@@ -241,6 +243,95 @@ def sample(
         runner=runner,
         dask_address=dask_address,
         dask_workers=dask_workers,
+        warehouse=str(warehouse),
+    )
+
+
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="torch threads on a CPU (default: DISTILLERY_THREADS, else measured; on a busy "
+        "2-core host 1 thread samples many times faster than 2)."
+    ),
+]
+
+DEMO_TRAIN_PER_FAMILY = 16
+DEMO_EVAL_PER_FAMILY = 6
+
+SearchOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where targets come from: any of sample,prompted,retry (adaptive search), "
+        "or plain (k bare draws per prompt)."
+    ),
+]
+BudgetOpt = Annotated[int, typer.Option(help="Search: at most N completions per prompt.")]
+TargetsOpt = Annotated[
+    int, typer.Option(help="Search: a prompt closes once it has N distinct passing answers.")
+]
+WaveOpt = Annotated[int, typer.Option(help="Search: draws per procedure per wave.")]
+RetriesOpt = Annotated[int, typer.Option(help="Search: feedback turns per failed draw.")]
+ShotsOpt = Annotated[int, typer.Option(help="Prompted search: exemplars per family.")]
+ContextFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--context-file",
+        help='JSON {family: {"system": str, "shots": [[user, answer], ...]}} for prompted.',
+    ),
+]
+
+
+@app.command()
+def search(
+    model: Annotated[str, typer.Option(help="The model to search with.")] = "smollm2-135m",
+    suite: str = "seeds",
+    split: Annotated[str, typer.Option(help="train | test")] = "train",
+    search: SearchOpt = "sample,prompted,retry",
+    budget: BudgetOpt = 24,
+    targets: TargetsOpt = 2,
+    wave: WaveOpt = 4,
+    retries: RetriesOpt = 1,
+    shots: ShotsOpt = 3,
+    context_file: ContextFileOpt = None,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 160,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N prompts per family.")
+    ] = None,
+    dtype: str = "bf16",
+    threads: ThreadsOpt = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Find verified training targets with inference-time search; rerun to resume."""
+    from flows.runtime import run_flow
+    from flows.stage_flows import search_flow
+
+    if search == "plain":
+        fail("--search plain is `distillery sample`; pick any of sample,prompted,retry")
+    run_flow(
+        search_flow,
+        console,
+        model=model,
+        suite=suite,
+        split=split,
+        search=search.split(","),
+        wave=wave,
+        budget=budget,
+        targets=targets,
+        retries=retries,
+        shots=shots,
+        context_file=str(context_file) if context_file else None,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        dtype=dtype,
+        threads=threads,
         warehouse=str(warehouse),
     )
 
@@ -352,6 +443,7 @@ def train_rsft(
     max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    threads: ThreadsOpt = None,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Rejection-sampling fine-tuning on verified samples (TRL SFTTrainer, completion-only loss)."""
@@ -375,6 +467,7 @@ def train_rsft(
         max_steps=max_steps,
         batch_size=batch_size,
         max_length=max_length,
+        threads=threads,
         warehouse=str(warehouse),
     )
 
@@ -396,6 +489,7 @@ def train_dpo(
     max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    threads: ThreadsOpt = None,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """DPO on chosen/rejected pairs (TRL DPOTrainer); β is the KL leash."""
@@ -421,6 +515,7 @@ def train_dpo(
         max_steps=max_steps,
         batch_size=batch_size,
         max_length=max_length,
+        threads=threads,
         warehouse=str(warehouse),
     )
 
@@ -458,6 +553,7 @@ def evaluate(
     retries: Annotated[int, typer.Option(help="R of validate-and-retry.")] = 2,
     backend: Annotated[str, typer.Option(help="transformers | vllm")] = "transformers",
     dtype: str = "bf16",
+    threads: ThreadsOpt = None,
     workers: Annotated[int | None, typer.Option(help="Verifier workers.")] = None,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
@@ -484,6 +580,7 @@ def evaluate(
         retries=retries,
         backend=backend,
         dtype=dtype,
+        threads=threads,
         workers=workers,
         warehouse=str(warehouse),
     )
@@ -627,7 +724,14 @@ def bake(
     suite: str = "seeds",
     rounds: Annotated[int, typer.Option(help="Rounds of sample → train → gate.")] = 1,
     method: Annotated[str, typer.Option(help="rsft | dpo")] = "rsft",
-    k: Annotated[int, typer.Option("--k", help="Train samples per prompt.")] = 8,
+    k: Annotated[int, typer.Option("--k", help="Train samples per prompt (--search plain).")] = 8,
+    search: SearchOpt = "sample,prompted,retry",
+    budget: BudgetOpt = 24,
+    targets: TargetsOpt = 2,
+    wave: WaveOpt = 4,
+    retries: RetriesOpt = 1,
+    shots: ShotsOpt = 3,
+    context_file: ContextFileOpt = None,
     per_family: Annotated[
         int | None, typer.Option("--per-family", help="At most N train prompts per family.")
     ] = None,
@@ -655,6 +759,7 @@ def bake(
     dask_address: DaskAddressOpt = None,
     dask_workers: DaskWorkersOpt = 2,
     dtype: str = "bf16",
+    threads: ThreadsOpt = None,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """The whole loop for R rounds: sample, verify, pair, train, evaluate, gate, report."""
@@ -670,6 +775,13 @@ def bake(
         rounds=rounds,
         method=method,
         k=k,
+        search=search,
+        budget=budget,
+        targets=targets,
+        wave=wave,
+        retries=retries,
+        shots=shots,
+        context_file=str(context_file) if context_file else None,
         per_family=per_family,
         limit=limit,
         temperature=temperature,
@@ -693,6 +805,7 @@ def bake(
         dask_address=dask_address,
         dask_workers=dask_workers,
         dtype=dtype,
+        threads=threads,
         warehouse=str(warehouse),
     )
     table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
@@ -825,60 +938,110 @@ def print_rows(cols: list[str], rows: list[tuple[Any, ...]], format: str) -> Non
 @app.command()
 def demo(
     model: str = "smollm2-135m",
-    per_family: Annotated[int, typer.Option("--per-family")] = 2,
-    k: Annotated[int, typer.Option("--k")] = 4,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 64,
+    per_family: Annotated[
+        int, typer.Option("--per-family", help="Train prompts per family to search.")
+    ] = DEMO_TRAIN_PER_FAMILY,
+    eval_per_family: Annotated[
+        int, typer.Option("--eval-per-family", help="Held-out prompts per family.")
+    ] = DEMO_EVAL_PER_FAMILY,
+    eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
+    budget: BudgetOpt = 16,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
-    """The main job: load the seed suites, sample from the model, verify, summarise with SQL."""
+    """The main job: bake search into SmolLM2-135M and show what it changed.
+
+    p₀'s held-out pass@1, the search's success on the same prompts, a search on train
+    prompts (best-of-N + a prompted context + validate-and-retry), RSFT on what it found
+    against the bare prompt, p_θ's held-out pass@1, the promotion gate, and a table per
+    family with the gap closed. Rerun it to resume.
+    """
+    from flows.bake_flow import bake_flow
+    from flows.runtime import run_flow
+    from flows.stage_flows import search_flow
+    from warehouse.gap import gap_rows
+    from warehouse.records import EvalRecord
+
     prompts_load("seeds", None, warehouse)
-    sample(
+    sampling = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": max_new_tokens, "seed": 0}
+    console.rule("[bold]1. the search's success on held-out prompts (what p₀ + search achieves)")
+    held_out = run_flow(
+        search_flow,
+        console,
         model=model,
         suite="seeds",
-        split="train",
-        k=k,
+        split="test",
+        budget=budget,
+        targets=1,
+        per_family=eval_per_family,
+        warehouse=str(warehouse),
+        **sampling,
+    )
+    console.rule("[bold]2. bake: search train prompts, RSFT, eval p₀ and p_θ, gate, report")
+    result = run_flow(
+        bake_flow,
+        console,
+        name="demo",
+        model=model,
+        suite="seeds",
+        rounds=1,
+        method="rsft",
+        budget=budget,
         per_family=per_family,
-        max_new_tokens=max_new_tokens,
-        warehouse=warehouse,
-        temperature=0.8,
-        top_p=0.95,
-        seed=0,
-        limit=None,
-        backend="transformers",
-        base_url=None,
-        served_model=None,
-        dtype="bf16",
-        batch_rows=None,
-        concurrency=8,
-        shard_prompts=16,
-        shard_deployment=None,
-        runner="threads",
-        dask_address=None,
-        dask_workers=2,
+        eval_n=eval_n,
+        eval_per_family=eval_per_family,
+        warehouse=str(warehouse),
+        **sampling,
     )
-    verify(suite="seeds", model=model, split="train", workers=None, warehouse=warehouse)
-    example = (
-        "SELECT p.family, count(*) AS samples, round(avg(s.completion_tokens), 1) AS avg_tokens, "
-        "round(avg(v.passed::INT), 2) AS pass_rate, "
-        "count(DISTINCT p.prompt_id) FILTER (WHERE v.passed) AS prompts_solved "
-        "FROM samples s JOIN prompts p USING (prompt_id) JOIN verdicts v USING (sample_id) "
-        "GROUP BY p.family ORDER BY p.family"
+    evals = {
+        who: next(EvalRecord(**r) for r in records if r["strategy"] == "sample" and r["k"] == 1)
+        for who, records in result["evals"].items()
+    }
+    base, baked = evals[model], evals[result["rounds"][-1]["model"]]
+    solved = {f: (c["solved"], c["prompts"]) for f, c in held_out["per_family"].items()}
+    table = Table(
+        "family",
+        "prompts",
+        "p₀ pass@1",
+        "search",
+        "p_θ pass@1",
+        "Δ [95% CI]",
+        "gap closed",
+        title=f"{model} → {baked_name(result)}: held-out seeds, n={eval_n}, bare prompt",
     )
-    console.print(f'\n[bold]Example query[/]: distillery sql "{example}"')
-    sql(example, "table", warehouse)
-    one_each = (
-        "SELECT p.family, left(p.messages->>'$[0].content', 50) AS prompt, "
-        "left(s.text, 70) AS completion FROM samples s JOIN prompts p USING (prompt_id) "
-        "WHERE s.idx = 0 "
-        "QUALIFY row_number() OVER (PARTITION BY p.family ORDER BY p.prompt_id) = 1 "
-        "ORDER BY p.family"
+    for r in gap_rows(base, baked, solved):
+        table.add_row(
+            r.family,
+            str(r.prompts),
+            f"{r.base:.3f}\n[{r.base_ci[0]:.2f}, {r.base_ci[1]:.2f}]",
+            f"{r.search:.3f}\n[{r.search_ci[0]:.2f}, {r.search_ci[1]:.2f}]",
+            f"{r.model:.3f}\n[{r.model_ci[0]:.2f}, {r.model_ci[1]:.2f}]",
+            f"{r.delta:+.3f}\n[{r.delta_ci[0]:+.2f}, {r.delta_ci[1]:+.2f}]",
+            r.gap_text,
+            style="bold" if r.family == "all" else None,
+        )
+    console.print(table)
+    last = result["rounds"][-1]
+    console.print(
+        f"gate: [bold]{last['decision']}[/] "
+        + ("; ".join(last["reasons"]) if last["reasons"] else "(significant held-out gain)")
     )
-    console.print("\n[bold]One completion per family[/]")
-    sql(one_each, "table", warehouse)
+    console.print(f"report: {result['report']}")
+    which = (
+        "SELECT s.strategy AS procedure, coalesce(s.context, '-') AS context, "
+        "count(*) AS targets FROM training_jobs t, unnest(t.sample_ids) AS u(sample_id) "
+        "JOIN sample_outcomes s USING (sample_id) GROUP BY ALL ORDER BY targets DESC"
+    )
+    console.print(f'\n[bold]Which search found the training targets[/]: distillery sql "{which}"')
+    sql(which, "table", warehouse)
     console.print(
         f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
         "or `distillery sql` to list the tables."
     )
+
+
+def baked_name(result: dict[str, Any]) -> str:
+    return str(result["rounds"][-1]["model"])
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from filters.answer_key import answer_key, votable
 from filters.registry import Verifiers
-from filters.verification import run_verify, select_pending
+from filters.verification import verified_attempts
 from generators import model_store
 from generators.base import (
     Attempt,
@@ -30,6 +30,7 @@ from generators.base import (
 )
 from generators.model_registry import ResolvedModel
 from generators.sampling import PromptRow, run_sampling, select_prompts, to_record
+from generators.search import RETRY_INDEX_BASE, retry_id
 from generators.strategies import STRATEGIES, make_strategy
 from warehouse.eval_stats import (
     Figures,
@@ -43,8 +44,6 @@ from warehouse.records import EvalRecord
 from warehouse.runs import recorded_run
 from warehouse.store import Warehouse
 
-# Retry turns get sample indices far from any plain draw's, so their row seeds differ.
-RETRY_INDEX_BASE = 1_000_000
 # Part of every eval id. Rows from before the per-prompt outcomes were stored have other
 # ids, so a rerun over the same verdicts writes a row that has them instead of deduping
 # to the old one (the gate and the report's paired Δ need them).
@@ -75,6 +74,7 @@ class EvalJob:
     dtype: str = "bf16"
     workers: int | None = None
     bootstrap: int = 1000
+    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
 
     def validate(self) -> SamplingParams:
         params = SamplingParams(
@@ -122,21 +122,7 @@ class WarehouseContext:
         self.progress = progress
 
     def _verified(self, sample_ids: list[str]) -> dict[str, Attempt]:
-        pending, _ = select_pending(
-            self.wh, None, None, None, self.verifiers, sample_ids=sample_ids
-        )
-        run_verify(self.wh, pending, self.verifiers, self.run_id, self.workers)
-        rows = self.wh.query(
-            "SELECT sample_id, prompt_id, text, passed, reason, detail, completion_tokens, "
-            "latency_s + coalesce(verify_seconds, 0) FROM sample_outcomes "
-            "WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
-            [sample_ids],
-        )
-        got = {
-            sid: Attempt(sid, pid, text, bool(passed), reason, detail or "", tokens, secs)
-            for sid, pid, text, passed, reason, detail, tokens, secs in rows
-            if passed is not None
-        }
+        got = verified_attempts(self.wh, self.verifiers, sample_ids, self.run_id, self.workers)
         missing = len(set(sample_ids) - set(got))
         if missing:
             raise EvalError(
@@ -160,16 +146,7 @@ class WarehouseContext:
     def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
         params = replace(self.params, k=1)
         ids = {
-            r.prompt_id: content_id(
-                "smp",
-                r.prompt_id,
-                self.model.model_id,
-                params.identity(),
-                params.seed,
-                "retry",
-                r.attempt,
-                r.messages,
-            )
+            r.prompt_id: retry_id(self.model.model_id, params, r.prompt_id, r.attempt, r.messages)
             for r in requests
         }
         have = self.wh.existing("samples", "sample_id", ids.values())
@@ -353,7 +330,9 @@ def eval_job(job: EvalJob, root: Path, console: Console) -> list[EvalRecord]:
         raise EvalError(f"--split must be train or test (got {job.split!r})")
     wh = Warehouse.open(root)
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
-    model, backend = open_backend(wh, console, job.model, job.backend, dtype=job.dtype)
+    model, backend = open_backend(
+        wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
+    )
     try:
         with (
             recorded_run(wh, "eval", asdict(job)) as run_id,

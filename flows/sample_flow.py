@@ -80,6 +80,7 @@ def _backend(
         job.dtype,
         job.batch_rows,
         job.concurrency,
+        job.threads,
     )
     with _BACKENDS_LOCK:
         if key not in _BACKENDS:
@@ -96,6 +97,7 @@ def _backend(
                 job.dtype,
                 job.batch_rows,
                 job.concurrency,
+                job.threads,
             )
             if model.model_id != model_id:
                 backend.close()
@@ -324,6 +326,7 @@ def sample_flow(
     dtype: str = "bf16",
     batch_rows: int | None = None,
     concurrency: int = 8,
+    threads: int | None = None,
     shard_prompts: int = 16,
     shard_deployment: str | None = None,
     runner: str = "threads",
@@ -349,6 +352,7 @@ def sample_flow(
         dtype=dtype,
         batch_rows=batch_rows,
         concurrency=concurrency,
+        threads=threads,
     )
     summary = run_sample_stage(
         job,

@@ -42,6 +42,7 @@ class SampleJob:
     dtype: str = "bf16"
     batch_rows: int | None = None
     concurrency: int = 8
+    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
 
     @property
     def params(self) -> SamplingParams:
@@ -85,8 +86,13 @@ def open_backend(
     dtype: str = "bf16",
     batch_rows: int | None = None,
     concurrency: int = 8,
+    threads: int | None = None,
 ) -> tuple[ResolvedModel, Backend]:
-    """Resolve the model and start its backend; errors name the fix."""
+    """Resolve the model and start its backend; errors name the fix.
+
+    `threads`: torch threads for the transformers backend on a CPU; None or 0 uses
+    DISTILLERY_THREADS or measures (generators/threads.py).
+    """
     model = resolve_model(wh, console, model_name, backend_name, base_url)
     backend = make_backend(
         backend_name,
@@ -96,6 +102,7 @@ def open_backend(
         dtype=dtype,
         batch_rows=batch_rows,
         concurrency=concurrency,
+        threads=threads,
     )
     return model, backend
 

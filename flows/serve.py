@@ -27,6 +27,7 @@ def deployments(
         promote_flow,
         prompts_flow,
         report_flow,
+        search_flow,
         train_flow,
         verify_flow,
     )
@@ -57,6 +58,7 @@ def deployments(
         prompts_flow,
         import_flow,
         sample_flow,
+        search_flow,
         verify_flow,
         pairs_flow,
         train_flow,

@@ -54,6 +54,82 @@ def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -
     return written, skipped
 
 
+@flow(name="search")
+def search_flow(
+    model: str = "smollm2-135m",
+    suite: str = "seeds",
+    split: str = "train",
+    search: list[str] | None = None,
+    wave: int = 4,
+    budget: int = 24,
+    targets: int = 2,
+    retries: int = 1,
+    shots: int = 3,
+    context_file: str | None = None,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 160,
+    seed: int = 0,
+    limit: int | None = None,
+    per_family: int | None = None,
+    backend: str = "transformers",
+    dtype: str = "bf16",
+    workers: int | None = None,
+    threads: int | None = None,
+    warehouse: str = "warehouse-data",
+) -> dict[str, Any]:
+    """Find verified targets: best-of-N, a prompted context, validate-and-retry, adaptive k."""
+    from flows.search_job import SearchJob, search_job
+    from generators.search import PROCEDURES
+
+    job = SearchJob(
+        model=model,
+        suite=suite,
+        split=split,
+        search=tuple(search or PROCEDURES),
+        wave=wave,
+        budget=budget,
+        targets=targets,
+        retries=retries,
+        shots=shots,
+        context_file=context_file,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        backend=backend,
+        dtype=dtype,
+        workers=workers,
+        threads=threads,
+    )
+    s = search_job(job, Path(warehouse), Console())
+    rows = [
+        {"family": f, "prompts": c["prompts"], "solved": c["solved"], "completions": c["spent"]}
+        for f, c in s.per_family.items()
+    ]
+    artifacts.publish_markdown(
+        "search-summary",
+        f"## Search {'+'.join(job.search)} on {suite}/{split}\n\n"
+        f"**{s.solved}/{s.prompts}** prompts solved with a budget of {budget} completions "
+        f"({s.spent} looked at, {s.written} new, {s.waves} waves); passing answers by "
+        f"procedure: {dict(s.passes) or 'none'}.\n\n"
+        + artifacts.md_table(
+            ["family", "prompts", "solved", "completions"], (tuple(r.values()) for r in rows)
+        ),
+    )
+    return {
+        "prompts": s.prompts,
+        "solved": s.solved,
+        "spent": s.spent,
+        "written": s.written,
+        "waves": s.waves,
+        "passes": dict(s.passes),
+        "per_family": {f: dict(c) for f, c in s.per_family.items()},
+    }
+
+
 @flow(name="verify")
 def verify_flow(
     suite: str | None = None,
@@ -140,6 +216,7 @@ def train_flow(
     max_steps: int = -1,
     batch_size: int = 8,
     max_length: int = 512,
+    threads: int | None = None,
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """RSFT (TRL SFTTrainer) on verified samples or DPO (TRL DPOTrainer) on pairs."""
@@ -165,6 +242,7 @@ def train_flow(
         max_steps=max_steps,
         batch_size=batch_size,
         max_length=max_length,
+        threads=threads,
     )
     outcome = train_job(job, config, launcher, Path(warehouse), Console())
     r = outcome.result
@@ -213,6 +291,7 @@ def eval_flow(
     backend: str = "transformers",
     dtype: str = "bf16",
     workers: int | None = None,
+    threads: int | None = None,
     warehouse: str = "warehouse-data",
 ) -> list[dict[str, Any]]:
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
@@ -236,6 +315,7 @@ def eval_flow(
         backend=backend,
         dtype=dtype,
         workers=workers,
+        threads=threads,
     )
     records = eval_job(job, Path(warehouse), Console())
     artifacts.publish_markdown(

@@ -88,6 +88,7 @@ def build_training(
     max_steps: int = -1,
     batch_size: int = 8,
     max_length: int = 512,
+    threads: int | None = None,
 ) -> tuple[TrainJob, TrainConfig, Any]:
     """(job, config, launcher) for `method` (rsft | dpo); bad values raise TrainingError."""
     from filters.pairs import PairConfig
@@ -99,6 +100,7 @@ def build_training(
         "batch_size": batch_size,
         "max_length": max_length,
         "lora": lora,
+        "threads": threads,
     }
     try:
         if method == "rsft":

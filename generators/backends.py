@@ -17,13 +17,15 @@ def make_backend(
     dtype: str = "bf16",
     batch_rows: int | None = None,
     concurrency: int = 8,
+    threads: int | None = None,
 ) -> Backend:
+    """`threads`: torch threads for the transformers backend; None or 0 measures them."""
     if name == "transformers":
         from generators.sampler_transformers import DEFAULT_BATCH_ROWS, TransformersBackend
 
         assert resolved is not None
         return TransformersBackend(
-            resolved, dtype=dtype, batch_rows=batch_rows or DEFAULT_BATCH_ROWS
+            resolved, dtype=dtype, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, threads=threads
         )
     if name == "vllm":
         from generators.sampler_vllm import VLLMBackend

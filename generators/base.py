@@ -38,12 +38,20 @@ class SamplingParams:
         del d["k"], d["seed"]
         return d
 
-    def sample_id(self, prompt_id: str, model_id: str, idx: int) -> str:
-        return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx)
+    def sample_id(self, prompt_id: str, model_id: str, idx: int, context: str | None = None) -> str:
+        """`context` names the context (system prompt, exemplars) put before the prompt; a
+        bare-prompt draw has none and keeps the id it always had."""
+        if context is None:
+            return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx)
+        return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx, context)
 
-    def row_seed(self, prompt_id: str, idx: int) -> int:
-        """A 63-bit seed per (prompt, index): the row's randomness, independent of batching."""
-        return int(content_id("seed", self.seed, prompt_id, idx)[5:21], 16) >> 1
+    def row_seed(self, prompt_id: str, idx: int, context: str | None = None) -> int:
+        """A 63-bit seed per (prompt, index[, context]): the row's randomness, independent
+        of batching."""
+        parts: tuple[object, ...] = (self.seed, prompt_id, idx)
+        if context is not None:
+            parts += (context,)
+        return int(content_id("seed", *parts)[5:21], 16) >> 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class SampleRequest:
     prompt_id: str
     messages: tuple[tuple[str, str], ...]  # (role, content)
     indices: tuple[int, ...]  # which sample indices of this prompt to produce
+    context: str | None = None  # context_id when `messages` carry a context before the prompt
 
     @property
     def chat(self) -> list[dict[str, str]]:

@@ -54,7 +54,7 @@ class OpenAIBackend:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
-            "seed": params.row_seed(req.prompt_id, idx),
+            "seed": params.row_seed(req.prompt_id, idx, req.context),
             "n": 1,
         }
         last = ""

@@ -2,7 +2,8 @@
 
 The engine is `decode_loop.generate_rows`; this module turns requests into token batches
 and tokens back into text. bf16 is the CPU default because it measured fastest here
-(see benchmarks/RESULTS.md).
+(see benchmarks/RESULTS.md). On a CPU the torch thread count is measured once the model is
+loaded unless one is given (`generators/threads.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from generators import model_registry
 from generators.base import Completion, ProgressFn, SampleRequest, SamplingParams
 from generators.decode_loop import generate_rows
+from generators.threads import SAMPLING_PROBE_ROWS, fixed_threads, measured_threads, sampling_probe
 
 DEFAULT_BATCH_ROWS = 256
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
@@ -28,19 +30,27 @@ class TransformersBackend:
     resolved: model_registry.ResolvedModel
     dtype: str = "bf16"
     batch_rows: int = DEFAULT_BATCH_ROWS
-    threads: int | None = None
+    threads: int | None = None  # None or 0: DISTILLERY_THREADS, else measured (CPU only)
     name: str = "transformers"
+    threads_used: int | None = field(default=None, init=False)  # None: torch left alone
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}")
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        # Checked before the load, so a bad --threads or DISTILLERY_THREADS fails at once.
+        fixed = fixed_threads(self.threads)
+        if fixed is not None:
+            torch.set_num_threads(fixed)  # before the load: dequantizing uses the threads too
+            self.threads_used = fixed
         model, tok = model_registry.load(self.resolved, dtype=DTYPES[self.dtype])
         if torch.cuda.is_available():
-            model = model.to("cuda")
+            model = model.to("cuda")  # the GPU does the work; torch's CPU threads don't matter
+        elif fixed is None:
+            probe = sampling_probe(model, min(self.batch_rows, SAMPLING_PROBE_ROWS))
+            self.threads_used, _ = measured_threads(probe, "sampling")
+            torch.set_num_threads(self.threads_used)
         self._model, self._tokenizer = model, tok
 
     @property
@@ -86,6 +96,10 @@ class TransformersBackend:
         params: SamplingParams,
         progress: ProgressFn | None = None,
     ) -> Iterator[list[Completion]]:
+        # Set again per call: training in the same process, or a shard task on another
+        # thread, may have changed it since the backend was opened.
+        if self.threads_used and torch.get_num_threads() != self.threads_used:
+            torch.set_num_threads(self.threads_used)
         encoded = [self.encode(r) for r in requests]
         stop = self.stop_ids()
         pad = self._tokenizer.pad_token_id
@@ -93,7 +107,7 @@ class TransformersBackend:
         for batch in self.batches(requests, encoded):
             reqs = [requests[i] for i in batch]
             keys = np.array(
-                [params.row_seed(r.prompt_id, idx) for r in reqs for idx in r.indices],
+                [params.row_seed(r.prompt_id, idx, r.context) for r in reqs for idx in r.indices],
                 dtype=np.uint64,
             )
             started = time.perf_counter()

@@ -70,7 +70,7 @@ class VLLMBackend:
                     top_p=params.top_p,
                     max_tokens=params.max_new_tokens,
                     # One seed per request: vllm derives the n rows from it.
-                    seed=params.row_seed(r.prompt_id, r.indices[0]),
+                    seed=params.row_seed(r.prompt_id, r.indices[0], r.context),
                 )
                 for r in chunk
             ]

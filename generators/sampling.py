@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from generators.base import (
@@ -22,6 +22,7 @@ from generators.base import (
     SamplingError,
     SamplingParams,
 )
+from generators.contexts import Context
 from generators.model_registry import ResolvedModel
 from warehouse.records import SampleRecord
 from warehouse.store import Warehouse
@@ -92,28 +93,66 @@ def _row(prompt_id: str, family: str, messages: str) -> PromptRow:
 
 
 def plan(
-    wh: Warehouse, prompts: Sequence[PromptRow], model_id: str, params: SamplingParams
+    wh: Warehouse,
+    prompts: Sequence[PromptRow],
+    model_id: str,
+    params: SamplingParams,
+    first: int = 0,
+    contexts: Mapping[str, Context] | None = None,
 ) -> tuple[list[SampleRequest], int]:
-    """Requests for the (prompt, index) pairs not yet in the warehouse, and how many are."""
+    """Requests for the (prompt, index) pairs in [first, k) not yet in the warehouse, and
+    how many are. With `contexts`, each prompt is drawn with its family's context before
+    it (a prompt that is one of the context's exemplars is skipped)."""
+    ctx = contexts_for(prompts, contexts)
     ids = {
-        (p.prompt_id, i): params.sample_id(p.prompt_id, model_id, i)
+        (p.prompt_id, i): params.sample_id(p.prompt_id, model_id, i, ctx[p.prompt_id])
         for p in prompts
-        for i in range(params.k)
+        if p.prompt_id in ctx
+        for i in range(first, params.k)
     }
     have = wh.existing("samples", "sample_id", ids.values())
     requests = []
+    by_id = contexts_by_id(contexts)
     for p in prompts:
-        todo = tuple(i for i in range(params.k) if ids[(p.prompt_id, i)] not in have)
+        if p.prompt_id not in ctx:
+            continue
+        todo = tuple(i for i in range(first, params.k) if ids[(p.prompt_id, i)] not in have)
         if todo:
-            requests.append(SampleRequest(p.prompt_id, p.messages, todo))
+            cid = ctx[p.prompt_id]
+            messages = p.messages if cid is None else by_id[cid].apply(p.messages)
+            requests.append(SampleRequest(p.prompt_id, messages, todo, cid))
     return requests, len(have)
 
 
+def contexts_by_id(contexts: Mapping[str, Context] | None) -> dict[str, Context]:
+    return {c.context_id: c for c in (contexts or {}).values()}
+
+
+def contexts_for(
+    prompts: Sequence[PromptRow], contexts: Mapping[str, Context] | None
+) -> dict[str, str | None]:
+    """prompt_id -> context_id (None: the bare prompt); prompts left out get no draws."""
+    if contexts is None:
+        return {p.prompt_id: None for p in prompts}
+    out: dict[str, str | None] = {}
+    for p in prompts:
+        c = contexts.get(p.family)
+        # An exemplar's own answer is in its context: drawing it there would be copying.
+        if c is not None and p.prompt_id not in c.exemplar_ids:
+            out[p.prompt_id] = c.context_id
+    return out
+
+
 def to_record(
-    c: Completion, model_id: str, params: SamplingParams, backend: str, run_id: str
+    c: Completion,
+    model_id: str,
+    params: SamplingParams,
+    backend: str,
+    run_id: str,
+    context: str | None = None,
 ) -> SampleRecord:
     return SampleRecord(
-        sample_id=params.sample_id(c.prompt_id, model_id, c.idx),
+        sample_id=params.sample_id(c.prompt_id, model_id, c.idx, context),
         prompt_id=c.prompt_id,
         model_id=model_id,
         run_id=run_id,
@@ -128,6 +167,8 @@ def to_record(
         completion_tokens=c.completion_tokens,
         finish_reason=c.finish_reason,
         latency_s=c.latency_s,
+        strategy="sample" if context is None else "prompted",
+        context_id=context,
     )
 
 
@@ -140,24 +181,34 @@ def run_sampling(
     run_id: str,
     progress: ProgressFn | None = None,
     on_plan: Callable[[int], None] | None = None,
+    first: int = 0,
+    contexts: Mapping[str, Context] | None = None,
 ) -> SampleSummary:
+    """Draw indices [first, params.k) of each prompt that the warehouse lacks; with
+    `contexts`, as "prompted" draws with the family's context before the prompt."""
     started = time.perf_counter()
-    requests, already = plan(wh, prompts, model.model_id, params)
+    requests, already = plan(wh, prompts, model.model_id, params, first, contexts)
     if on_plan is not None:
         on_plan(sum(len(r.indices) for r in requests))
     family = {p.prompt_id: p.family for p in prompts}
+    context = {r.prompt_id: r.context for r in requests}
     written = tokens = 0
     per_family: dict[str, int] = defaultdict(int)
     if requests:
         for batch in backend.generate(requests, params, progress):
-            wh.write([to_record(c, model.model_id, params, backend.name, run_id) for c in batch])
+            wh.write(
+                [
+                    to_record(c, model.model_id, params, backend.name, run_id, context[c.prompt_id])
+                    for c in batch
+                ]
+            )
             written += len(batch)
             tokens += sum(c.completion_tokens for c in batch)
             for c in batch:
                 per_family[family[c.prompt_id]] += 1
     return SampleSummary(
         prompts=len(prompts),
-        requested=len(prompts) * params.k,
+        requested=len(prompts) * (params.k - first),
         already=already,
         written=written,
         tokens=tokens,

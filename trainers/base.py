@@ -31,12 +31,19 @@ class TrainConfig:
     logging_steps: int = 1
     # Off by default: a 135M model fits easily, and recomputing activations costs ~30 %.
     gradient_checkpointing: bool = False
+    # torch threads on a CPU; None or 0: DISTILLERY_THREADS, else measured on the model.
+    # Not part of a job's identity (trainers/training_job.py); the count used is in `final`.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("learning rate must be > 0 and batch size / grad accum >= 1")
         if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
             raise ValueError("train for at least one step: --max-steps > 0 or --epochs > 0")
+        if self.threads is not None and self.threads < 0:
+            raise ValueError(
+                f"--threads must be 0 (measure) or a positive count (got {self.threads})"
+            )
 
 
 @dataclass
@@ -121,6 +128,27 @@ def trainer_device_args() -> dict[str, Any]:
     return {"use_cpu": True, "bf16": False, "fp16": False}
 
 
+def training_threads(model: Any, config: TrainConfig) -> int | None:
+    """torch threads for this run: the config's, DISTILLERY_THREADS, or measured on `model`.
+
+    None on a GPU with nothing asked for: the GPU does the work, torch is left alone. Call it
+    before the trainer is built: the probe's forward and backward run under a forked RNG and
+    drop their gradients, and the trainer seeds everything afresh when it is built.
+    """
+    import torch
+
+    from generators.threads import fixed_threads, measured_threads, training_probe
+
+    fixed = fixed_threads(config.threads)
+    if fixed is not None:
+        return fixed
+    if torch.cuda.is_available():
+        return None
+    with torch.random.fork_rng(devices=[]):
+        best, _ = measured_threads(training_probe(model), "training")
+    return best
+
+
 def lora_config(config: TrainConfig) -> Any:
     from peft import LoraConfig
 
@@ -157,14 +185,24 @@ def common_args(config: TrainConfig, out_dir: str) -> dict[str, Any]:
     }
 
 
-def run_trainer(trainer: Any, callback: RecordingCallback) -> TrainResult:
-    """Train; a NaN loss makes the result `failed` with the step it happened at."""
+def run_trainer(
+    trainer: Any, callback: RecordingCallback, threads: int | None = None
+) -> TrainResult:
+    """Train; a NaN loss makes the result `failed` with the step it happened at.
+
+    `threads` (from `training_threads`) is set just before training, in the thread that
+    trains, and recorded as `final["threads"]`.
+    """
+    import torch
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our callback reports progress instead
+    if threads:
+        torch.set_num_threads(threads)
     started = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - started
+    used = {"threads": float(torch.get_num_threads())}
     if callback.nan_at is not None:
         return TrainResult(
             "failed",
@@ -173,7 +211,7 @@ def run_trainer(trainer: Any, callback: RecordingCallback) -> TrainResult:
             seconds,
             callback.tokens,
             callback.curve,
-            callback.last,
+            {**callback.last, **used},
         )
     final = {k: float(v) for k, v in (out.metrics or {}).items() if isinstance(v, int | float)}
     return TrainResult(
@@ -183,5 +221,5 @@ def run_trainer(trainer: Any, callback: RecordingCallback) -> TrainResult:
         seconds,
         callback.tokens,
         callback.curve,
-        {**callback.last, **final},
+        {**callback.last, **final, **used},
     )

@@ -15,6 +15,7 @@ from trainers.base import (
     lora_config,
     quiet_libraries,
     run_trainer,
+    training_threads,
 )
 
 LOSSES = ("sigmoid", "ipo")
@@ -53,6 +54,7 @@ class DPOLauncher:
 
         quiet_libraries()
         c = self.config
+        threads = training_threads(model, c)  # before the trainer: it reseeds when built
         args = DPOConfig(**common_args(c, out_dir), beta=c.beta, loss_type=[c.loss])
         data = Dataset.from_list(
             [
@@ -73,6 +75,6 @@ class DPOLauncher:
             callbacks=[callback],
             peft_config=lora_config(c) if c.lora else None,
         )
-        result = run_trainer(trainer, callback)
+        result = run_trainer(trainer, callback, threads)
         self.model = trainer.model
         return result

@@ -18,6 +18,7 @@ from trainers.base import (
     lora_config,
     quiet_libraries,
     run_trainer,
+    training_threads,
 )
 
 
@@ -45,6 +46,7 @@ class RSFTLauncher:
 
         quiet_libraries()
         c = self.config
+        threads = training_threads(model, c)  # before the trainer: it reseeds when built
         args = SFTConfig(**common_args(c, out_dir), completion_only_loss=True)
         data = Dataset.from_list(
             [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
@@ -58,6 +60,6 @@ class RSFTLauncher:
             callbacks=[callback],
             peft_config=lora_config(c) if c.lora else None,
         )
-        result = run_trainer(trainer, callback)
+        result = run_trainer(trainer, callback, threads)
         self.model = trainer.model
         return result

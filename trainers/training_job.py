@@ -96,12 +96,21 @@ def run_training(
 ) -> JobOutcome:
     if job.kind not in ("rsft", "dpo"):
         raise TrainingError(f"unknown training kind {job.kind!r}; use rsft or dpo")
+    from generators.threads import fixed_threads
+
+    try:  # a malformed DISTILLERY_THREADS fails here, before a job row says "running"
+        fixed_threads(config.threads)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     registered = model_store.registered(wh)
     if job.out in registered or job.out in model_registry.ALIASES:
         raise TrainingError(f"a model named {job.out!r} exists; pick another --out")
     base = model_registry.resolve(job.base, registered)
     sample_ids, pair_ids, rows = _data(wh, job, base, run_id)
-    config_json = canonical_json({"job": _plain(asdict(job)), "train": asdict(config)})
+    # The thread count says how the job ran, not what it trains: the same job at another
+    # count keeps its id (and ids from before the field existed stay as they were).
+    train = {k: v for k, v in asdict(config).items() if k != "threads"}
+    config_json = canonical_json({"job": _plain(asdict(job)), "train": train})
     job_id = content_id("job", job.kind, base.model_id, sample_ids, pair_ids, config_json)
     export_path = export.write_parquet(
         rows, wh.root / EXPORTS_DIR / job_id / f"{job.kind}-train.parquet"

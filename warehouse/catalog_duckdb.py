@@ -20,7 +20,7 @@ from warehouse.tables import TABLES, TableSpec
 from warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "2"
+CATALOG_VERSION = "3"
 
 
 def _quote(text: str) -> str:

@@ -2,7 +2,8 @@
 
 Defined in every connection and in `catalog.duckdb`, after the table views:
 
-- `sample_outcomes`: each sample with its prompt's suite/family/split, its model's name
+- `sample_outcomes`: each sample with its prompt's suite/family/split, its model's name,
+  the procedure that drew it (`strategy`: sample, prompted, retry) and its context's name,
   and its latest verdict (passed is NULL while unverified).
 - `prompt_outcomes`: per (model, prompt, sampling parameters) the number of verified
   independent draws n and how many passed c. Validate-and-retry follow-ups are not
@@ -21,12 +22,14 @@ from warehouse.passk import PASS_AT_K_MACRO
 SAMPLE_OUTCOMES = """
 CREATE OR REPLACE VIEW sample_outcomes AS
 SELECT s.sample_id, s.prompt_id, s.model_id, m.name AS model, p.suite, p.family, p.split,
-       coalesce(s.strategy, 'sample') AS strategy, s.idx, s.seed, s.temperature, s.top_p,
-       s.max_new_tokens, s.completion_tokens, s.latency_s, s.text,
+       coalesce(s.strategy, 'sample') AS strategy, s.context_id, ctx.name AS context,
+       s.idx, s.seed, s.temperature, s.top_p, s.max_new_tokens, s.completion_tokens,
+       s.latency_s, s.text,
        v.passed, v.reason, v.detail, v.seconds AS verify_seconds
 FROM samples s
 JOIN prompts p USING (prompt_id)
 LEFT JOIN models m USING (model_id)
+LEFT JOIN contexts ctx ON ctx.context_id = s.context_id
 LEFT JOIN (
     SELECT * FROM verdicts
     QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY created_at DESC) = 1

@@ -58,6 +58,28 @@ class SampleRecord:
     # "sample" for independent draws (what pass@k counts); "retry" for a validate-and-retry
     # follow-up of the same prompt (an RSFT target, never counted as an independent draw).
     strategy: str = "sample"
+    # The context (system prompt, exemplars: the `contexts` table) put before the prompt by
+    # a "prompted" draw; None for a draw from the bare prompt.
+    context_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class ContextRecord:
+    """What a "prompted" search put before a prompt: a system prompt and worked exemplars.
+
+    Its passing outputs are trained against the bare prompt (context distillation), so the
+    context is what the baked model learns to do without being told.
+    """
+
+    context_id: str
+    name: str
+    suite: str
+    family: str
+    system: str | None
+    shots: str  # JSON list of [user, assistant]
+    exemplar_ids: list[str]  # prompt ids the exemplars came from (never prompted with it)
+    run_id: str
     created_at: datetime = field(default_factory=utcnow)
 
 

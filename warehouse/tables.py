@@ -22,6 +22,7 @@ TRAINING_JOBS = "training_jobs"
 EVALS = "evals"
 PROMOTIONS = "promotions"
 RUNS = "runs"
+CONTEXTS = "contexts"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(EVALS, records.EvalRecord, ("eval_id",), "first"),
         TableSpec(PROMOTIONS, records.PromotionRecord, ("promotion_id",), "first"),
         TableSpec(RUNS, records.RunRecord, ("run_id",), "last"),
+        TableSpec(CONTEXTS, records.ContextRecord, ("context_id",), "first"),
     )
 }
 

@@ -74,3 +74,23 @@ def test_min_margin_and_stable_ids():
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PairConfig(**kwargs)
+
+
+@pytest.mark.parametrize("strategy", ["pass-fail", "all", "best-worst"])
+def test_search_passes_are_chosen_and_only_bare_failures_are_rejected(strategy):
+    def d(sid, passed, procedure):
+        return Candidate(sid, "q", "f", f"t {sid}", passed, float(passed), procedure)
+
+    cands = [
+        d("prompted-ok", True, "prompted"),
+        d("retry-ok", True, "retry"),
+        d("prompted-bad", False, "prompted"),
+        d("retry-bad", False, "retry"),
+        d("bare-bad", False, "sample"),
+    ]
+    r = build_pairs(cands, PairConfig(strategy, max_per_prompt=8))
+    assert {p.rejected.sample_id for p in r.pairs} == {"bare-bad"}
+    assert {p.chosen.sample_id for p in r.pairs} <= {"prompted-ok", "retry-ok"}
+    # A prompt whose only failures came from the search itself has nothing to reject.
+    only_search = [x for x in cands if x.procedure != "sample"]
+    assert build_pairs(only_search, PairConfig(strategy)).pairs == []

@@ -82,6 +82,10 @@ def bake_args(*extra: str) -> list[str]:
         "--min-gain=-1",
         "--max-family-drop",
         "1",
+        # k bare draws per prompt through the sharded sample flow: these tests are about its
+        # shards and kill -9 resume (the search is tested in tests/flows/test_search_bake.py).
+        "--search",
+        "plain",
         *extra,
     ]
 

@@ -21,6 +21,7 @@ from tests.flows.test_bake_flow import sql
 STAGES = {
     "prompts-load",
     "sample",
+    "search",
     "verify",
     "pairs",
     "train",

@@ -14,6 +14,7 @@ def test_every_design_table_exists_with_its_key():
         "evals",
         "promotions",  # beyond DESIGN.md's list: the promotion gate's decisions
         "runs",
+        "contexts",  # what a "prompted" search put before a prompt
     }
     assert TABLES["verdicts"].key == ("sample_id", "verifier", "verifier_version")
     for spec in TABLES.values():

@@ -1,0 +1,290 @@
+"""Search as the data source: find verified answers that plain sampling from p₀ rarely gives.
+
+A search runs in waves over the prompts that are still open. Each wave draws `wave` more
+completions per open prompt with each sampling procedure:
+
+- `sample`: the bare prompt (best-of-N, its draws judged by the verifier);
+- `prompted`: the family's context (system prompt and exemplars) before the prompt;
+- `retry`: each failed bare draw of the wave gets the verifier's reason back as the next
+  user turn, up to `retries` times (validate-and-retry).
+
+A prompt closes once it has `targets` distinct passing answers (solved) or has spent
+`budget` completions (adaptive k: solved prompts stop early, unsolved ones get more).
+Every completion is an ordinary content-hashed sample row that says which procedure
+(`samples.strategy`) and context (`samples.context_id`) produced it, and every passing
+one, whatever found it, is a training target for the *bare* prompt. A rerun finds its
+samples and verdicts in the warehouse and makes the same decisions, so it resumes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from generators.base import Attempt, Backend, ProgressFn, SampleRequest, SamplingError
+from generators.base import SamplingParams as Params
+from generators.contexts import Context
+from generators.model_registry import ResolvedModel
+from generators.sampling import PromptRow, contexts_for, run_sampling, to_record
+from generators.strategy_retry import feedback
+from warehouse.ids import content_id
+from warehouse.store import Warehouse
+
+PROCEDURES = ("sample", "prompted", "retry")
+# Follow-ups get row indices far from any plain draw's; a retry row's stored idx is
+# 100 × (the draw it follows up) + attempt.
+RETRY_INDEX_BASE = 1_000_000
+
+# (sample ids) -> their verified attempts; sandbox faults leave ids out (judged next run).
+Judge = Callable[[Sequence[str]], dict[str, Attempt]]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Defaults: 4 draws a wave per procedure and 2 targets per prompt, so a prompt p₀
+    solves half the time closes after one wave; a budget of 24 completions lets a prompt
+    that passes 1 time in 20 be found with about 70 % chance, at 6× the cost of a solved
+    one."""
+
+    procedures: tuple[str, ...] = PROCEDURES
+    wave: int = 4
+    budget: int = 24
+    targets: int = 2
+    retries: int = 1
+    shots: int = 3
+    # Failed bare draws per prompt and wave that get follow-ups. Retries are the dearest
+    # completions (the failed answer and the feedback are prefilled anew for each) and
+    # found the fewest targets on the seed suite (8 of 107 held-out passes), so by
+    # default only the first failure of a wave is followed up.
+    retry_draws: int = 1
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.procedures if p not in PROCEDURES]
+        if bad or not self.procedures:
+            raise SamplingError(
+                f"--search takes any of {', '.join(PROCEDURES)} (got {','.join(self.procedures)})"
+            )
+        if "retry" in self.procedures and "sample" not in self.procedures:
+            raise SamplingError("--search retry follows up bare draws: add sample to --search")
+        if (
+            self.wave < 1
+            or self.budget < 1
+            or self.targets < 1
+            or self.retries < 0
+            or self.retry_draws < 1
+        ):
+            raise SamplingError(
+                "--wave, --budget, --targets and --retry-draws must be at least 1, "
+                "--retries at least 0"
+            )
+
+
+@dataclass
+class SearchSummary:
+    prompts: int = 0
+    solved: int = 0
+    spent: int = 0  # completions the search looked at (already stored ones included)
+    written: int = 0  # completions sampled by this run
+    waves: int = 0
+    per_family: dict[str, Counter[str]] = field(default_factory=dict)  # prompts, solved, spent
+    passes: Counter[str] = field(default_factory=Counter)  # per procedure
+
+    @property
+    def success(self) -> float:
+        return self.solved / self.prompts if self.prompts else 0.0
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def retry_id(model_id: str, params: Params, prompt_id: str, attempt: int, messages: object) -> str:
+    """A follow-up's sample id: the conversation so far, keyed like any other sample."""
+    return content_id(
+        "smp", prompt_id, model_id, params.identity(), params.seed, "retry", attempt, messages
+    )
+
+
+@dataclass
+class _Prompt:
+    row: PromptRow
+    spent: int = 0
+    passing: set[str] = field(default_factory=set)
+
+
+def run_search(
+    wh: Warehouse,
+    backend: Backend,
+    model: ResolvedModel,
+    prompts: Sequence[PromptRow],
+    params: Params,
+    judge: Judge,
+    run_id: str,
+    config: SearchConfig,
+    contexts: Mapping[str, Context] | None = None,
+    progress: ProgressFn | None = None,
+    on_wave: Callable[[int, int], None] | None = None,
+) -> SearchSummary:
+    """Search `prompts` per `config`; every completion and verdict goes to the warehouse."""
+    if "prompted" in config.procedures and not contexts:
+        raise SamplingError("the prompted search needs a context per family")
+    state = {p.prompt_id: _Prompt(p) for p in prompts}
+    summary = SearchSummary(prompts=len(prompts))
+    wave = 0
+    while True:
+        open_ = [
+            s.row
+            for s in state.values()
+            if len(s.passing) < config.targets and s.spent < config.budget
+        ]
+        if not open_:
+            break
+        if on_wave is not None:
+            on_wave(wave + 1, len(open_))
+        lo, hi = wave * config.wave, (wave + 1) * config.wave
+        drawn: list[tuple[str, str, str]] = []  # (prompt_id, sample_id, procedure)
+        for proc in ("sample", "prompted"):
+            if proc not in config.procedures:
+                continue
+            ctx = contexts if proc == "prompted" else None
+            got = run_sampling(
+                wh,
+                backend,
+                model,
+                open_,
+                replace(params, k=hi),
+                run_id,
+                progress,
+                first=lo,
+                contexts=ctx,
+            )
+            summary.written += got.written
+            for pid, cid in contexts_for(open_, ctx).items():
+                drawn += [
+                    (pid, params.sample_id(pid, model.model_id, i, cid), proc)
+                    for i in range(lo, hi)
+                ]
+        verdicts = judge([sid for _, sid, _ in drawn])
+        for pid, sid, proc in drawn:
+            s = state[pid]
+            s.spent += 1
+            a = verdicts.get(sid)
+            if a is None:
+                continue
+            if a.passed:
+                s.passing.add(_norm(a.text))
+                summary.passes[proc] += 1
+        if "retry" in config.procedures and config.retries:
+            summary.written += _retry(
+                lo,
+                wh,
+                backend,
+                model,
+                params,
+                judge,
+                run_id,
+                state,
+                drawn,
+                verdicts,
+                config,
+                summary,
+                progress,
+            )
+        wave += 1
+    summary.waves = wave
+    fams: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in state.values():
+        f = fams[s.row.family]
+        f["prompts"] += 1
+        f["solved"] += bool(s.passing)
+        f["spent"] += s.spent
+        summary.spent += s.spent
+        summary.solved += bool(s.passing)
+    summary.per_family = dict(sorted(fams.items()))
+    return summary
+
+
+def _retry(
+    first: int,
+    wh: Warehouse,
+    backend: Backend,
+    model: ResolvedModel,
+    params: Params,
+    judge: Judge,
+    run_id: str,
+    state: dict[str, _Prompt],
+    drawn: list[tuple[str, str, str]],
+    verdicts: dict[str, Attempt],
+    config: SearchConfig,
+    summary: SearchSummary,
+    progress: ProgressFn | None,
+) -> int:
+    """Validate-and-retry on the wave's failed bare draws (indices from `first`); returns
+    the completions written."""
+    one = replace(params, k=1)
+    # (prompt_id, draw index) -> the conversation's attempts so far
+    convs: dict[tuple[str, int], list[Attempt]] = {}
+    index = Counter[str]()
+    for pid, sid, proc in drawn:
+        if proc != "sample":
+            continue
+        i = first + index[pid]
+        index[pid] += 1
+        a = verdicts.get(sid)
+        followed = sum(1 for p, _ in convs if p == pid)
+        if a is not None and not a.passed and followed < config.retry_draws:
+            convs[(pid, i)] = [a]
+    written = 0
+    for attempt in range(1, config.retries + 1):
+        live = {
+            key: hist
+            for key, hist in convs.items()
+            if not hist[-1].passed
+            and len(state[key[0]].passing) < config.targets
+            and state[key[0]].spent < config.budget
+        }
+        if not live:
+            break
+        ids: dict[tuple[str, int], str] = {}
+        requests: list[SampleRequest] = []
+        for (pid, i), hist in live.items():
+            turns = list(state[pid].row.messages)
+            for a in hist:
+                turns += [("assistant", a.text), ("user", feedback(a))]
+            messages = tuple(turns)
+            sid = retry_id(model.model_id, one, pid, attempt, messages)
+            ids[(pid, i)] = sid
+            # The id as context gives each conversation its own row seed.
+            requests.append(
+                SampleRequest(pid, messages, (RETRY_INDEX_BASE + 100 * i + attempt,), sid)
+            )
+        have = wh.existing("samples", "sample_id", ids.values())
+        todo = [r for r in requests if r.context not in have]
+        if todo:
+            for batch in backend.generate(todo, one, progress):
+                wh.write(
+                    [
+                        replace(
+                            to_record(c, model.model_id, one, backend.name, run_id),
+                            sample_id=ids[(c.prompt_id, (c.idx - RETRY_INDEX_BASE) // 100)],
+                            idx=c.idx - RETRY_INDEX_BASE,
+                            strategy="retry",
+                        )
+                        for c in batch
+                    ]
+                )
+                written += len(batch)
+        got = judge(list(ids.values()))
+        for key, sid in ids.items():
+            s = state[key[0]]
+            s.spent += 1
+            a = got.get(sid)
+            if a is None:
+                convs.pop(key)
+                continue
+            convs[key].append(a)
+            if a.passed:
+                s.passing.add(_norm(a.text))
+                summary.passes["retry"] += 1
+    return written
