@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--methods", default="rsft,dpo")
     ap.add_argument("--tag", default="effect", help="baked models are TAG-rsft, TAG-dpo")
     ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--dpo-epochs", type=float, default=1.0)
     ap.add_argument("--rsft-lr", type=float, default=1e-4)
     ap.add_argument("--dpo-lr", type=float, default=5e-6)
     ap.add_argument("--per-prompt", type=int, default=2)
@@ -140,7 +141,7 @@ def main() -> None:
                 per_prompt=args.per_prompt,
                 max_per_prompt=args.per_prompt,
                 learning_rate=args.rsft_lr if method == "rsft" else args.dpo_lr,
-                epochs=args.epochs,
+                epochs=args.epochs if method == "rsft" else args.dpo_epochs,
             )
             out = train_job(job, config, launcher, root, console)
             r = out.result

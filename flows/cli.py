@@ -438,7 +438,9 @@ def train_rsft(
     per_prompt: Annotated[int, typer.Option("--per-prompt")] = 4,
     per_family: Annotated[int | None, typer.Option("--per-family")] = None,
     lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
-    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-5,
+    learning_rate: Annotated[
+        float | None, typer.Option("--lr", help="Default 1e-4 (flows/train_job.py says why).")
+    ] = None,
     epochs: float = 1.0,
     max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
@@ -745,7 +747,7 @@ def bake(
         int | None, typer.Option("--eval-per-family", help="At most N test prompts per family.")
     ] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
-    epochs: float = 1.0,
+    epochs: Annotated[float, typer.Option(help="Training epochs per round.")] = 3.0,
     max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
@@ -1022,10 +1024,13 @@ def demo(
         )
     console.print(table)
     last = result["rounds"][-1]
-    console.print(
-        f"gate: [bold]{last['decision']}[/] "
-        + ("; ".join(last["reasons"]) if last["reasons"] else "(significant held-out gain)")
-    )
+    if last["reasons"]:
+        console.print(f"gate: [bold]{last['decision']}[/]: " + "; ".join(last["reasons"]))
+    else:
+        console.print(
+            f"gate: [bold]{last['decision']}[/]: held-out pass@1 Δ {last['delta']:+.3f}, "
+            f"one-sided 95% lower bound {last['lower_bound']:+.3f} > 0"
+        )
     console.print(f"report: {result['report']}")
     which = (
         "SELECT s.strategy AS procedure, coalesce(s.context, '-') AS context, "

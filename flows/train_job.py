@@ -15,6 +15,10 @@ from trainers.training_job import JobOutcome, TrainingError, TrainJob, run_train
 from warehouse.runs import recorded_run
 from warehouse.store import Warehouse
 
+# Full fine-tuning of a 135M model on tens to hundreds of search targets: 1e-4 moved
+# held-out pass@1 where 5e-5 for one epoch did not (benchmarks/RESULTS.md, "Effect").
+RSFT_LR = 1e-4
+
 
 @contextmanager
 def _train_bar(console: Console, label: str):  # type: ignore[no-untyped-def]
@@ -107,7 +111,7 @@ def build_training(
             from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
 
             selection = SelectionConfig(mode, per_prompt, per_family)  # type: ignore[arg-type]
-            config: TrainConfig = RSFTConfig(learning_rate=learning_rate or 5e-5, **common)
+            config: TrainConfig = RSFTConfig(learning_rate=learning_rate or RSFT_LR, **common)
             job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
             return job, config, RSFTLauncher(config)
         if method == "dpo":

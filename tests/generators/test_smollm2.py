@@ -101,3 +101,30 @@ def test_sample_seeds_through_the_cli(tmp_path):
         assert "\ufffd" not in x["text"], x["text"]
     text = "".join(x["text"] for x in rows)
     assert sum(c.isalnum() or c.isspace() for c in text) / len(text) > 0.5, text
+
+
+def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
+    """A search of SmolLM2-135M on two held-out prompts per family: every draw is stored
+    with its procedure and context and verified, and the rerun draws nothing new."""
+    wh = tmp_path / "wh"
+    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "2",
+            "--search", "sample,prompted,retry", "--wave", "2", "--budget", "5",
+            "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip
+    r = run_cli(*args, warehouse=wh)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(
+        run_cli(
+            "sql", "--format", "json",
+            "SELECT strategy, count(*) AS n, count(passed) AS verified, "
+            "count(DISTINCT context) AS contexts FROM sample_outcomes GROUP BY 1 ORDER BY 1",
+            warehouse=wh,
+        ).stdout
+    )  # fmt: skip
+    by = {x["strategy"]: x for x in rows}
+    # 5 families × 2 prompts: 2 bare + 2 prompted draws each in wave 1 (10 prompts).
+    assert by["sample"]["n"] >= 20 and by["prompted"]["n"] >= 20
+    assert by["prompted"]["contexts"] == 5  # one per family
+    assert all(x["n"] == x["verified"] for x in rows)
+    again = run_cli(*args, warehouse=wh)
+    assert again.returncode == 0 and " 0 new completions" in again.stdout
