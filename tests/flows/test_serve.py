@@ -101,6 +101,7 @@ def test_prefect_yaml_entrypoints_are_flows_taking_those_parameters():
         "bake/weekly",
         "sample-and-verify/nightly",
         "sample-shard/pool",
+        "search/workers",
         "verify/workers",
         "train/workers",
         "eval/workers",
