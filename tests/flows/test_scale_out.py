@@ -86,7 +86,13 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
         for w in workers:
             os.killpg(w.pid, signal.SIGTERM)
         for w in workers:
-            w.wait(timeout=60)
+            # A worker's own shutdown is not under test; on a loaded 2-core host it has
+            # taken over a minute to leave after SIGTERM, so it is then killed.
+            try:
+                w.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+                w.wait(timeout=60)
     shards = prefect_api.children(prefect_api.run_id_from(r.stdout))
     assert [(s.flow, s.state) for s in shards] == [("sample-shard", "Completed")] * 4
     texts = [log.read_text() for log in logs]
