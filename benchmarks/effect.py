@@ -12,7 +12,10 @@ On the seeds suite's held-out test split (and HumanEval), with the default model
 
 Gap closed per family = (pass@1 p_θ − pass@1 p₀) / (search success − pass@1 p₀).
 
-    .venv/bin/python benchmarks/effect.py --out /tmp/effect    # defaults: the committed run
+    .venv/bin/python benchmarks/effect.py --out /tmp/effect
+
+The defaults are the RSFT run recorded in benchmarks/RESULTS.md ("Effect"), which lists
+every command run and its figures.
 
 Every figure is a warehouse row under --out; rerunning resumes from it.
 """
@@ -52,17 +55,17 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/effect")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--test-per-family", type=int, default=30)
-    ap.add_argument("--train-per-family", type=int, default=60)
+    ap.add_argument("--train-per-family", type=int, default=30)
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=160)
-    ap.add_argument("--budget", type=int, default=24)
+    ap.add_argument("--budget", type=int, default=16)
     ap.add_argument("--targets", type=int, default=2)
     ap.add_argument("--search", default="sample,prompted,retry")
     ap.add_argument("--methods", default="rsft,dpo")
     ap.add_argument("--tag", default="effect", help="baked models are TAG-rsft, TAG-dpo")
     ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--dpo-epochs", type=float, default=1.0)
-    ap.add_argument("--rsft-lr", type=float, default=1e-4)
+    ap.add_argument("--rsft-lr", type=float, default=2e-4)
     ap.add_argument("--dpo-lr", type=float, default=5e-6)
     ap.add_argument("--per-prompt", type=int, default=2)
     ap.add_argument("--humaneval-n", type=int, default=1, help="0 skips HumanEval")
