@@ -16,7 +16,12 @@ from filters.registry import Verifiers
 from filters.verification import verified_attempts
 from generators import model_store
 from generators.base import Backend, SamplingParams
-from generators.contexts import DEFAULT_SHOTS, build_contexts, record_contexts
+from generators.contexts import (
+    DEFAULT_SHOTS,
+    build_contexts,
+    read_context_file,
+    record_contexts,
+)
 from generators.model_registry import ResolvedModel
 from generators.sampling import select_prompts
 from generators.search import PROCEDURES, SearchConfig, SearchSummary, run_search
@@ -107,6 +112,8 @@ def search_job(job: SearchJob, root: Path, console: Console) -> SearchSummary:
     job.params  # noqa: B018
     wh = Warehouse.open(root)
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
+    if job.context_file:
+        read_context_file(Path(job.context_file))  # a bad file stops us before any work
     model, backend = open_backend(
         wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
     )

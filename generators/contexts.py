@@ -82,7 +82,7 @@ class Context:
         )
 
 
-def _file_contexts(path: Path) -> dict[str, dict[str, object]]:
+def read_context_file(path: Path) -> dict[str, dict[str, object]]:
     """{family: {"system": str, "shots": [[user, assistant], ...]}} from a JSON file."""
     try:
         data = json.loads(path.read_text())
@@ -116,7 +116,7 @@ def build_contexts(
     else the family's system prompt and `shots` exemplars from train references."""
     if shots < 0:
         raise SamplingError(f"--shots must be >= 0 (got {shots})")
-    given = _file_contexts(context_file) if context_file else {}
+    given = read_context_file(context_file) if context_file else {}
     families = [
         r[0]
         for r in wh.query("SELECT DISTINCT family FROM prompts WHERE suite = ? ORDER BY 1", [suite])

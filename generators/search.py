@@ -111,6 +111,8 @@ class _Prompt:
     row: PromptRow
     spent: int = 0
     passing: set[str] = field(default_factory=set)
+    # No procedure can draw it (an exemplar under a prompted-only search): closed.
+    undrawable: bool = False
 
 
 def run_search(
@@ -136,7 +138,7 @@ def run_search(
         open_ = [
             s.row
             for s in state.values()
-            if len(s.passing) < config.targets and s.spent < config.budget
+            if len(s.passing) < config.targets and s.spent < config.budget and not s.undrawable
         ]
         if not open_:
             break
@@ -165,6 +167,8 @@ def run_search(
                     (pid, params.sample_id(pid, model.model_id, i, cid), proc)
                     for i in range(lo, hi)
                 ]
+        for p in {r.prompt_id for r in open_} - {pid for pid, _, _ in drawn}:
+            state[p].undrawable = True
         verdicts = judge([sid for _, sid, _ in drawn])
         for pid, sid, proc in drawn:
             s = state[pid]

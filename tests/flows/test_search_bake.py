@@ -103,7 +103,13 @@ def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path):
     wh = tmp_path / "wh"
     load_suite(tmp_path, wh, train=2, test=2)
     before = sorted(p.name for p in (wh / "tables").rglob("*.parquet"))
-    for bad in (["--search", "beam"], ["--search", "retry"], ["--budget", "0"]):
+    missing = str(tmp_path / "no-such-context.json")
+    for bad in (
+        ["--search", "beam"],
+        ["--search", "retry"],
+        ["--budget", "0"],
+        ["--context-file", missing],
+    ):
         r = run_cli("search", "--model", "tiny-random", "--suite", "vowels", *bad, warehouse=wh)
         assert r.returncode == 1, (bad, r.stdout)
         assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr

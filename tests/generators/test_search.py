@@ -146,6 +146,14 @@ def test_bare_sampling_alone_is_best_of_n_with_adaptive_k(wh):
     assert wh.query("SELECT DISTINCT strategy FROM samples") == [("sample",)]
 
 
+def test_a_prompt_no_procedure_can_draw_closes_instead_of_looping(wh):
+    s = search(wh, Scripted(), SearchConfig(("prompted",), wave=2, budget=6, targets=1))
+    # ctx passes at once; easy, retry and never fail prompted draws until 6; the exemplar
+    # is never prompted with its own answer, so it is closed with nothing spent.
+    assert (s.solved, s.spent, s.waves) == (1, 2 + 3 * 6, 3)
+    assert wh.query("SELECT count(*) FROM samples WHERE prompt_id = 'exemplar'") == [(0,)]
+
+
 @pytest.mark.parametrize(
     "config",
     [
