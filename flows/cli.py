@@ -1009,7 +1009,7 @@ def demo(
         "p_θ pass@1",
         "Δ [95% CI]",
         "gap closed",
-        title=f"{model} → {baked_name(result)}: held-out seeds, n={eval_n}, bare prompt",
+        title=f"{model} → {result['rounds'][-1]['model']}: held-out seeds, n={eval_n}, bare prompt",
     )
     for r in gap_rows(base, baked, solved):
         table.add_row(
@@ -1043,10 +1043,6 @@ def demo(
         f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
         "or `distillery sql` to list the tables."
     )
-
-
-def baked_name(result: dict[str, Any]) -> str:
-    return str(result["rounds"][-1]["model"])
 
 
 def main() -> None:

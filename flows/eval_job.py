@@ -29,8 +29,8 @@ from generators.base import (
     SamplingParams,
 )
 from generators.model_registry import ResolvedModel
-from generators.sampling import PromptRow, run_sampling, select_prompts, to_record
-from generators.search import RETRY_INDEX_BASE, retry_id
+from generators.sampling import PromptRow, run_sampling, select_prompts
+from generators.search import RETRY_INDEX_BASE, retry_id, retry_record
 from generators.strategies import STRATEGIES, make_strategy
 from warehouse.eval_stats import (
     Figures,
@@ -159,13 +159,13 @@ class WarehouseContext:
             for batch in self.backend.generate(todo, params, self.progress):
                 self.wh.write(
                     [
-                        replace(
-                            to_record(
-                                c, self.model.model_id, params, self.backend.name, self.run_id
-                            ),
-                            sample_id=ids[c.prompt_id],
-                            idx=c.idx - RETRY_INDEX_BASE,
-                            strategy="retry",
+                        retry_record(
+                            c,
+                            self.model.model_id,
+                            params,
+                            self.backend.name,
+                            self.run_id,
+                            ids[c.prompt_id],
                         )
                         for c in batch
                     ]

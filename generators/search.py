@@ -22,13 +22,21 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from generators.base import Attempt, Backend, ProgressFn, SampleRequest, SamplingError
+from generators.base import (
+    Attempt,
+    Backend,
+    Completion,
+    ProgressFn,
+    SampleRequest,
+    SamplingError,
+)
 from generators.base import SamplingParams as Params
 from generators.contexts import Context
 from generators.model_registry import ResolvedModel
 from generators.sampling import PromptRow, contexts_for, run_sampling, to_record
 from generators.strategy_retry import feedback
 from warehouse.ids import content_id
+from warehouse.records import SampleRecord
 from warehouse.store import Warehouse
 
 PROCEDURES = ("sample", "prompted", "retry")
@@ -90,10 +98,6 @@ class SearchSummary:
     per_family: dict[str, Counter[str]] = field(default_factory=dict)  # prompts, solved, spent
     passes: Counter[str] = field(default_factory=Counter)  # per procedure
 
-    @property
-    def success(self) -> float:
-        return self.solved / self.prompts if self.prompts else 0.0
-
 
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
@@ -103,6 +107,18 @@ def retry_id(model_id: str, params: Params, prompt_id: str, attempt: int, messag
     """A follow-up's sample id: the conversation so far, keyed like any other sample."""
     return content_id(
         "smp", prompt_id, model_id, params.identity(), params.seed, "retry", attempt, messages
+    )
+
+
+def retry_record(
+    c: Completion, model_id: str, params: Params, backend: str, run_id: str, sample_id: str
+) -> SampleRecord:
+    """A follow-up's row: the id of its conversation, strategy "retry", idx without the base."""
+    return replace(
+        to_record(c, model_id, params, backend, run_id),
+        sample_id=sample_id,
+        idx=c.idx - RETRY_INDEX_BASE,
+        strategy="retry",
     )
 
 
@@ -269,11 +285,13 @@ def _retry(
             for batch in backend.generate(todo, one, progress):
                 wh.write(
                     [
-                        replace(
-                            to_record(c, model.model_id, one, backend.name, run_id),
-                            sample_id=ids[(c.prompt_id, (c.idx - RETRY_INDEX_BASE) // 100)],
-                            idx=c.idx - RETRY_INDEX_BASE,
-                            strategy="retry",
+                        retry_record(
+                            c,
+                            model.model_id,
+                            one,
+                            backend.name,
+                            run_id,
+                            ids[(c.prompt_id, (c.idx - RETRY_INDEX_BASE) // 100)],
                         )
                         for c in batch
                     ]
