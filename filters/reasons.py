@@ -2,6 +2,11 @@
 
 Short snake_case constants, as in evalplus's PASS/FAIL/TIMEOUT. `SANDBOX_FAULTS` are the
 sandbox's own failures: retried, and never charged to the model.
+
+`VERIFIER_ERROR` is a verifier that raised on one input (a bug, or an input it cannot
+handle). It is not a fault: it is stored, so a rerun does not pick the same sample again
+forever, and it is never a success (passed False, score None). Fixing the verifier means
+bumping its version, which verifies the sample again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ OUTPUT_LIMIT = "output_limit"
 JUDGE_REJECTED = "judge_rejected"
 SANDBOX_ERROR = "sandbox_error"
 JUDGE_ERROR = "judge_error"
+VERIFIER_ERROR = "verifier_error"
 
 SANDBOX_FAULTS = frozenset({SANDBOX_ERROR, JUDGE_ERROR})
 
@@ -46,4 +52,5 @@ ALL = (
     JUDGE_REJECTED,
     SANDBOX_ERROR,
     JUDGE_ERROR,
+    VERIFIER_ERROR,
 )

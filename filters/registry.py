@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from filters import (
+    bounded,
     reasons,
     verifier_answer,
     verifier_code,
@@ -16,7 +17,7 @@ from filters import (
     verifier_style,
 )
 from filters import spec as specs
-from filters.base import Verdict, Verifier
+from filters.base import MAX_TEXT_CHARS, Verdict, Verifier
 from filters.verifier_answer import AnswerVerifier
 from filters.verifier_code import CodeTestsVerifier
 from filters.verifier_compose import AllOfVerifier, AnyOfVerifier
@@ -29,9 +30,9 @@ from filters.verifier_style import StyleVerifier
 class Verifiers:
     """All verifiers; the code sandbox starts on the first code spec, not before."""
 
-    def __init__(self, workers: int | None = None, hidden: list[str] | None = None) -> None:
+    def __init__(self, workers: int | None = None, packages: tuple[str, ...] = ()) -> None:
         self._workers = workers
-        self._hidden = hidden
+        self._packages = packages  # importable by programs besides the standard library
         self._sandbox: Any = None
         self._lock = threading.Lock()
         self._by_kind: dict[str, Verifier] = {
@@ -50,7 +51,7 @@ class Verifiers:
             if self._sandbox is None:
                 from filters.sandbox import Sandbox
 
-                self._sandbox = Sandbox(workers=self._workers, hidden=self._hidden)
+                self._sandbox = Sandbox(workers=self._workers, packages=self._packages)
             return self._sandbox
 
     def _verifier(self, kind: str) -> Verifier:
@@ -75,12 +76,40 @@ class Verifiers:
         return own
 
     def verify(self, spec: dict[str, Any], text: str) -> Verdict:
-        try:
-            return self._verifier(spec["kind"]).verify(spec, text)
-        except UnicodeError as exc:
-            return Verdict.fail(reasons.SYNTAX_ERROR, f"undecodable text: {exc}"[:300])
+        """`spec`'s verdict on `text`. Never raises (an exception is `verifier_error`).
+
+        Text verifiers share one time budget per verdict (filters/bounded.py): those that
+        can be super-linear on hostile text run in a worker process killed at the budget
+        (`timeout`); the others are linear and run here. A code sandbox or a judge has its
+        own limits, and its time is not charged to the budget.
+        """
+        with bounded.deadline() as remaining:
+            try:
+                if len(text) > MAX_TEXT_CHARS:
+                    return Verdict.fail(
+                        reasons.OUTPUT_LIMIT,
+                        f"completion of {len(text)} characters, over the verifiers' "
+                        f"limit of {MAX_TEXT_CHARS}",
+                    )
+                kind = spec["kind"]
+                if kind in (specs.CODE_TESTS, specs.JUDGE):
+                    with bounded.paused():
+                        return self._verifier(kind).verify(spec, text)
+                if bounded.needs_worker(spec):
+                    return bounded.run(spec, text, remaining())
+                if remaining() <= 0:
+                    return bounded.timed_out(bounded.budget_s())
+                return self._verifier(kind).verify(spec, text)
+            except UnicodeError as exc:
+                if not isinstance(spec, dict) or spec.get("kind") != specs.CODE_TESTS:
+                    return bounded.error_verdict(exc)
+                # Lone surrogates: no program can be made of the text.
+                return Verdict.fail(reasons.SYNTAX_ERROR, f"undecodable text: {exc}"[:300])
+            except Exception as exc:
+                return bounded.error_verdict(exc)
 
     def close(self) -> None:
+        bounded.shutdown()
         if self._sandbox is not None:
             self._sandbox.close()
 

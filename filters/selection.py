@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from filters import reasons
 from warehouse.store import Warehouse
 
 _SPACE = re.compile(r"\s+")
@@ -132,8 +133,12 @@ def load_candidates(
         params += [model, model]
     sql += (
         " QUALIFY row_number() OVER (PARTITION BY s.sample_id ORDER BY v.created_at DESC) = 1"
+        # A verifier that failed on the text says nothing of the model: neither a target
+        # nor a rejected answer.
+        " AND v.reason <> ?"
         " ORDER BY s.prompt_id, s.sample_id"
     )
+    params.append(reasons.VERIFIER_ERROR)
     return [
         Candidate(
             sid,

@@ -3,11 +3,13 @@ the current version of its verifier.
 
 Verdicts are written in batches as they finish, so an interrupted run resumes where the
 last batch ended. Sandbox and judge faults are not written (they are not the model's
-failure): a later run retries them.
+failure): a later run retries them. Every other outcome is written, a verifier that
+raised included (`verifier_error`), so no sample is picked again forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -15,6 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from filters import bounded
 from filters.base import Verdict
 from filters.registry import Verifiers
 from filters.spec import SpecError, validate_spec
@@ -131,16 +134,35 @@ def run_verify(
     workers: int,
     progress: Callable[[int], None] | None = None,
 ) -> VerifySummary:
+    """Verify `pending` and store a verdict for each (sandbox and judge faults excepted).
+
+    One sample cannot stop the run: anything a verifier raises becomes that sample's
+    `verifier_error` verdict. Whatever stops the run (an interrupt, a failed write), the
+    verdicts already made are written before the error propagates.
+    """
     summary = VerifySummary(selected=len(pending))
     started = time.perf_counter()
     buffer: list[VerdictRecord] = []
 
     def one(p: Pending) -> tuple[Pending, Verdict]:
         t0 = time.perf_counter()
-        v = verifiers.verify(p.spec, p.text)
+        try:
+            v = verifiers.verify(p.spec, p.text)
+            if not isinstance(v, Verdict):
+                raise TypeError(f"a verifier returned {type(v).__name__}, not a Verdict")
+        except Exception as exc:
+            v = bounded.error_verdict(exc)
         return p, replace(v, seconds=time.perf_counter() - t0)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    def flush() -> None:
+        nonlocal buffer
+        batch, buffer = buffer, []
+        if batch:
+            wh.write(batch)
+            summary.written += len(batch)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for p, v in pool.map(one, pending):
             if v.sandbox_fault:
                 summary.faults += 1
@@ -161,13 +183,17 @@ def run_verify(
                 summary.per_family[p.family][v.reason] += 1
                 summary.per_family[p.family]["_passed"] += int(v.passed)
             if len(buffer) >= FLUSH_EVERY:
-                wh.write(buffer)
-                summary.written += len(buffer)
-                buffer = []
+                flush()
             if progress:
                 progress(1)
-    wh.write(buffer)
-    summary.written += len(buffer)
+    except BaseException:
+        # Do not wait for the queued samples; keep what is done, then let the error out.
+        pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(Exception):  # the error that stopped the run comes first
+            flush()
+        raise
+    pool.shutdown(wait=True)
+    flush()
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -16,14 +16,18 @@ from filters.base import Verdict
 VERSION = "1"
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 _WRAPPERS = " \t\r\n`*$"
+_INT_DIGITS = 4300  # sys.int_info.default_max_str_digits
 
 
 def parse_number(token: str) -> float | int | None:
     token = token.replace(",", "")
-    try:
-        return int(token)
-    except ValueError:
-        pass
+    # int() is quadratic in the digits; past CPython's default limit it raises anyway
+    # (whatever PYTHONINTMAXSTRDIGITS says), and float() is linear.
+    if len(token) <= _INT_DIGITS + 1:  # and a sign
+        try:
+            return int(token)
+        except ValueError:
+            pass
     try:
         value = float(token)
     except ValueError:
@@ -34,7 +38,10 @@ def parse_number(token: str) -> float | int | None:
 def numbers_match(got: float | int, want: float | int, tolerance: float) -> bool:
     if isinstance(got, int) and isinstance(want, int):
         return got == want
-    return math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
+    try:
+        return math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance)
+    except OverflowError:  # an int past any float is not close to a finite number
+        return False
 
 
 class AnswerVerifier:
@@ -98,7 +105,9 @@ class AnswerVerifier:
     def _math(self, expected: str, text: str, strict: bool) -> Verdict:
         from math_verify import parse, verify
 
-        # No signal-based timeouts: verification runs in worker threads.
+        # Unbounded here (sympy can hold the GIL for minutes on a 35-character answer, and
+        # math-verify's own timeouts are signals): the registry runs this in a worker
+        # process that it kills when the time budget runs out (filters/bounded.py).
         gold = parse(expected, parsing_timeout=None)
         got = parse(text, parsing_timeout=None)
         if not got:

@@ -10,21 +10,50 @@ from __future__ import annotations
 import ast
 import hashlib
 import math
+import reprlib
 import threading
 from typing import Any
 
 from filters import reasons
 from filters.base import Verdict
 from filters.code_extract import extract_code
-from filters.sandbox import Ahead, Call, CandidateRaised, Sandbox
+from filters.sandbox import (
+    Ahead,
+    Call,
+    CandidateFailed,
+    CandidateRaised,
+    Sandbox,
+    raised_by_candidate,
+)
 
 VERSION = "1"
 FLOAT_TOL = 1e-9
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxtuple, _SHOW.maxdict = 3, 8, 8, 8
+_SHOW.maxset, _SHOW.maxstring, _SHOW.maxlong, _SHOW.maxother = 8, 80, 40, 60
+
+
+def show(value: Any) -> str:
+    """A short repr of a value the candidate returned, whatever its size."""
+    try:
+        return _SHOW.repr(value)
+    except Exception:  # a 5,000-digit int refuses str(); the value is the candidate's
+        return f"<{type(value).__name__}>"
+
+
 def values_equal(got: Any, want: Any) -> bool:
     """Plain-value equality: bools are not ints, lists and tuples compare alike, floats with
-    a tiny tolerance (JSON cannot say 2.0 from 2, so numbers compare by value)."""
+    a tiny tolerance (JSON cannot say 2.0 from 2, so numbers compare by value). Total:
+    what cannot be compared (a huge int against a float) is unequal."""
+    try:
+        return _equal(got, want)
+    except (OverflowError, RecursionError, TypeError, ValueError):
+        return False
+
+
+def _equal(got: Any, want: Any) -> bool:
     if isinstance(want, bool) or isinstance(got, bool):
         return type(got) is type(want) and got == want
     if isinstance(want, int | float) and isinstance(got, int | float):
@@ -34,12 +63,20 @@ def values_equal(got: Any, want: Any) -> bool:
             )
         return got == want
     if isinstance(want, list | tuple) and isinstance(got, list | tuple):
-        return len(got) == len(want) and all(
-            values_equal(g, w) for g, w in zip(got, want, strict=True)
-        )
+        return len(got) == len(want) and all(_equal(g, w) for g, w in zip(got, want, strict=True))
     if isinstance(want, dict) and isinstance(got, dict):
-        return got.keys() == want.keys() and all(values_equal(got[k], want[k]) for k in want)
+        return got.keys() == want.keys() and all(_equal(got[k], want[k]) for k in want)
     return type(got) is type(want) and got == want
+
+
+def _raised(exc: BaseException) -> tuple[str, str] | None:
+    """(class name, message) when `exc` is the candidate's exception reaching the tests."""
+    name = raised_by_candidate(exc)
+    if name is None:
+        return None
+    if isinstance(exc, CandidateRaised):
+        return name, exc.detail
+    return name, str(exc.args[0]) if exc.args else ""
 
 
 def _cases_driver(cases: list[dict[str, Any]]):
@@ -48,23 +85,28 @@ def _cases_driver(cases: list[dict[str, Any]]):
             args = case["args"]
             try:
                 got = call(*args)
-            except CandidateRaised as exc:
-                if case.get("raises") == exc.name:
+            except CandidateFailed:
+                raise
+            except BaseException as exc:
+                raised = _raised(exc)
+                if raised is None:
+                    raise
+                name, detail = raised
+                if case.get("raises") == name:
                     continue
                 reason = reasons.WRONG_ANSWER if "raises" in case else reasons.RUNTIME_ERROR
-                return Verdict.fail(
-                    reason, f"case {i}: raised {exc.name}: {exc.detail}", i / len(cases)
-                )
+                return Verdict.fail(reason, f"case {i}: raised {name}: {detail}", i / len(cases))
             if "raises" in case:
                 return Verdict.fail(
                     reasons.WRONG_ANSWER,
-                    f"case {i}: expected {case['raises']}, got {got!r}"[:500],
+                    f"case {i}: expected {case['raises']}, got {show(got)}",
                     i / len(cases),
                 )
             if not values_equal(got, case["expected"]):
                 return Verdict.fail(
                     reasons.WRONG_ANSWER,
-                    f"case {i}: f{tuple(args)!r} = {got!r}, expected {case['expected']!r}"[:500],
+                    f"case {i}: f{show(tuple(args))} = {show(got)}, "
+                    f"expected {show(case['expected'])}",
                     i / len(cases),
                 )
         return Verdict.ok(detail=f"{len(cases)} cases")
@@ -210,23 +252,29 @@ def _check_driver(code_obj: Any, entry_point: str):
         namespace[entry_point] = candidate
         try:
             namespace["check"](candidate)
-        except AssertionError as exc:
-            return Verdict.fail(reasons.WRONG_ANSWER, f"assertion failed {exc}".strip())
+        except CandidateFailed:
+            raise
+        except Exception as exc:
+            raised = _raised(exc)
+            if raised is not None:
+                return Verdict.fail(reasons.RUNTIME_ERROR, f"raised {raised[0]}: {raised[1]}")
+            if isinstance(exc, AssertionError):
+                return Verdict.fail(reasons.WRONG_ANSWER, f"assertion failed {_message(exc)}")
+            # The tests tripped over what the candidate returned (None, a wrong type, a
+            # huge int against a float): its failure, whatever the exception.
+            return Verdict.fail(reasons.WRONG_ANSWER, f"{type(exc).__name__}: {_message(exc)}")
         except CandidateRaised as exc:
             return Verdict.fail(reasons.RUNTIME_ERROR, f"raised {exc.name}: {exc.detail}")
-        except (
-            TypeError,
-            ValueError,
-            KeyError,
-            IndexError,
-            AttributeError,
-            ZeroDivisionError,
-        ) as exc:
-            # The tests tripped over what the candidate returned (None, a wrong type).
-            return Verdict.fail(reasons.WRONG_ANSWER, f"{type(exc).__name__}: {exc}")
         return Verdict.ok()
 
     return drive
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:300]
+    except Exception:
+        return ""
 
 
 class CodeTestsVerifier:

@@ -43,13 +43,16 @@ class AnyOfVerifier:
             if v.passed:
                 return v
             failures.append(v)
-        # A sandbox fault among the children means we do not know: say so, do not fail.
-        fault = next((f for f in failures if f.sandbox_fault), None)
+        # A sandbox fault (or a verifier error) among the children means we do not know:
+        # say so, do not fail.
+        fault = next((f for f in failures if f.sandbox_fault), None) or next(
+            (f for f in failures if f.reason == reasons.VERIFIER_ERROR), None
+        )
         first = fault or failures[0]
         best = max((f.score or 0.0) for f in failures)
         return Verdict(
             False,
-            best,
+            best if fault is None else None,
             first.reason if first.reason != reasons.OK else reasons.WRONG_ANSWER,
             first.detail,
         )

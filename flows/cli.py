@@ -854,25 +854,20 @@ def serve(
 
 @app.command()
 def doctor() -> None:
-    """Which sandbox isolation layers this machine gives, and what else distillery finds."""
+    """Check each sandbox isolation layer by what a probe program can do, and what else
+    distillery finds."""
     from filters.sandbox import Sandbox
+    from filters.sandbox_check import check
 
     with Sandbox(workers=1) as sb:
-        layers = sb.layers
+        checks = check(sb)
         notes = sb.notes
-    table = Table("check", "status")
-    rows = [
-        ("pid/mount/net/ipc namespaces", layers.namespaces),
-        ("unprivileged uid (RLIMIT_NPROC binds)", layers.unprivileged_uid),
-        ("seccomp (no sockets, no mounts, no ptrace)", layers.seccomp),
-        ("rlimits (memory, CPU, file size, open files)", True),
-        ("wall-clock deadline, kill of the whole program", True),
-    ]
+    table = Table("sandbox layer", "status", "detail")
+    for c in checks:
+        table.add_row(c.layer, "[green]yes[/]" if c.ok else "[red]no[/]", c.detail)
     import torch
 
-    rows.append(("CUDA (vllm backend)", torch.cuda.is_available()))
-    for name, ok in rows:
-        table.add_row(name, "[green]yes[/]" if ok else "[red]no[/]")
+    table.add_row("CUDA (vllm backend)", "[green]yes[/]" if torch.cuda.is_available() else "no", "")
     console.print(table)
     for note in notes:
         console.print(f"note: {note}")

@@ -251,8 +251,8 @@ def run_eval(
         )
     }
     workers = job.workers or 2 * (os.cpu_count() or 1)
-    # The warehouse holds every prompt's expected values: hidden from the programs.
-    verifiers = Verifiers(workers=workers, hidden=[str(wh.root.resolve())])
+    # Programs never see the warehouse (or anything else of the host): see sandbox_root.
+    verifiers = Verifiers(workers=workers)
     try:
         ctx = WarehouseContext(
             wh, backend, model, params, prompts, verifiers, run_id, workers, progress

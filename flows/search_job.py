@@ -84,8 +84,8 @@ def search_in(
         )
         record_contexts(wh, contexts, run_id)
     workers = job.workers or 2 * (os.cpu_count() or 1)
-    # The warehouse holds every prompt's expected values: hidden from the programs.
-    verifiers = Verifiers(workers=workers, hidden=[str(wh.root.resolve())])
+    # Programs never see the warehouse (or anything else of the host): see sandbox_root.
+    verifiers = Verifiers(workers=workers)
     try:
         return run_search(
             wh,

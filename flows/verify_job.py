@@ -29,8 +29,8 @@ def verify_job(job: VerifyJob, root: Path, console: Console) -> VerifySummary:
 
     wh = Warehouse.open_existing(root)
     workers = job.workers or 2 * (os.cpu_count() or 1)
-    # The warehouse holds every prompt's expected values: hidden from the programs.
-    verifiers = Verifiers(workers=workers, hidden=[str(wh.root.resolve())])
+    # Programs never see the warehouse (or anything else of the host): see sandbox_root.
+    verifiers = Verifiers(workers=workers)
     try:
         pending, already = select_pending(wh, job.suite, job.model, job.split, verifiers)
         with (

@@ -31,7 +31,27 @@ def table_dir(root: Path, table: str) -> Path:
 
 def to_arrow(spec: TableSpec, rows: Sequence[object]) -> pa.Table:
     columns = {name: [getattr(r, name) for r in rows] for name in spec.columns}
-    return pa.Table.from_pydict(columns, schema=spec.schema)
+    try:
+        return pa.Table.from_pydict(columns, schema=spec.schema)
+    except UnicodeEncodeError:
+        # Lone surrogates (from a decoded completion, an exception message) are not UTF-8:
+        # store U+FFFD for them. Only on this path, so valid text costs nothing extra.
+        for name, values in columns.items():
+            columns[name] = [_valid_utf8(v) for v in values]
+        return pa.Table.from_pydict(columns, schema=spec.schema)
+
+
+def _valid_utf8(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Through UTF-16 a surrogate pair still becomes its character; a lone one, U+FFFD.
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return value
+    if isinstance(value, list):
+        return [_valid_utf8(v) for v in value]
+    return value
 
 
 def _publish(table: pa.Table, final: Path) -> None:

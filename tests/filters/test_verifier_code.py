@@ -208,7 +208,101 @@ def test_a_program_gone_before_the_calls_ahead_arrive_keeps_its_own_reason():
     mine, theirs = socket.socketpair()
     Channel(theirs).send({"error": "missing_entry_point", "detail": "no function 'f'"})
     theirs.close()
-    prog = _Program(mine, 0, time.monotonic() + 5, lambda: (0, 0.0), 10.0)
+    prog = _Program(mine, 0, time.monotonic() + 5, lambda: (0, 0.0), 10.0, lambda: False)
     prog.prefetch(Ahead.of([([1], {}), ([2], {})]))
     assert prog.recv() == {"error": "missing_entry_point", "detail": "no function 'f'"}
     mine.close()
+
+
+def _check(body: str) -> dict:
+    return {"kind": "code_tests", "entry_point": "f", "test": "def check(candidate):\n" + body}
+
+
+RAISES_FOR_NEGATIVES = """
+def check(candidate):
+    try:
+        candidate(-1)
+    except {caught}:
+        pass
+    else:
+        assert False, "no exception"
+    assert candidate(2) == 4
+"""
+
+
+@pytest.mark.parametrize(
+    ("raised", "caught", "passes"),
+    [
+        ("ValueError('negative')", "ValueError", True),
+        ("KeyError(1)", "LookupError", True),  # caught through its builtin base
+        ("ZeroDivisionError()", "ArithmeticError", True),
+        ("Bad('negative')", "ValueError", True),  # the candidate's own subclass
+        ("Bad('negative')", "Exception", True),
+        ("TypeError('x')", "ValueError", False),  # not what the test expects
+        ("SystemExit(0)", "Exception", False),  # not an Exception in Python either
+        ("StopIteration()", "Exception", False),  # never a StopIteration in the parent
+    ],
+)
+def test_the_candidates_exception_is_catchable_in_the_check_as_itself(vs, raised, caught, passes):
+    program = f"""
+class Bad(ValueError):
+    pass
+
+def f(x):
+    if x < 0:
+        raise {raised}
+    return x * x
+"""
+    spec = {
+        "kind": "code_tests",
+        "entry_point": "f",
+        "test": RAISES_FOR_NEGATIVES.format(caught=caught),
+    }
+    v = vs.verify(spec, program)
+    assert v.passed is passes, v
+    if not passes:
+        assert v.reason == reasons.RUNTIME_ERROR, v
+
+
+def test_a_check_that_swallows_everything_cannot_hide_a_timeout(vs):
+    spec = _check(
+        "    try:\n        candidate(1)\n    except BaseException:\n        pass\n"
+        "    try:\n        candidate(2)\n    except BaseException:\n        pass\n"
+    )
+    program = "def f(x):\n    while True:\n        pass\n"
+    v = vs.verify(spec, program)
+    assert (v.passed, v.reason) == (False, reasons.TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("body", "returned"),
+    [
+        ("    assert abs(candidate(1) - 0.5) < 1e-6\n", "10**400"),  # OverflowError in the check
+        ("    assert candidate(1) == 0.5\n", "10**400"),
+        ("    assert math.isclose(candidate(1), 0.5)\n", "10**400"),
+        ("    assert sorted(candidate(1)) == [1]\n", "[1, 'a', None]"),  # TypeError
+        ("    assert candidate(1)[5] == 1\n", "[]"),  # IndexError
+        ("    assert str(candidate(1)) == '1'\n", "10**4000"),
+        ("    assert candidate(1) == 1\n", "10**5000"),  # too many digits to send: opaque
+    ],
+)
+def test_a_check_tripping_over_the_returned_value_is_a_wrong_answer(vs, body, returned):
+    spec = _check(body)
+    spec["prefix"] = "import math\n"
+    v = vs.verify(spec, f"```python\nimport math\ndef f(x):\n    return {returned}\n```")
+    assert (v.passed, v.reason) == (False, reasons.WRONG_ANSWER), v
+
+
+def test_cases_compare_totally(vs):
+    spec = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [1], "expected": 0.5}]}
+    v = vs.verify(spec, "def f(x):\n    return 10**400\n")
+    assert (v.passed, v.reason) == (False, reasons.WRONG_ANSWER)
+    assert len(v.detail) < 300
+
+
+def test_a_program_too_large_to_run_is_a_verdict(vs):
+    program = "def f(x):\n    return x\n" + "#" * (17 << 20)
+    v = vs.verify(
+        {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [1], "expected": 1}]}, program
+    )
+    assert (v.passed, v.reason) == (False, reasons.OUTPUT_LIMIT)
