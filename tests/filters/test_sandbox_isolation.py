@@ -636,7 +636,12 @@ def readers(planted: list[Path]) -> dict[str, str]:
         "paths_and_proc_roots": program(READ_PATHS, PLANTED=paths, SECRET=SECRET),
         "proc_fds_mounts_environ": program(READ_PROC, PLANTED=paths, **common),
         "imports": program(READ_IMPORTS, MODULES=IMPORTABLE_NEVER, ROOT=str(ROOT)),
-        "git": program(READ_GIT, GITS=_git_dirs(), ANCESTORS=[str(ROOT), str(ROOT.parent)]),
+        "git": program(
+            READ_GIT,
+            GITS=_git_dirs(),
+            # Not / or /tmp (a clone under /tmp has it as parent): the program's own.
+            ANCESTORS=[str(p) for p in (ROOT, ROOT.parent) if str(p) not in ("/", "/tmp")],
+        ),
         "raw_syscalls": program(
             READ_RAW,
             raw=True,
