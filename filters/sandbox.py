@@ -1,7 +1,8 @@
-"""The trusted side of the code sandbox: one zygote, bounded concurrency, verdicts.
+"""The trusted side of the code sandbox: one zygote, slots, bounded concurrency, verdicts.
 
-`Sandbox.run(code, entry_point, driver)` clones a fresh process for the program, loads the
-code there, and runs `driver(call)` here: the driver (the prompt's test cases, or
+`Sandbox.run(code, entry_point, driver)` takes a slot (a uid of the sandbox's own block and
+a cgroup), has the slot's server (forked from the zygote, see `sandbox_zygote`) clone a
+fresh process for the program, loads the code there, and runs `driver(call)` here: the driver (the prompt's test cases, or
 HumanEval's `check`) holds the tests and expected values and calls the candidate only
 through `call(*args)`, which returns plain decoded values. Pass/fail is decided here; the
 program's process is killed (with everything it started) as soon as the driver is done or
