@@ -5,9 +5,8 @@ a cgroup), has the slot's server (forked from the zygote, see `sandbox_zygote`) 
 fresh process for the program, loads the code there, and runs `driver(call)` here: the
 driver (the prompt's test cases, or HumanEval's `check`) holds the tests and expected
 values and calls the candidate only through `call(*args)`, which returns plain decoded
-values. Pass/fail is decided here; the
-program's process is killed (with everything it started) as soon as the driver is done or
-the wall-clock deadline passes.
+values. Pass/fail is decided here; the program's process is killed (with everything it
+started) as soon as the driver is done or the wall-clock deadline passes.
 """
 
 from __future__ import annotations
