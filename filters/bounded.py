@@ -418,7 +418,6 @@ def _serve() -> None:
         }
         # Import and warm math-verify now, so its first use is not charged to a budget.
         by_kind[specs.ANSWER].verify({"kind": "answer", "expected": "1/2", "match": "math"}, "0.5")
-        used = resource.getrusage(resource.RUSAGE_SELF)
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         with open("/proc/self/statm") as fh:
             size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

@@ -371,8 +371,9 @@ class Sandbox:
         self._slot_pids: dict[int, int] = {}  # slot -> its server's pid
         self._slots: Slots | None = None
         try:
-            root = sandbox_root.plan(tuple(packages)) if os.geteuid() == 0 else None
-            self._start_zygote(root, cgroup_fds)
+            # What programs see of the host (None: no root of its own, not being root).
+            self.root_plan = sandbox_root.plan(tuple(packages)) if os.geteuid() == 0 else None
+            self._start_zygote(self.root_plan, cgroup_fds)
             self._reader = threading.Thread(
                 target=self._read_loop, name="sandbox-zygote", daemon=True
             )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filters import sandbox_root
 from filters.base import Verdict
 from filters.sandbox import Sandbox
 
@@ -57,17 +56,17 @@ class Check:
     detail: str = ""
 
 
-def _host_paths() -> list[str]:
+def _host_paths(allowed: list[str]) -> list[str]:
     """Host paths a program must not see: the project, its .git, the home directory's
     entries, /etc, /run, /sys. Directories on the way to an allowed path (the home of
-    an interpreter installed there) exist, empty but for that way: not listed here."""
+    an interpreter installed there) exist, empty but for that way: not listed here.
+    `allowed` is the sandbox root's allowed paths."""
     root = Path(__file__).resolve().parents[1]
     home = Path.home()
     paths = [root / "pyproject.toml", root / ".git", root / "tasks", Path.cwd()]
     paths += [Path(p) for p in ("/etc/passwd", "/etc/hostname", "/run", "/sys", "/var")]
     with contextlib.suppress(OSError):
         paths += sorted(home.iterdir())[:50]
-    allowed = [p for p, _ in sandbox_root.plan()["binds"]]
     return sorted(
         {
             str(p)
@@ -83,7 +82,7 @@ def probe(sb: Sandbox) -> dict[str, Any]:
     tries = ["/", "/dev", "/usr", "/root", "/proc", "/dev/shm", "/tmp", "/var/tmp", "/run/lock"]
 
     def driver(call: Any) -> Verdict:
-        seen.append(call(_host_paths(), tries))
+        seen.append(call(_host_paths([p for p, _ in (sb.root_plan or {}).get("binds", [])]), tries))
         return Verdict.ok()
 
     verdict = sb.run(PROBE, "probe", driver)

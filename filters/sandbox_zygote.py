@@ -64,7 +64,6 @@ NAMESPACE_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
 SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
-_NO_SLOTS: dict[int, int] = {}  # `_reap` in a slot server: every child is a program
 WARM_UP_CALLS = 20  # CPython 3.11 quickens a code object after 8 calls
 
 _libc = LIBC
@@ -274,7 +273,7 @@ def serve_slot(
             readable, _, _ = select.select([requests, wake_r], [], [])
             if wake_r in readable:
                 os.read(wake_r, 4096)
-            _reap(ctl, _NO_SLOTS)
+            _reap(ctl, None)
             if requests not in readable:
                 continue
             try:
@@ -320,11 +319,11 @@ def _children() -> list[int]:
         return []
 
 
-def _reap(ctl: socket.socket, slots: dict[int, int]) -> None:
+def _reap(ctl: socket.socket, slots: dict[int, int] | None) -> None:
     """Report the exit of every child that has ended: a program's (EXITED), or, in the
-    zygote, a slot server's (SLOT_EXITED; `slots` maps their pids to slot indices).
+    zygote, a slot server's (SLOT_EXITED; `slots` maps their pids to slot indices; None
+    in a slot server, whose children are all programs).
     Orphans reparented to the zygote are reaped without a report."""
-    in_zygote = slots is not _NO_SLOTS
     while True:
         try:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
@@ -332,7 +331,7 @@ def _reap(ctl: socket.socket, slots: dict[int, int]) -> None:
             return
         if pid == 0:
             return
-        if in_zygote:
+        if slots is not None:
             index = slots.pop(pid, None)
             message = None if index is None else REPLY.pack(SLOT_EXITED, index, pid, status)
         else:
