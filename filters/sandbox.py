@@ -43,36 +43,9 @@ SETUP_TIMEOUT_S = 10.0
 SLOT_TIMEOUT_S = 30.0  # the longest a program waits for a free slot before it is a fault
 SANDBOX_RETRIES = 2
 MAX_PROGRAM_BYTES = 1 << 20
-# Builtin exceptions a candidate's exception reaches the tests as, so that a test's
-# `except ValueError:` catches the candidate's ValueError (or its subclass). Only those
-# constructible from one message; the rest (SystemExit, StopIteration, KeyboardInterrupt,
-# UnicodeDecodeError, ...) arrive as CandidateRaised, which no `except Exception` catches.
-CATCHABLE = frozenset(
-    {
-        "Exception",
-        "ArithmeticError",
-        "AssertionError",
-        "AttributeError",
-        "BufferError",
-        "EOFError",
-        "FloatingPointError",
-        "ImportError",
-        "IndexError",
-        "KeyError",
-        "LookupError",
-        "ModuleNotFoundError",
-        "NameError",
-        "NotImplementedError",
-        "OSError",
-        "OverflowError",
-        "RecursionError",
-        "RuntimeError",
-        "TypeError",
-        "UnboundLocalError",
-        "ValueError",
-        "ZeroDivisionError",
-    }
-)
+# Builtin exceptions never raised in the tests for the candidate, though Exceptions: in a
+# test's generator or `for` machinery they would end iteration instead of failing.
+NOT_CATCHABLE = (StopIteration, StopAsyncIteration)
 
 
 class CandidateFailed(BaseException):
@@ -90,8 +63,9 @@ class SandboxFault(Exception):
 
 
 class CandidateRaised(BaseException):
-    """The candidate raised an exception the tests cannot catch as itself (see CATCHABLE);
-    `name` is its class name."""
+    """The candidate raised an exception the tests cannot catch as a builtin (SystemExit,
+    KeyboardInterrupt, StopIteration, ...: see `candidate_exception`); `name` is its class
+    name."""
 
     def __init__(self, name: str, detail: str) -> None:
         super().__init__(f"{name}: {detail}")
@@ -99,11 +73,23 @@ class CandidateRaised(BaseException):
         self.detail = detail
 
 
-def candidate_exception(name: str, base: str, detail: str) -> BaseException:
-    """What a test sees when the candidate raised `name` (nearest builtin: `base`): the
-    builtin itself where a test could catch it, marked with the candidate's class name."""
-    if base in CATCHABLE:
-        exc = getattr(builtins, base)(detail)
+def candidate_exception(name: str, bases: list[str], detail: str) -> BaseException:
+    """What a test sees when the candidate raised `name`, whose builtin bases are `bases`
+    (nearest first): the nearest builtin Exception that can be made from one message,
+    marked with the candidate's class name, so that a test's `except ValueError:` (or
+    `except OSError:`) catches it as it would in one process. UnicodeDecodeError (five
+    arguments) arrives as its base ValueError; SystemExit and the like, and StopIteration,
+    arrive as CandidateRaised, which no `except Exception:` catches."""
+    for base in bases[:8]:
+        cls = getattr(builtins, str(base), None)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            continue
+        if issubclass(cls, NOT_CATCHABLE):
+            break
+        try:
+            exc = cls(detail)
+        except Exception:
+            continue
         exc.candidate_raised = name
         return exc
     return CandidateRaised(name, detail)
@@ -272,7 +258,8 @@ class _Program:
                 raise self._fail(Verdict.fail(reasons.MEMORY_LIMIT, "MemoryError"))
             if name == "OutputLimit":
                 raise self._fail(Verdict.fail(reasons.OUTPUT_LIMIT, detail))
-            raise candidate_exception(name, str(reply.get("base", "")), detail)
+            bases = reply.get("bases")
+            raise candidate_exception(name, bases if isinstance(bases, list) else [], detail)
         raise self._fail(Verdict.fail(reasons.RUNTIME_ERROR, "bad reply"))
 
     def _death_verdict(self) -> Verdict:

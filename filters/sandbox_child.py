@@ -301,9 +301,9 @@ def answer(fn: Any, call: dict[str, Any]) -> dict[str, Any]:
     except OSError as exc:
         # Python ignores SIGXFSZ, so the file-size limit and a full tmpfs surface here.
         name = "OutputLimit" if exc.errno in (errno.EFBIG, errno.ENOSPC) else type(exc).__name__
-        return {"raised": name, "base": builtin_base(exc), "detail": _text(exc)}
+        return {"raised": name, "bases": builtin_bases(exc), "detail": _text(exc)}
     except BaseException as exc:
-        return {"raised": type(exc).__name__, "base": builtin_base(exc), "detail": _text(exc)}
+        return {"raised": type(exc).__name__, "bases": builtin_bases(exc), "detail": _text(exc)}
     try:
         value = wire.encode(result)
     except (wire.WireError, RecursionError, ValueError):  # ValueError: an int of 4,300+ digits
@@ -311,13 +311,15 @@ def answer(fn: Any, call: dict[str, Any]) -> dict[str, Any]:
     return {"value": value}
 
 
-def builtin_base(exc: BaseException) -> str:
-    """The nearest builtin exception class of `exc` (a candidate's `class E(ValueError)`
-    is reported as ValueError too, so that a test's `except ValueError` can catch it)."""
-    for cls in type(exc).__mro__:
-        if getattr(builtins, cls.__name__, None) is cls:
-            return cls.__name__
-    return "BaseException"
+def builtin_bases(exc: BaseException) -> list[str]:
+    """The builtin exception classes `exc` is an instance of, nearest first (a candidate's
+    `class E(ValueError)` is reported as ValueError too, so that a test's
+    `except ValueError` can catch it)."""
+    return [
+        cls.__name__
+        for cls in type(exc).__mro__
+        if getattr(builtins, cls.__name__, None) is cls and cls is not object
+    ]
 
 
 def _text(exc: BaseException) -> str:

@@ -238,6 +238,9 @@ def check(candidate):
         ("ZeroDivisionError()", "ArithmeticError", True),
         ("Bad('negative')", "ValueError", True),  # the candidate's own subclass
         ("Bad('negative')", "Exception", True),
+        ("FileNotFoundError('x')", "FileNotFoundError", True),
+        ("FileNotFoundError('x')", "OSError", True),
+        ("UnicodeDecodeError('utf-8', b'x', 0, 1, 'bad')", "ValueError", True),  # 5 args
         ("TypeError('x')", "ValueError", False),  # not what the test expects
         ("SystemExit(0)", "Exception", False),  # not an Exception in Python either
         ("StopIteration()", "Exception", False),  # never a StopIteration in the parent
