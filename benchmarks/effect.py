@@ -31,15 +31,15 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.eval_job import EvalJob, eval_job
-from flows.prompts_job import prompts_job
-from flows.search_job import SearchJob, search_job
-from flows.train_job import build_training, train_job
-from generators import model_store
-from warehouse.gap import gap_rows, markdown
-from warehouse.paired import compare, outcomes
-from warehouse.records import EvalRecord
-from warehouse.store import Warehouse
+from distillery.evals.eval_stage import EvalJob, eval_job
+from distillery.evals.gap import gap_rows, markdown
+from distillery.evals.paired import compare, outcomes
+from distillery.generators import model_store
+from distillery.generators.search_stage import SearchJob, search_job
+from distillery.tasks.prompts_stage import prompts_job
+from distillery.trainers.train_stage import build_training, train_job
+from distillery.warehouse.records import EvalRecord
+from distillery.warehouse.store import Warehouse
 
 
 def fmt_ci(x: float, lo: float, hi: float) -> str:

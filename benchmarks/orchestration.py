@@ -42,7 +42,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows import prefect_server  # noqa: E402 - imports no Prefect; the path comes first
+from tests import prefect_server  # noqa: E402 - imports no Prefect; the path comes first
 
 SUITE = "vowels"
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
@@ -140,7 +140,7 @@ def write_suite(directory: Path, train: int, test: int) -> Path:
 
 def fresh_warehouse(root: Path, suite_file: Path, console: Console) -> Path:
     """A new warehouse with the suite loaded (outside the timed region)."""
-    from flows.prompts_job import prompts_job
+    from distillery.tasks.prompts_stage import prompts_job
 
     if root.exists():
         shutil.rmtree(root)
@@ -151,7 +151,7 @@ def fresh_warehouse(root: Path, suite_file: Path, console: Console) -> Path:
 
 def warehouse_counts(root: Path) -> tuple[dict[str, int], int]:
     """Rows per counted table, and how many verdicts passed (a check, not asserted)."""
-    from warehouse.store import Warehouse
+    from distillery.warehouse.store import Warehouse
 
     wh = Warehouse.open_existing(root)
     counts = {t: int(wh.query(f"SELECT count(*) FROM {t}")[0][0]) for t in COUNTED}
@@ -208,18 +208,18 @@ def quiet_stdout() -> Iterator[None]:
 
 def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatch) -> str:
     """bake_flow's steps as plain calls in this process; returns the final model's name."""
-    from flows.eval_job import EvalJob, eval_job, params_identity
-    from flows.progress import sampling_bar
-    from flows.sample_job import SampleJob, open_backend, print_summary
-    from flows.train_job import build_training, train_job
-    from flows.verify_job import VerifyJob, verify_job
-    from generators import model_store
-    from generators.base import SamplingParams
-    from generators.sampling import run_sampling, select_prompts
-    from trainers.promotion import GateConfig, gate
-    from warehouse.report import write_report
-    from warehouse.runs import recorded_run
-    from warehouse.store import Warehouse
+    from distillery.console.progress import sampling_bar
+    from distillery.evals.eval_stage import EvalJob, eval_job, params_identity
+    from distillery.evals.gate import GateConfig, gate
+    from distillery.evals.report import write_report
+    from distillery.filters.verify_stage import VerifyJob, verify_job
+    from distillery.generators import model_store
+    from distillery.generators.base import SamplingParams
+    from distillery.generators.sample_stage import SampleJob, open_backend, print_summary
+    from distillery.generators.sampling import run_sampling, select_prompts
+    from distillery.trainers.train_stage import build_training, train_job
+    from distillery.warehouse.runs import recorded_run
+    from distillery.warehouse.store import Warehouse
 
     c = config
     wh = Warehouse.open(root)
@@ -335,10 +335,10 @@ def drain_prefect() -> None:
 
 def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str, dict[str, float]]:
     """bake_flow as `distillery bake` runs it; returns the final model and diagnostics."""
-    import flows.bake_flow as bake_module
-    import flows.sample_flow as sample_module
-    from flows.bake_flow import bake_flow
-    from flows.runtime import run_flow
+    import distillery.flows.bake_flow as bake_module
+    import distillery.flows.sample_flow as sample_module
+    from distillery.flows.bake_flow import bake_flow
+    from distillery.flows.runtime import run_flow
 
     c = config
     # rows_in_run reads Parquet footers; the shard's progress callback calls it per decode

@@ -24,13 +24,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.base import SampleRequest, SamplingParams
-from generators.decode_loop import generate_rows
-from generators.model_registry import load, resolve
-from generators.sampler_transformers import TransformersBackend
-from generators.sampling import PromptRow, run_sampling
-from tasks.suite_seeds import SeedsSuite
-from warehouse.store import Warehouse
+from distillery.generators.base import SampleRequest, SamplingParams
+from distillery.generators.decode_loop import generate_rows
+from distillery.generators.model_registry import load, resolve
+from distillery.generators.sampler_transformers import TransformersBackend
+from distillery.generators.sampling import PromptRow, run_sampling
+from distillery.tasks.suite_seeds import SeedsSuite
+from distillery.warehouse.store import Warehouse
 
 
 def pick_prompts(n: int) -> list[PromptRow]:

@@ -37,10 +37,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sampling import pick_prompts
-from generators import threads
-from generators.base import SampleRequest, SamplingParams
-from generators.model_registry import load, resolve
-from generators.sampler_transformers import TransformersBackend
+from distillery.generators import threads
+from distillery.generators.base import SampleRequest, SamplingParams
+from distillery.generators.model_registry import load, resolve
+from distillery.generators.sampler_transformers import TransformersBackend
 
 
 @contextmanager

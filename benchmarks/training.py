@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.model_registry import load, resolve
-from tasks.suite_seeds import SeedsSuite
-from trainers.base import quiet_libraries, trainer_device_args
-from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+from distillery.generators.model_registry import load, resolve
+from distillery.tasks.suite_seeds import SeedsSuite
+from distillery.trainers.base import quiet_libraries, trainer_device_args
+from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
 
 
 def rows(n: int) -> list[dict]:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from flows import prefect_server
+from tests import prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "ui-screenshots"
@@ -101,7 +101,7 @@ def write_suite(path: Path) -> None:
 def cli(python: str, env: dict[str, str], *args: str) -> str:
     """Run `python -m flows.cli ARGS` from the repo root; its stdout, or fail with its error."""
     proc = subprocess.run(
-        [python, "-m", "flows.cli", *args],
+        [python, "-m", "distillery.cli.app", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

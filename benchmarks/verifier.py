@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from filters.registry import Verifiers
-from tasks.suite_humaneval import HumanEvalSuite
+from distillery.filters.registry import Verifiers
+from distillery.tasks.suite_humaneval import HumanEvalSuite
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from filters.verifier_answer import _NUMBER, _WRAPPERS, parse_number
+from distillery.filters.verifier_answer import _NUMBER, _WRAPPERS, parse_number
 
 VOTABLE = ("answer", "regex")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from filters import reasons
+from distillery.filters import reasons
 
 # Longest completion any verifier looks at (about 250k tokens, far past any sampling
 # limit): a longer one fails with `output_limit` before any work. Every text verifier is

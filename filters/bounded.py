@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from filters import reasons
-from filters import spec as specs
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters import spec as specs
+from distillery.filters.base import Verdict
 
 BUDGET_ENV = "DISTILLERY_VERIFY_BUDGET_S"
 # Seconds one verdict may spend in text verifiers (all children of a composite together).
@@ -148,7 +148,7 @@ class _Worker:
         env.setdefault("OMP_NUM_THREADS", "1")
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "filters.bounded"],
+                [sys.executable, "-m", "distillery.filters.bounded"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -404,11 +404,11 @@ def _serve() -> None:
         return json.loads(b"".join(parts))
 
     try:
-        from filters.base import MAX_DETAIL_CHARS
-        from filters.verifier_answer import AnswerVerifier
-        from filters.verifier_json import JsonSchemaVerifier
-        from filters.verifier_regex import RegexVerifier
-        from filters.verifier_style import StyleVerifier
+        from distillery.filters.base import MAX_DETAIL_CHARS
+        from distillery.filters.verifier_answer import AnswerVerifier
+        from distillery.filters.verifier_json import JsonSchemaVerifier
+        from distillery.filters.verifier_regex import RegexVerifier
+        from distillery.filters.verifier_style import StyleVerifier
 
         by_kind: dict[str, Any] = {
             specs.ANSWER: AnswerVerifier(),

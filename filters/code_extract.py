@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from filters.base import MAX_TEXT_CHARS
+from distillery.filters.base import MAX_TEXT_CHARS
 
 # Longest completion searched for code; a longer one holds none (checked before any work).
 MAX_CODE_CHARS = MAX_TEXT_CHARS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from filters import (
+from distillery.filters import (
     bounded,
     reasons,
     verifier_answer,
@@ -16,15 +16,15 @@ from filters import (
     verifier_regex,
     verifier_style,
 )
-from filters import spec as specs
-from filters.base import MAX_TEXT_CHARS, Verdict, Verifier
-from filters.verifier_answer import AnswerVerifier
-from filters.verifier_code import CodeTestsVerifier
-from filters.verifier_compose import AllOfVerifier, AnyOfVerifier
-from filters.verifier_json import JsonSchemaVerifier
-from filters.verifier_judge import JudgeVerifier
-from filters.verifier_regex import RegexVerifier
-from filters.verifier_style import StyleVerifier
+from distillery.filters import spec as specs
+from distillery.filters.base import MAX_TEXT_CHARS, Verdict, Verifier
+from distillery.filters.verifier_answer import AnswerVerifier
+from distillery.filters.verifier_code import CodeTestsVerifier
+from distillery.filters.verifier_compose import AllOfVerifier, AnyOfVerifier
+from distillery.filters.verifier_json import JsonSchemaVerifier
+from distillery.filters.verifier_judge import JudgeVerifier
+from distillery.filters.verifier_regex import RegexVerifier
+from distillery.filters.verifier_style import StyleVerifier
 
 
 class Verifiers:
@@ -49,7 +49,7 @@ class Verifiers:
     def sandbox(self) -> Any:
         with self._lock:
             if self._sandbox is None:
-                from filters.sandbox import Sandbox
+                from distillery.filters.sandbox.runner import Sandbox
 
                 self._sandbox = Sandbox(workers=self._workers, packages=self._packages)
             return self._sandbox

@@ -13,17 +13,16 @@ import contextlib
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from filters import bounded
-from filters.base import Verdict
-from filters.registry import Verifiers
-from filters.spec import SpecError, validate_spec
-from generators.base import Attempt
-from warehouse.records import VerdictRecord
-from warehouse.store import Warehouse
+from distillery.filters import bounded
+from distillery.filters.base import Verdict
+from distillery.filters.registry import Verifiers
+from distillery.filters.spec import SpecError, validate_spec
+from distillery.warehouse.records import VerdictRecord
+from distillery.warehouse.store import Warehouse
 
 FLUSH_EVERY = 512
 
@@ -196,25 +195,3 @@ def run_verify(
     flush()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def verified_attempts(
-    wh: Warehouse, verifiers: Verifiers, sample_ids: Sequence[str], run_id: str, workers: int
-) -> dict[str, Attempt]:
-    """Verify whichever of `sample_ids` lack a verdict, then each one's latest verdict as an
-    Attempt. Ids a sandbox fault left without a verdict are absent (a rerun retries them)."""
-    if not sample_ids:
-        return {}
-    pending, _ = select_pending(wh, None, None, None, verifiers, sample_ids=sample_ids)
-    run_verify(wh, pending, verifiers, run_id, workers)
-    rows = wh.query(
-        "SELECT sample_id, prompt_id, text, passed, reason, detail, completion_tokens, "
-        "latency_s + coalesce(verify_seconds, 0) FROM sample_outcomes "
-        "WHERE sample_id IN (SELECT unnest(?::VARCHAR[]))",
-        [list(sample_ids)],
-    )
-    return {
-        sid: Attempt(sid, pid, text, bool(passed), reason, detail or "", tokens, secs)
-        for sid, pid, text, passed, reason, detail, tokens, secs in rows
-        if passed is not None
-    }

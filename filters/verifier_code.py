@@ -14,10 +14,10 @@ import reprlib
 import threading
 from typing import Any
 
-from filters import reasons
-from filters.base import Verdict
-from filters.code_extract import extract_code
-from filters.sandbox import (
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
+from distillery.filters.code_extract import extract_code
+from distillery.filters.sandbox.runner import (
     Ahead,
     Call,
     CandidateFailed,

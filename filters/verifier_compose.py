@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from filters import reasons
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
 
 VERSION = "1"
 Dispatch = Callable[[dict[str, Any], str], Verdict]

@@ -11,8 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from filters import reasons
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
 
 VERSION = "1"
 _DECODER = json.JSONDecoder()

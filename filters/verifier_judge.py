@@ -11,8 +11,8 @@ import os
 import re
 from typing import Any
 
-from filters import reasons
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
 
 VERSION = "1"
 URL_ENV, MODEL_ENV = "DISTILLERY_JUDGE_URL", "DISTILLERY_JUDGE_MODEL"

@@ -7,8 +7,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from filters import reasons
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
 
 VERSION = "1"
 

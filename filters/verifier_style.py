@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from filters import reasons
-from filters.base import Verdict
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
 
 VERSION = "1"
 # Pictographs, symbols and dingbats, flags, and the joiners/selectors emoji are built from.

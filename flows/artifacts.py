@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from filters import reasons
-from warehouse.records import EvalRecord
+from distillery.filters import reasons
+from distillery.warehouse.records import EvalRecord
 
 # Plots are embedded as data URIs: the UI then shows them with no file server behind it.
 PLOTS = ("pass_at_k.png", "families.png", "cost.png", "amortization.png")

@@ -26,9 +26,9 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
-from flows import artifacts
-from flows.sample_flow import sample_flow
-from flows.stage_flows import (
+from distillery.flows import artifacts
+from distillery.flows.sample_flow import sample_flow
+from distillery.flows.stage_flows import (
     eval_flow,
     pairs_flow,
     promote_flow,
@@ -37,13 +37,13 @@ from flows.stage_flows import (
     train_flow,
     verify_flow,
 )
-from flows.task_runners import make_task_runner
-from generators import model_store
-from generators.search import SearchConfig
-from trainers.training_job import TrainingError
-from warehouse.records import EvalRecord
-from warehouse.runs import recorded_run
-from warehouse.store import Warehouse
+from distillery.flows.task_runners import make_task_runner
+from distillery.generators import model_store
+from distillery.generators.search import SearchConfig
+from distillery.trainers.training_job import TrainingError
+from distillery.warehouse.records import EvalRecord
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse
 
 REPORTS_DIR = "reports"
 # A search yields tens of targets per family, not thousands: one epoch is a handful of

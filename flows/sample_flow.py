@@ -26,13 +26,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from rich.console import Console
 
-from flows.artifacts import ProgressArtifact, publish_markdown, sample_md
-from flows.sample_job import SampleJob, open_backend, print_summary, resolve_model
-from flows.task_runners import make_task_runner
-from generators import model_store
-from generators.base import Backend, ProgressFn, SamplingError
-from generators.model_registry import ResolvedModel
-from generators.sampling import (
+from distillery.flows.artifacts import ProgressArtifact, publish_markdown, sample_md
+from distillery.flows.task_runners import make_task_runner
+from distillery.generators import model_store
+from distillery.generators.base import Backend, ProgressFn, SamplingError
+from distillery.generators.model_registry import ResolvedModel
+from distillery.generators.sample_stage import SampleJob, open_backend, print_summary, resolve_model
+from distillery.generators.sampling import (
     SampleSummary,
     plan,
     prompts_by_id,
@@ -40,9 +40,9 @@ from generators.sampling import (
     select_prompts,
     shard,
 )
-from warehouse.runs import recorded_run
-from warehouse.store import Warehouse
-from warehouse.writer_parquet import rows_in_run
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse
+from distillery.warehouse.writer_parquet import rows_in_run
 
 MAX_SHARDS = 256  # a run stays a few hundred tasks at most, whatever the prompt count
 
@@ -237,7 +237,7 @@ def run_sample_stage(
     dask_workers: int = 2,
 ) -> SampleSummary:
     """Validate, plan, fan the shards out, wait, summarise (inside a flow run)."""
-    from flows.progress import sampling_bar
+    from distillery.console.progress import sampling_bar
 
     params = job.validate()
     make_task_runner(runner, dask_address, dask_workers)  # fail fast on a bad runner

@@ -18,9 +18,9 @@ ON_DEMAND = "on-demand"
 def deployments(
     nightly: str, weekly: str, model: str, suite: str, warehouse: str, paused: bool = False
 ) -> list[Any]:
-    from flows.bake_flow import bake_flow, sample_verify_flow
-    from flows.sample_flow import sample_flow, sample_shard_flow
-    from flows.stage_flows import (
+    from distillery.flows.bake_flow import bake_flow, sample_verify_flow
+    from distillery.flows.sample_flow import sample_flow, sample_shard_flow
+    from distillery.flows.stage_flows import (
         eval_flow,
         import_flow,
         pairs_flow,

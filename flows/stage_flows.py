@@ -17,7 +17,7 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
-from flows import artifacts
+from distillery.flows import artifacts
 
 
 @flow(name="prompts-load")
@@ -25,7 +25,7 @@ def prompts_flow(
     source: str = "seeds", suite: str | None = None, warehouse: str = "warehouse-data"
 ) -> dict[str, Any]:
     """Load a suite (seeds | humaneval | FILE.jsonl | FILE.parquet) into the warehouse."""
-    from flows.prompts_job import prompts_job
+    from distillery.tasks.prompts_stage import prompts_job
 
     loaded = prompts_job(source, suite, Path(warehouse), Console())
     artifacts.publish_markdown(
@@ -43,7 +43,7 @@ def prompts_flow(
 @flow(name="samples-import")
 def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -> tuple[int, int]:
     """Completions made elsewhere (JSONL: prompt_id, text) as samples of a named model."""
-    from flows.sample_job import import_samples
+    from distillery.generators.sample_stage import import_samples
 
     written, skipped = import_samples(Path(file), model_name, Path(warehouse))
     artifacts.publish_markdown(
@@ -79,8 +79,8 @@ def search_flow(
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """Find verified targets: best-of-N, a prompted context, validate-and-retry, adaptive k."""
-    from flows.search_job import SearchJob, search_job
-    from generators.search import PROCEDURES
+    from distillery.generators.search import PROCEDURES
+    from distillery.generators.search_stage import SearchJob, search_job
 
     job = SearchJob(
         model=model,
@@ -139,7 +139,7 @@ def verify_flow(
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """Verify samples that have no verdict for their verifier's current version."""
-    from flows.verify_job import VerifyJob, verify_job
+    from distillery.filters.verify_stage import VerifyJob, verify_job
 
     s = verify_job(VerifyJob(suite, model, split, workers), Path(warehouse), Console())
     per_family = {f: dict(c) for f, c in s.per_family.items()}
@@ -172,9 +172,9 @@ def pairs_flow(
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """Build chosen/rejected pairs from verified samples."""
-    from filters.pairs import PairConfig
-    from filters.verification import VerifyError
-    from flows.pairs_job import pairs_job
+    from distillery.curate.pairs import PairConfig
+    from distillery.curate.pairs_stage import pairs_job
+    from distillery.filters.verification import VerifyError
 
     try:
         config = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
@@ -220,7 +220,7 @@ def train_flow(
     warehouse: str = "warehouse-data",
 ) -> dict[str, Any]:
     """RSFT (TRL SFTTrainer) on verified samples or DPO (TRL DPOTrainer) on pairs."""
-    from flows.train_job import build_training, train_job
+    from distillery.trainers.train_stage import build_training, train_job
 
     job, config, launcher = build_training(
         method,
@@ -295,7 +295,7 @@ def eval_flow(
     warehouse: str = "warehouse-data",
 ) -> list[dict[str, Any]]:
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
-    from flows.eval_job import EvalJob, eval_job
+    from distillery.evals.eval_stage import EvalJob, eval_job
 
     job = EvalJob(
         model=model,
@@ -347,11 +347,11 @@ def promote_flow(
 ) -> dict[str, Any]:
     """The promotion gate on held-out evals (a paired bootstrap of per-prompt pass@1);
     the decision goes to `promotions`."""
-    from flows.eval_job import params_identity
-    from generators.base import SamplingParams
-    from trainers.promotion import GateConfig, PromotionError, gate
-    from warehouse.runs import recorded_run
-    from warehouse.store import Warehouse
+    from distillery.evals.eval_stage import params_identity
+    from distillery.evals.gate import GateConfig, PromotionError, gate
+    from distillery.generators.base import SamplingParams
+    from distillery.warehouse.runs import recorded_run
+    from distillery.warehouse.store import Warehouse
 
     try:
         config = GateConfig(min_gain, max_family_drop, confidence)
@@ -383,8 +383,8 @@ def report_flow(
     warehouse: str = "warehouse-data",
 ) -> str:
     """report.md with PNG plots; the plots also go to the UI as artifacts."""
-    from warehouse.report import write_report
-    from warehouse.store import Warehouse
+    from distillery.evals.report import write_report
+    from distillery.warehouse.store import Warehouse
 
     path = write_report(
         Warehouse.open_existing(Path(warehouse)), Path(out), suite, split, base, model

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from generators import model_registry
-from generators.base import Backend, SamplingError
+from distillery.generators import model_registry
+from distillery.generators.base import Backend, SamplingError
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -21,19 +21,22 @@ def make_backend(
 ) -> Backend:
     """`threads`: torch threads for the transformers backend; None or 0 measures them."""
     if name == "transformers":
-        from generators.sampler_transformers import DEFAULT_BATCH_ROWS, TransformersBackend
+        from distillery.generators.sampler_transformers import (
+            DEFAULT_BATCH_ROWS,
+            TransformersBackend,
+        )
 
         assert resolved is not None
         return TransformersBackend(
             resolved, dtype=dtype, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, threads=threads
         )
     if name == "vllm":
-        from generators.sampler_vllm import VLLMBackend
+        from distillery.generators.sampler_vllm import VLLMBackend
 
         assert resolved is not None
         return VLLMBackend(resolved)
     if name == "openai":
-        from generators.sampler_openai import OpenAIBackend
+        from distillery.generators.sampler_openai import OpenAIBackend
 
         if not base_url:
             raise SamplingError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")

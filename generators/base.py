@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from warehouse.ids import content_id
+from distillery.warehouse.ids import content_id
 
 
 class SamplingError(Exception):

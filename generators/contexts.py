@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.base import SamplingError
-from warehouse.ids import canonical_json, content_id
-from warehouse.records import ContextRecord
-from warehouse.store import Warehouse
+from distillery.generators.base import SamplingError
+from distillery.warehouse.ids import canonical_json, content_id
+from distillery.warehouse.records import ContextRecord
+from distillery.warehouse.store import Warehouse
 
 DEFAULT_SHOTS = 3
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warehouse.ids import content_id
+from distillery.warehouse.ids import content_id
 
 DIR = "dir"
 HUB = "hub"
@@ -193,7 +193,7 @@ def resolve(name: str, registered: dict[str, ResolvedModel] | None = None) -> Re
         return registered[name]
     alias = ALIASES.get(name)
     if alias is not None and name == TINY_RANDOM:
-        from generators import tiny_random
+        from distillery.generators import tiny_random
 
         return ResolvedModel(
             model_id=content_id("mdl", TINY_RANDOM, tiny_random.fingerprint()),
@@ -251,7 +251,7 @@ def load(resolved: ResolvedModel, dtype: Any = None) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()
 
     if resolved.source_kind == TINY_RANDOM:
-        from generators import tiny_random
+        from distillery.generators import tiny_random
 
         tokenizer = tiny_random.build_tokenizer()
         model = tiny_random.build_model(tokenizer)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from generators.model_registry import IMPORTED, OPENAI, ResolvedModel
-from warehouse.ids import content_id
-from warehouse.records import ModelRecord
-from warehouse.store import Warehouse
+from distillery.generators.model_registry import IMPORTED, OPENAI, ResolvedModel
+from distillery.warehouse.ids import content_id
+from distillery.warehouse.records import ModelRecord
+from distillery.warehouse.store import Warehouse
 
 
 def registered(wh: Warehouse) -> dict[str, ResolvedModel]:
@@ -72,7 +72,7 @@ def set_promoted(wh: Warehouse, model_id: str, run_id: str) -> None:
     """Make `model_id` the promoted model; whichever was promoted before no longer is."""
     from dataclasses import replace
 
-    from warehouse.records import utcnow
+    from distillery.warehouse.records import utcnow
 
     now = utcnow()
     rows = []

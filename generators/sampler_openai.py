@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 
-from generators.base import Completion, ProgressFn, SampleRequest, SamplingError, SamplingParams
+from distillery.generators.base import (
+    Completion,
+    ProgressFn,
+    SampleRequest,
+    SamplingError,
+    SamplingParams,
+)
 
 API_KEY_ENV = "DISTILLERY_API_KEY"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -16,10 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from generators import model_registry
-from generators.base import Completion, ProgressFn, SampleRequest, SamplingParams
-from generators.decode_loop import generate_rows
-from generators.threads import SAMPLING_PROBE_ROWS, fixed_threads, measured_threads, sampling_probe
+from distillery.generators import model_registry
+from distillery.generators.base import Completion, ProgressFn, SampleRequest, SamplingParams
+from distillery.generators.decode_loop import generate_rows
+from distillery.generators.threads import (
+    SAMPLING_PROBE_ROWS,
+    fixed_threads,
+    measured_threads,
+    sampling_probe,
+)
 
 DEFAULT_BATCH_ROWS = 256
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}

@@ -11,8 +11,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators import model_registry
-from generators.base import Completion, ProgressFn, SampleRequest, SamplingError, SamplingParams
+from distillery.generators import model_registry
+from distillery.generators.base import (
+    Completion,
+    ProgressFn,
+    SampleRequest,
+    SamplingError,
+    SamplingParams,
+)
 
 CHUNK_PROMPTS = 512
 

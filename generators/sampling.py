@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from generators.base import (
+from distillery.generators.base import (
     Backend,
     Completion,
     ProgressFn,
@@ -22,10 +22,10 @@ from generators.base import (
     SamplingError,
     SamplingParams,
 )
-from generators.contexts import Context
-from generators.model_registry import ResolvedModel
-from warehouse.records import SampleRecord
-from warehouse.store import Warehouse
+from distillery.generators.contexts import Context
+from distillery.generators.model_registry import ResolvedModel
+from distillery.warehouse.records import SampleRecord
+from distillery.warehouse.store import Warehouse
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from generators.base import (
+from distillery.generators.base import (
     Attempt,
     Backend,
     Completion,
@@ -30,14 +30,14 @@ from generators.base import (
     SampleRequest,
     SamplingError,
 )
-from generators.base import SamplingParams as Params
-from generators.contexts import Context
-from generators.model_registry import ResolvedModel
-from generators.sampling import PromptRow, contexts_for, run_sampling, to_record
-from generators.strategy_retry import feedback
-from warehouse.ids import content_id
-from warehouse.records import SampleRecord
-from warehouse.store import Warehouse
+from distillery.generators.base import SamplingParams as Params
+from distillery.generators.contexts import Context
+from distillery.generators.model_registry import ResolvedModel
+from distillery.generators.sampling import PromptRow, contexts_for, run_sampling, to_record
+from distillery.generators.strategy_retry import feedback
+from distillery.warehouse.ids import content_id
+from distillery.warehouse.records import SampleRecord
+from distillery.warehouse.store import Warehouse
 
 PROCEDURES = ("sample", "prompted", "retry")
 # Follow-ups get row indices far from any plain draw's; a retry row's stored idx is

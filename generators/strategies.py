@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from generators.base import SamplingError, Strategy
-from generators.strategy_best_of_n import BestOfN
-from generators.strategy_majority import AnswerKey, MajorityVote
-from generators.strategy_retry import ValidateAndRetry
+from distillery.generators.base import SamplingError, Strategy
+from distillery.generators.strategy_best_of_n import BestOfN
+from distillery.generators.strategy_majority import AnswerKey, MajorityVote
+from distillery.generators.strategy_retry import ValidateAndRetry
 
 STRATEGIES = ("best_of_n", "retry", "majority")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generators.base import Outcome, StrategyContext
+from distillery.generators.base import Outcome, StrategyContext
 
 
 @dataclass(frozen=True)

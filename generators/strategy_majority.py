@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from generators.base import Outcome, StrategyContext
+from distillery.generators.base import Outcome, StrategyContext
 
 AnswerKey = Callable[[str, str], str | None]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generators.base import Attempt, FollowUp, Outcome, StrategyContext
+from distillery.generators.base import Attempt, FollowUp, Outcome, StrategyContext
 
 FEEDBACK = (
     "Your answer was checked and rejected ({reason}: {detail}). "

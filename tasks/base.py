@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from filters.spec import validate_spec
-from warehouse.ids import canonical_json, content_id
-from warehouse.records import PromptRecord
+from distillery.filters.spec import validate_spec
+from distillery.warehouse.ids import canonical_json, content_id
+from distillery.warehouse.records import PromptRecord
 
 TRAIN = "train"
 TEST = "test"

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.base import TaskPrompt
-from tasks.suite_file import SUFFIXES, TaskError, load_file
+from distillery.tasks.base import TaskPrompt
+from distillery.tasks.suite_file import SUFFIXES, TaskError, load_file
 
 BUILTIN = ("seeds", "humaneval")
 
 
 def load_suite(source: str, suite: str | None = None) -> tuple[str, list[TaskPrompt]]:
     if source == "seeds":
-        from tasks.suite_seeds import SeedsSuite
+        from distillery.tasks.suite_seeds import SeedsSuite
 
         return "seeds", SeedsSuite().prompts()
     if source == "humaneval":
-        from tasks.suite_humaneval import HumanEvalSuite
+        from distillery.tasks.suite_humaneval import HumanEvalSuite
 
         return "humaneval", HumanEvalSuite().prompts()
     path = Path(source)

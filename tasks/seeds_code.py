@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.base import TaskPrompt, split_for
+from distillery.tasks.base import TaskPrompt, split_for
 
 FAMILY = "code"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.base import TEST, TRAIN, TaskPrompt, split_for
+from distillery.tasks.base import TEST, TRAIN, TaskPrompt, split_for
 
 # Far more than any family needs; only a generator that keeps repeating itself hits it.
 MAX_CANDIDATES = 200_000

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from tasks.base import TaskPrompt
-from tasks.seeds_common import Candidate, fill_splits
+from distillery.tasks.base import TaskPrompt
+from distillery.tasks.seeds_common import Candidate, fill_splits
 
 FAMILY = "date"
 N_TRAIN = 300

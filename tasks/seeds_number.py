@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tasks.base import TaskPrompt
-from tasks.seeds_common import Candidate, fill_splits
+from distillery.tasks.base import TaskPrompt
+from distillery.tasks.seeds_common import Candidate, fill_splits
 
 FAMILY = "number"
 N_TRAIN = 300

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from filters.spec import SpecError, validate_spec
-from tasks.base import SPLITS, TRAIN, TaskPrompt
-from warehouse.ids import canonical_json
+from distillery.filters.spec import SpecError, validate_spec
+from distillery.tasks.base import SPLITS, TRAIN, TaskPrompt
+from distillery.warehouse.ids import canonical_json
 
 SUFFIXES = (".jsonl", ".parquet")
 

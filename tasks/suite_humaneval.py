@@ -7,7 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from tasks.base import TEST, TaskPrompt
+from distillery.tasks.base import TEST, TaskPrompt
 
 NAME = "humaneval"
 FAMILY = "humaneval"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks import seeds_code, seeds_date, seeds_json, seeds_number, seeds_summary
-from tasks.base import TaskPrompt
+from distillery.tasks import seeds_code, seeds_date, seeds_json, seeds_number, seeds_summary
+from distillery.tasks.base import TaskPrompt
 
 FAMILIES: tuple[str, ...] = ("number", "date", "json", "code", "summary")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import prefect_server
-from warehouse.store import Warehouse
+from distillery.warehouse.store import Warehouse
+from tests import prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 _SERVER: dict[str, object] = {}
@@ -52,7 +52,7 @@ def run_cli(
     """`distillery ARGS` in a child process, the way a user runs it."""
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
     env["COLUMNS"] = "200"  # rich wraps narrow terminals; keep tables on one line
-    cmd = [sys.executable, "-m", "flows.cli", *args]
+    cmd = [sys.executable, "-m", "distillery.cli.app", *args]
     if warehouse is not None:
         cmd += ["--warehouse", str(warehouse)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)

@@ -137,7 +137,7 @@ def training_threads(model: Any, config: TrainConfig) -> int | None:
     """
     import torch
 
-    from generators.threads import fixed_threads, measured_threads, training_probe
+    from distillery.generators.threads import fixed_threads, measured_threads, training_probe
 
     fixed = fixed_threads(config.threads)
     if fixed is not None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trainers.base import (
+from distillery.trainers.base import (
     RecordingCallback,
     TrainConfig,
     TrainResult,

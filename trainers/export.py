@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.store import Warehouse
+from distillery.warehouse.store import Warehouse
 
 
 def _messages(prompt_json: str) -> list[dict[str, str]]:

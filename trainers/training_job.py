@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filters.pairs import PairConfig, build_pairs
-from filters.selection import SelectionConfig, load_candidates, select
-from generators import model_registry, model_store
-from trainers import export
-from warehouse.ids import canonical_json, content_id
-from warehouse.records import ModelRecord, TrainingJobRecord
-from warehouse.store import Warehouse
+from distillery.curate.pairs import PairConfig, build_pairs
+from distillery.curate.selection import SelectionConfig, load_candidates, select
+from distillery.generators import model_registry, model_store
+from distillery.trainers import export
+from distillery.warehouse.ids import canonical_json, content_id
+from distillery.warehouse.records import ModelRecord, TrainingJobRecord
+from distillery.warehouse.store import Warehouse
 
 if TYPE_CHECKING:  # trainers.base imports transformers; the CLI needs this module light
-    from trainers.base import TrainConfig, TrainResult
+    from distillery.trainers.base import TrainConfig, TrainResult
 
 MODELS_DIR = "models"
 EXPORTS_DIR = "exports"
@@ -96,7 +96,7 @@ def run_training(
 ) -> JobOutcome:
     if job.kind not in ("rsft", "dpo"):
         raise TrainingError(f"unknown training kind {job.kind!r}; use rsft or dpo")
-    from generators.threads import fixed_threads
+    from distillery.generators.threads import fixed_threads
 
     try:  # a malformed DISTILLERY_THREADS fails here, before a job row says "running"
         fixed_threads(config.threads)
@@ -200,7 +200,7 @@ class _Failed(Exception):
 
 
 def _now() -> Any:
-    from warehouse.records import utcnow
+    from distillery.warehouse.records import utcnow
 
     return utcnow()
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from warehouse.queries import DEFINITIONS
-from warehouse.tables import TABLES, TableSpec
-from warehouse.writer_parquet import table_dir
+from distillery.warehouse.queries import DEFINITIONS
+from distillery.warehouse.tables import TABLES, TableSpec
+from distillery.warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
 CATALOG_VERSION = "3"

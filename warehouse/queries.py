@@ -17,7 +17,7 @@ Defined in every connection and in `catalog.duckdb`, after the table views:
 
 from __future__ import annotations
 
-from warehouse.passk import PASS_AT_K_MACRO
+from distillery.warehouse.passk import PASS_AT_K_MACRO
 
 SAMPLE_OUTCOMES = """
 CREATE OR REPLACE VIEW sample_outcomes AS

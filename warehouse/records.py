@@ -135,7 +135,7 @@ class EvalRecord:
     budget k, and the cost columns are what it actually spent.
 
     The per-prompt outcomes (three parallel lists sorted by prompt id) let two evals be
-    compared pairwise over the same prompts (warehouse/paired.py): for strategy "sample"
+    compared pairwise over the same prompts (evals/paired.py): for strategy "sample"
     `passes` holds c, the draws of n that passed; for a strategy 1 (solved) or 0. Rows
     written before they existed read back with NULL there.
     """

@@ -11,9 +11,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from warehouse.ids import canonical_json, event_id
-from warehouse.records import RunRecord, utcnow
-from warehouse.store import Warehouse
+from distillery.warehouse.ids import canonical_json, event_id
+from distillery.warehouse.records import RunRecord, utcnow
+from distillery.warehouse.store import Warehouse
 
 
 @cache

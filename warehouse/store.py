@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from warehouse import catalog_duckdb, writer_parquet
+from distillery.warehouse import catalog_duckdb, writer_parquet
 
 ENV_VAR = "DISTILLERY_WAREHOUSE"
 DEFAULT_DIR = "warehouse-data"

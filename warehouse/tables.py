@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from warehouse import records
+from distillery.warehouse import records
 
 PROMPTS = "prompts"
 MODELS = "models"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.tables import RECORD_TABLE, TABLES, TableSpec
+from distillery.warehouse.tables import RECORD_TABLE, TABLES, TableSpec
 
 SCHEMA_PARTITION = "run_id=_schema"
 TMP_SUFFIX = ".tmp"

@@ -1,4 +1,4 @@
-from filters.answer_key import answer_key, votable
+from distillery.filters.answer_key import answer_key, votable
 
 
 def test_answer_keys_group_the_same_answer():

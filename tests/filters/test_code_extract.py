@@ -1,4 +1,4 @@
-from filters.code_extract import extract_code
+from distillery.filters.code_extract import extract_code
 
 
 def test_fenced_block_defining_the_entry_point_wins():

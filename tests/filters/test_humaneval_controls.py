@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from filters import reasons
-from filters.registry import Verifiers
-from tasks.suite_humaneval import HumanEvalSuite
+from distillery.filters import reasons
+from distillery.filters.registry import Verifiers
+from distillery.tasks.suite_humaneval import HumanEvalSuite
 
 
 @pytest.fixture(scope="module")

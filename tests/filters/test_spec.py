@@ -1,6 +1,6 @@
 import pytest
 
-from filters.spec import VERIFIER_KINDS, SpecError, validate_spec
+from distillery.filters.spec import VERIFIER_KINDS, SpecError, validate_spec
 
 
 @pytest.mark.parametrize(

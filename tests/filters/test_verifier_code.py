@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from filters import reasons
-from filters.base import Verdict
-from filters.registry import Verifiers
-from filters.sandbox import Ahead, _Program, same_value
-from filters.sandbox_wire import Channel
-from filters.verifier_code import leading_calls, values_equal
+from distillery.filters import reasons
+from distillery.filters.base import Verdict
+from distillery.filters.registry import Verifiers
+from distillery.filters.sandbox.runner import Ahead, _Program, same_value
+from distillery.filters.sandbox.wire import Channel
+from distillery.filters.verifier_code import leading_calls, values_equal
 from tests.conftest import ROOT
 
 SPEC = {
@@ -181,7 +181,7 @@ def test_asserts_are_tests_even_under_python_dash_o(tmp_path):
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from filters.registry import Verifiers\n"
+        "from distillery.filters.registry import Verifiers\n"
         "spec = {'kind': 'code_tests', 'entry_point': 'add',\n"
         '        \'prefix\': \'def add(a, b):\\n    """Add."""\\n\',\n'
         "        'test': 'def check(candidate):\\n    assert candidate(1, 2) == 3\\n'}\n"

@@ -4,13 +4,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from filters import reasons
-from filters.registry import Verifiers
-from filters.verifier_answer import AnswerVerifier
-from filters.verifier_json import JsonSchemaVerifier, first_json_object
-from filters.verifier_judge import JudgeVerifier
-from filters.verifier_regex import RegexVerifier
-from filters.verifier_style import StyleVerifier, count_sentences
+from distillery.filters import reasons
+from distillery.filters.registry import Verifiers
+from distillery.filters.verifier_answer import AnswerVerifier
+from distillery.filters.verifier_json import JsonSchemaVerifier, first_json_object
+from distillery.filters.verifier_judge import JudgeVerifier
+from distillery.filters.verifier_regex import RegexVerifier
+from distillery.filters.verifier_style import StyleVerifier, count_sentences
 
 NUMBER_ONLY = {"kind": "answer", "expected": "120", "match": "numeric", "strict": True}
 

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from filters import bounded, reasons
-from filters.base import MAX_DETAIL_CHARS, MAX_TEXT_CHARS, Verdict
-from filters.code_extract import MAX_CODE_CHARS, extract_code
-from filters.registry import Verifiers
-from filters.verification import run_verify, select_pending
-from filters.verifier_json import first_json_object
-from filters.verifier_style import count_sentences
-from warehouse.records import PromptRecord, SampleRecord
+from distillery.filters import bounded, reasons
+from distillery.filters.base import MAX_DETAIL_CHARS, MAX_TEXT_CHARS, Verdict
+from distillery.filters.code_extract import MAX_CODE_CHARS, extract_code
+from distillery.filters.registry import Verifiers
+from distillery.filters.verification import run_verify, select_pending
+from distillery.filters.verifier_json import first_json_object
+from distillery.filters.verifier_style import count_sentences
+from distillery.warehouse.records import PromptRecord, SampleRecord
 
 BUDGET = 1.0
 SLACK = 2.0  # what a verdict may take past its budget: a worker's start, a linear pass

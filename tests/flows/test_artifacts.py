@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from flows import artifacts
-from flows.bake_flow import bake_md, round_model
-from flows.task_runners import RunnerError, make_task_runner
-from generators.base import SamplingError
-from generators.sampling import shard
-from warehouse.records import EvalRecord
+from distillery.flows import artifacts
+from distillery.flows.bake_flow import bake_md, round_model
+from distillery.flows.task_runners import RunnerError, make_task_runner
+from distillery.generators.base import SamplingError
+from distillery.generators.sampling import shard
+from distillery.warehouse.records import EvalRecord
 
 
 def test_md_table():

@@ -156,7 +156,9 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
 
 def _popen(args: list[str], wh: Path, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
-    return spawn([sys.executable, "-m", "flows.cli", *args, "--warehouse", str(wh)], log, env)
+    return spawn(
+        [sys.executable, "-m", "distillery.cli.app", *args, "--warehouse", str(wh)], log, env
+    )
 
 
 def _wait(proc: subprocess.Popen, ready, what: str, timeout: float = 300) -> None:

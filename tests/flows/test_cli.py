@@ -159,7 +159,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
         str(wh),
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "distillery.cli.app", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

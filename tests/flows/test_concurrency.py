@@ -7,9 +7,9 @@ import time
 
 import duckdb
 
+from distillery.warehouse.store import Warehouse
 from tests.conftest import spawn
 from tests.flows.test_bake_flow import load_suite, raw, sql
-from warehouse.store import Warehouse
 
 
 def test_two_sample_flows_and_readers_on_one_warehouse(tmp_path):
@@ -21,7 +21,7 @@ def test_two_sample_flows_and_readers_on_one_warehouse(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "flows.cli",
+                "distillery.cli.app",
                 "sample",
                 "--model",
                 "tiny-random",

@@ -46,7 +46,7 @@ def test_serve_schedules_and_runs_on_demand(tmp_path):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "distillery.cli.app",
             "serve",
             "--paused",
             "--nightly",
@@ -112,7 +112,7 @@ def test_serve_without_a_server_is_a_one_line_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")  # a profile with no API URL either
     r = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "serve", "--warehouse", str(tmp_path / "wh")],
+        [sys.executable, "-m", "distillery.cli.app", "serve", "--warehouse", str(tmp_path / "wh")],
         cwd=ROOT,
         env=env,
         capture_output=True,

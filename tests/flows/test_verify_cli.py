@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from filters import registry
-from filters.registry import Verifiers
-from filters.verification import VerifyError, select_pending
+from distillery.filters import registry
+from distillery.filters.registry import Verifiers
+from distillery.filters.verification import VerifyError, select_pending
+from distillery.warehouse.records import PromptRecord
+from distillery.warehouse.store import Warehouse
 from tests.conftest import run_cli
-from warehouse.records import PromptRecord
-from warehouse.store import Warehouse
 
 WRONG = {
     "number": "The answer is 7.",
@@ -129,7 +129,7 @@ def test_filters_and_bad_specs(loaded):
 
 
 def _add_sample_and_select(wh, prompt_id):
-    from warehouse.records import SampleRecord
+    from distillery.warehouse.records import SampleRecord
 
     wh.write(
         [

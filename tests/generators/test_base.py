@@ -1,6 +1,6 @@
 import pytest
 
-from generators.base import SamplingError, SamplingParams
+from distillery.generators.base import SamplingError, SamplingParams
 
 
 def test_sample_id_ignores_k_but_not_the_rest():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from generators import model_registry
-from generators.decode_loop import TOPK_PREFILTER, generate_rows, sample_next, uniforms
+from distillery.generators import model_registry
+from distillery.generators.decode_loop import TOPK_PREFILTER, generate_rows, sample_next, uniforms
 
 
 def reference_top_p(logits: torch.Tensor, temperature: float, top_p: float) -> tuple:

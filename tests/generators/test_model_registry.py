@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from generators import model_registry
-from generators.model_registry import ModelError, resolve
+from distillery.generators import model_registry
+from distillery.generators.model_registry import ModelError, resolve
 
 
 def test_tiny_random_resolves_without_weights_and_says_it_is_untrained():

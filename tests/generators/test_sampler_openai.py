@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from generators.base import SampleRequest, SamplingError, SamplingParams
-from generators.sampler_openai import OpenAIBackend
+from distillery.generators.base import SampleRequest, SamplingError, SamplingParams
+from distillery.generators.sampler_openai import OpenAIBackend
 
 
 class FakeServer:

@@ -1,6 +1,6 @@
-from generators.base import SampleRequest, SamplingParams
-from generators.model_registry import resolve
-from generators.sampler_transformers import TransformersBackend
+from distillery.generators.base import SampleRequest, SamplingParams
+from distillery.generators.model_registry import resolve
+from distillery.generators.sampler_transformers import TransformersBackend
 
 
 def _req(pid: str, text: str, n: int) -> SampleRequest:

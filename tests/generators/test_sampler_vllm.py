@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from generators.base import SamplingError
-from generators.sampler_vllm import require_cuda
+from distillery.generators.base import SamplingError
+from distillery.generators.sampler_vllm import require_cuda
 
 
 @pytest.mark.skipif(

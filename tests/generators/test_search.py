@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
-from generators.base import Attempt, Completion, SamplingError, SamplingParams
-from generators.contexts import Context, build_contexts
-from generators.model_registry import ResolvedModel
-from generators.sampling import PromptRow
-from generators.search import SearchConfig, run_search
-from tasks.base import TaskPrompt
+from distillery.generators.base import Attempt, Completion, SamplingError, SamplingParams
+from distillery.generators.contexts import Context, build_contexts
+from distillery.generators.model_registry import ResolvedModel
+from distillery.generators.sampling import PromptRow
+from distillery.generators.search import SearchConfig, run_search
+from distillery.tasks.base import TaskPrompt
 
 MODEL = ResolvedModel("mdl-fake", "fake", "fake", "test", None, True)
 PROMPTS = [

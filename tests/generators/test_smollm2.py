@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from generators.decode_loop import generate_rows
-from generators.model_registry import GGUF, load, resolve
+from distillery.generators.decode_loop import generate_rows
+from distillery.generators.model_registry import GGUF, load, resolve
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -1,9 +1,9 @@
 """Strategy logic over a context that replays given verdicts (the end-to-end runs on
 tiny-random with the real verifier are in tests/flows/test_eval_cli.py)."""
 
-from generators.base import Attempt
-from generators.strategies import make_strategy
-from generators.strategy_retry import feedback
+from distillery.generators.base import Attempt
+from distillery.generators.strategies import make_strategy
+from distillery.generators.strategy_retry import feedback
 
 
 class Replay:

@@ -5,12 +5,12 @@ import logging
 import pytest
 import torch
 
-from generators import threads
-from generators.backends import make_backend
-from generators.base import SamplingParams
-from generators.model_registry import load, resolve
-from generators.sampler_transformers import TransformersBackend
-from generators.threads import (
+from distillery.generators import threads
+from distillery.generators.backends import make_backend
+from distillery.generators.base import SamplingParams
+from distillery.generators.model_registry import load, resolve
+from distillery.generators.sampler_transformers import TransformersBackend
+from distillery.generators.threads import (
     ENV,
     default_candidates,
     measure_threads,
@@ -217,15 +217,15 @@ def test_make_backend_passes_threads_and_auto_measures():
 def test_the_backend_refuses_a_malformed_environment_before_loading(monkeypatch):
     monkeypatch.setenv(ENV, "lots")
     monkeypatch.setattr(
-        "generators.model_registry.load", lambda *a, **k: pytest.fail("loaded the model")
+        "distillery.generators.model_registry.load", lambda *a, **k: pytest.fail("loaded the model")
     )
     with pytest.raises(ValueError, match=ENV):
         TransformersBackend(resolve("tiny-random"), dtype="fp32")
 
 
 def test_training_records_the_threads_it_ran_with(tmp_path):
-    from trainers.base import TrainConfig, training_threads
-    from trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+    from distillery.trainers.base import TrainConfig, training_threads
+    from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
 
     model, tok = load(resolve("tiny-random"), dtype=torch.float32)
     if tok.pad_token is None:
@@ -249,7 +249,7 @@ def test_training_records_the_threads_it_ran_with(tmp_path):
 
 
 def test_a_negative_training_count_is_refused():
-    from trainers.base import TrainConfig
+    from distillery.trainers.base import TrainConfig
 
     with pytest.raises(ValueError, match="--threads must be 0"):
         TrainConfig(threads=-1)

@@ -19,10 +19,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from filters.spec import validate_spec
-from tasks import seeds_code, seeds_date, seeds_json, seeds_number, seeds_summary
-from tasks.base import TEST, TRAIN, TaskPrompt
-from tasks.suite_seeds import FAMILIES, SeedsSuite
+from distillery.filters.spec import validate_spec
+from distillery.tasks import seeds_code, seeds_date, seeds_json, seeds_number, seeds_summary
+from distillery.tasks.base import TEST, TRAIN, TaskPrompt
+from distillery.tasks.suite_seeds import FAMILIES, SeedsSuite
 
 # Chosen once; a change here should be a deliberate decision, not a side effect.
 EXPECTED_COUNTS: dict[tuple[str, str], int] = {

@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.registry import load_suite
-from tasks.suite_file import TaskError
+from distillery.tasks.registry import load_suite
+from distillery.tasks.suite_file import TaskError
 
 ANSWER = {"kind": "answer", "expected": "4", "match": "numeric", "strict": True}
 

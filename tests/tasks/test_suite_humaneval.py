@@ -1,7 +1,7 @@
 import json
 
-from filters.spec import validate_spec
-from tasks.suite_humaneval import HumanEvalSuite
+from distillery.filters.spec import validate_spec
+from distillery.tasks.suite_humaneval import HumanEvalSuite
 
 
 def test_all_164_problems_in_the_test_split():

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from generators.model_registry import load, resolve_directory
+from distillery.generators.model_registry import load, resolve_directory
 from tests.conftest import run_cli
 
 N = 16
@@ -200,7 +200,7 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     pairs = [(f"question {i}?", "yes", "no") for i in range(N)]
-    from generators import tiny_random
+    from distillery.generators import tiny_random
 
     base_dir = tmp_path / "base"
     tok = tiny_random.build_tokenizer()
@@ -222,7 +222,7 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
 
 def test_a_nan_loss_fails_the_job_and_registers_no_model(tmp_path):
     wh = _prepare(tmp_path, "ok", "nope")
-    from generators import tiny_random
+    from distillery.generators import tiny_random
 
     broken = tmp_path / "broken"
     tok = tiny_random.build_tokenizer()

@@ -4,8 +4,8 @@ import textwrap
 
 import duckdb
 
-from warehouse.catalog_duckdb import CATALOG_FILE
-from warehouse.records import ModelRecord, RunRecord, utcnow
+from distillery.warehouse.catalog_duckdb import CATALOG_FILE
+from distillery.warehouse.records import ModelRecord, RunRecord, utcnow
 
 
 def _model(promoted: bool) -> ModelRecord:

@@ -1,4 +1,4 @@
-from warehouse.ids import canonical_json, content_id, event_id
+from distillery.warehouse.ids import canonical_json, content_id, event_id
 
 
 def test_content_id_is_stable_and_order_insensitive_for_dict_keys():

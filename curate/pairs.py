@@ -1,0 +1,139 @@
+"""Preference pairs for DPO: chosen over rejected, per prompt, with a margin.
+
+Strategies: `pass-fail` (a passing sample over a failing one), `best-worst` (the highest
+score over the lowest, pass or not), `all` (every passing × failing combination). No pair
+has two texts that are the same after normalising; prompts whose samples are all passing
+or all failing (or all of one score) yield no pair and are counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from distillery.curate.selection import Candidate, normalise
+from distillery.warehouse.ids import content_id
+from distillery.warehouse.records import PairRecord
+
+STRATEGIES = ("pass-fail", "best-worst", "all")
+Strategy = Literal["pass-fail", "best-worst", "all"]
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    strategy: Strategy = "pass-fail"
+    max_per_prompt: int = 4
+    min_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"--strategy must be one of {', '.join(STRATEGIES)} (got {self.strategy!r})"
+            )
+        if self.max_per_prompt < 1:
+            raise ValueError(f"--max-per-prompt must be at least 1 (got {self.max_per_prompt})")
+        if self.min_margin < 0:
+            raise ValueError(f"--min-margin must be >= 0 (got {self.min_margin})")
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt_id: str
+    chosen: Candidate
+    rejected: Candidate
+
+    @property
+    def margin(self) -> float:
+        return self.chosen.score - self.rejected.score
+
+    def pair_id(self, strategy: str) -> str:
+        return content_id(
+            "pair", self.prompt_id, self.chosen.sample_id, self.rejected.sample_id, strategy
+        )
+
+    def to_record(self, strategy: str, run_id: str) -> PairRecord:
+        return PairRecord(
+            pair_id=self.pair_id(strategy),
+            prompt_id=self.prompt_id,
+            chosen_id=self.chosen.sample_id,
+            rejected_id=self.rejected.sample_id,
+            margin=self.margin,
+            strategy=strategy,
+            run_id=run_id,
+        )
+
+
+@dataclass
+class PairReport:
+    pairs: list[Pair] = field(default_factory=list)
+    prompts: int = 0
+    all_pass: int = 0
+    all_fail: int = 0
+    no_contrast: int = 0  # mixed, but every candidate pair was identical or under the margin
+
+
+def _unique(cands: list[Candidate]) -> list[Candidate]:
+    seen: set[str] = set()
+    out = []
+    for c in sorted(cands, key=lambda c: (-c.score, len(c.text), c.sample_id)):
+        key = normalise(c.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _prompt_pairs(cands: list[Candidate], config: PairConfig) -> list[Pair]:
+    ranked = _unique(cands)  # best first
+    passing = [c for c in ranked if c.passed]
+    # Rejected answers are the model's own failures on the bare prompt: a failed prompted
+    # draw or retry is not what the policy does unaided, so it teaches nothing to avoid.
+    failing = [c for c in ranked if not c.passed and c.procedure == "sample"]
+    if config.strategy == "best-worst":
+        ranked = [c for c in ranked if c.passed or c.procedure == "sample"]
+    if config.strategy == "best-worst":
+        options = [(hi, lo) for hi in ranked for lo in reversed(ranked) if hi.score > lo.score]
+    elif config.strategy == "pass-fail":
+        # Zip best passing with worst failing, so each sample is used at most once.
+        options = list(zip(passing, reversed(failing), strict=False))
+    else:
+        options = [(p, f) for p in passing for f in reversed(failing)]
+    pairs: list[Pair] = []
+    used: set[tuple[str, str]] = set()
+    for chosen, rejected in options:
+        if normalise(chosen.text) == normalise(rejected.text):
+            continue
+        if chosen.score - rejected.score < config.min_margin:
+            continue
+        key = (chosen.sample_id, rejected.sample_id)
+        if key in used:
+            continue
+        used.add(key)
+        pairs.append(Pair(chosen.prompt_id, chosen, rejected))
+        if len(pairs) == config.max_per_prompt:
+            break
+    return pairs
+
+
+def build_pairs(candidates: Iterable[Candidate], config: PairConfig) -> PairReport:
+    report = PairReport()
+    by_prompt: dict[str, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        by_prompt[c.prompt_id].append(c)
+    report.prompts = len(by_prompt)
+    for prompt_id in sorted(by_prompt):
+        cands = by_prompt[prompt_id]
+        if config.strategy != "best-worst" or len({c.score for c in cands}) == 1:
+            if all(c.passed for c in cands):
+                report.all_pass += 1
+                continue
+            if not any(c.passed for c in cands):
+                report.all_fail += 1
+                continue
+        pairs = _prompt_pairs(cands, config)
+        if not pairs:
+            report.no_contrast += 1
+        report.pairs += pairs
+    return report

@@ -1,0 +1,1 @@
+"""Evaluation: pass@k runs, their statistics, the promotion gate and the report."""

@@ -1,0 +1,383 @@
+"""The eval job as a plain function: draw n per prompt, verify, report pass@k and strategies.
+
+Draws are ordinary samples (content-hashed ids), so an evaluation reuses what the
+warehouse already holds for the same model and parameters and samples only the rest.
+Inference-time strategies run through `WarehouseContext`, which stores every completion
+they ask for (retries as strategy "retry" samples of the original prompt) and its verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from distillery.evals.stats import (
+    Figures,
+    PromptDraws,
+    PromptOutcome,
+    sampling_figures,
+    strategy_figures,
+)
+from distillery.filters.answer_key import answer_key, votable
+from distillery.filters.registry import Verifiers
+from distillery.generators import model_store
+from distillery.generators.attempts import verified_attempts
+from distillery.generators.base import Attempt, Backend, FollowUp, SampleRequest, SamplingParams
+from distillery.generators.model_registry import ResolvedModel
+from distillery.generators.sampling import PromptRow, run_sampling, select_prompts
+from distillery.generators.search import RETRY_INDEX_BASE, retry_id, retry_record
+from distillery.generators.strategies import STRATEGIES, make_strategy
+from distillery.warehouse.ids import canonical_json, content_id
+from distillery.warehouse.records import EvalRecord
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse
+
+# Part of every eval id. Rows from before the per-prompt outcomes were stored have other
+# ids, so a rerun over the same verdicts writes a row that has them instead of deduping
+# to the old one (the gate and the report's paired Δ need them).
+EVAL_ROW_VERSION = 2
+
+
+class EvalError(ValueError):
+    """Bad evaluation input, or draws the verifier could not judge; says what to do."""
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    model: str
+    suite: str
+    split: str = "test"
+    n: int = 16
+    ks: tuple[int, ...] = (1, 4, 16)
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+    limit: int | None = None
+    per_family: int | None = None
+    strategies: tuple[str, ...] = ()
+    budget: int = 8  # N of best-of-N and majority vote
+    retries: int = 2  # R of validate-and-retry
+    backend: str = "transformers"
+    dtype: str = "bf16"
+    workers: int | None = None
+    bootstrap: int = 1000
+    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
+
+    def validate(self) -> SamplingParams:
+        params = SamplingParams(
+            self.n, self.temperature, self.top_p, self.max_new_tokens, self.seed
+        )
+        if not self.ks:
+            raise EvalError("--k needs at least one value, such as 1,4,16")
+        for k in self.ks:
+            if not 1 <= k <= self.n:
+                raise EvalError(f"pass@{k} needs k between 1 and --n {self.n}; raise --n")
+        for name in self.strategies:
+            if name not in STRATEGIES:
+                raise EvalError(f"unknown strategy {name!r}; use any of {', '.join(STRATEGIES)}")
+        if self.budget < 1 or self.retries < 1:
+            raise EvalError("--budget and --retries must be at least 1")
+        if self.bootstrap < 100:
+            raise EvalError("--bootstrap must be at least 100 resamples")
+        return params
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    records: list[EvalRecord] = field(default_factory=list)
+
+
+class WarehouseContext:
+    """Strategy context over the warehouse: draws and follow-ups are stored and verified."""
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        backend: Backend,
+        model: ResolvedModel,
+        params: SamplingParams,
+        prompts: Sequence[PromptRow],
+        verifiers: Verifiers,
+        run_id: str,
+        workers: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.wh, self.backend, self.model, self.params = wh, backend, model, params
+        self.prompts = {p.prompt_id: p for p in prompts}
+        self.verifiers, self.run_id, self.workers = verifiers, run_id, workers
+        self.progress = progress
+
+    def _verified(self, sample_ids: list[str]) -> dict[str, Attempt]:
+        got = verified_attempts(self.wh, self.verifiers, sample_ids, self.run_id, self.workers)
+        missing = len(set(sample_ids) - set(got))
+        if missing:
+            raise EvalError(
+                f"{missing} draw(s) have no verdict (sandbox faults are never stored); "
+                "rerun the same command to retry them"
+            )
+        return got
+
+    def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
+        params = replace(self.params, k=n)
+        rows = [self.prompts[p] for p in prompt_ids]
+        run_sampling(self.wh, self.backend, self.model, rows, params, self.run_id, self.progress)
+        ids = {
+            (p, i): params.sample_id(p, self.model.model_id, i)
+            for p in prompt_ids
+            for i in range(n)
+        }
+        verified = self._verified(list(ids.values()))
+        return {p: [verified[ids[(p, i)]] for i in range(n)] for p in prompt_ids}
+
+    def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
+        params = replace(self.params, k=1)
+        ids = {
+            r.prompt_id: retry_id(self.model.model_id, params, r.prompt_id, r.attempt, r.messages)
+            for r in requests
+        }
+        have = self.wh.existing("samples", "sample_id", ids.values())
+        todo = [
+            SampleRequest(r.prompt_id, r.messages, (RETRY_INDEX_BASE + r.attempt,))
+            for r in requests
+            if ids[r.prompt_id] not in have
+        ]
+        if todo:
+            for batch in self.backend.generate(todo, params, self.progress):
+                self.wh.write(
+                    [
+                        retry_record(
+                            c,
+                            self.model.model_id,
+                            params,
+                            self.backend.name,
+                            self.run_id,
+                            ids[c.prompt_id],
+                        )
+                        for c in batch
+                    ]
+                )
+        verified = self._verified(list(ids.values()))
+        return {pid: verified[sid] for pid, sid in ids.items()}
+
+
+def params_identity(params: SamplingParams) -> str:
+    """The sampling parameters an eval is keyed on (the gate compares like with like)."""
+    return canonical_json(params.identity() | {"seed": params.seed})
+
+
+def _record(
+    job: EvalJob,
+    model_id: str,
+    strategy: str,
+    n: int,
+    f: Figures,
+    params: str,
+    run_id: str,
+    digest: str,
+    outcomes: Sequence[tuple[str, str, int]],
+) -> EvalRecord:
+    """`outcomes`: (prompt_id, family, passes) per prompt, passes as EvalRecord.passes."""
+    per_family = canonical_json(f.per_family)
+    ordered = sorted(outcomes)
+    return EvalRecord(
+        eval_id=content_id(
+            "evl",
+            model_id,
+            job.suite,
+            job.split,
+            strategy,
+            n,
+            f.k,
+            params,
+            digest,
+            EVAL_ROW_VERSION,
+        ),
+        model_id=model_id,
+        suite=job.suite,
+        split=job.split,
+        strategy=strategy,
+        n=n,
+        k=f.k,
+        prompts=f.prompts,
+        pass_at_1=f.pass_at_1,
+        pass_at_k=f.pass_at_k,
+        ci_low=f.ci_low,
+        ci_high=f.ci_high,
+        per_family=per_family,
+        samples_per_query=f.samples_per_query,
+        tokens_per_query=f.tokens_per_query,
+        seconds_per_query=f.seconds_per_query,
+        tokens=f.tokens,
+        seconds=f.seconds,
+        params=params,
+        run_id=run_id,
+        prompt_ids=[o[0] for o in ordered],
+        prompt_families=[o[1] for o in ordered],
+        passes=[o[2] for o in ordered],
+    )
+
+
+def run_eval(
+    wh: Warehouse,
+    job: EvalJob,
+    model: ResolvedModel,
+    backend: Backend,
+    run_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[EvalRecord]:
+    """Evaluate `model` per `job`; writes and returns the evals rows."""
+    params = job.validate()
+    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+    specs = {
+        pid: json.loads(spec)
+        for pid, spec in wh.query(
+            "SELECT prompt_id, verifier FROM prompts WHERE prompt_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [[p.prompt_id for p in prompts]],
+        )
+    }
+    workers = job.workers or 2 * (os.cpu_count() or 1)
+    # Programs never see the warehouse (or anything else of the host): see filters/sandbox/root.py.
+    verifiers = Verifiers(workers=workers)
+    try:
+        ctx = WarehouseContext(
+            wh, backend, model, params, prompts, verifiers, run_id, workers, progress
+        )
+        draws = ctx.draws([p.prompt_id for p in prompts], job.n)
+        per_prompt = [
+            PromptDraws(
+                p.prompt_id,
+                p.family,
+                job.n,
+                sum(a.passed for a in draws[p.prompt_id]),
+                sum(a.tokens for a in draws[p.prompt_id]),
+                sum(a.seconds for a in draws[p.prompt_id]),
+            )
+            for p in prompts
+        ]
+        # The id covers the outcomes: a rerun over the same verdicts is the same eval.
+        digest = content_id("dig", sorted((d.prompt_id, d.n, d.c) for d in per_prompt))
+        identity = params_identity(params)
+        draw_outcomes = [(d.prompt_id, d.family, d.c) for d in per_prompt]
+        records = [
+            _record(
+                job,
+                model.model_id,
+                "sample",
+                job.n,
+                sampling_figures(per_prompt, k, job.bootstrap, job.seed),
+                identity,
+                run_id,
+                digest,
+                draw_outcomes,
+            )
+            for k in job.ks
+        ]
+        for name in job.strategies:
+            subset = prompts
+            if name == "majority":
+                subset = [p for p in prompts if votable(specs[p.prompt_id])]
+                if not subset:
+                    continue  # no answer-type prompts in this selection
+            budget = job.retries if name == "retry" else job.budget
+            strategy = make_strategy(
+                name, budget, key=lambda pid, text: answer_key(specs[pid], text)
+            )
+            outcomes = strategy.run(ctx, [(p.prompt_id, p.family, p.messages) for p in subset])
+            figures = strategy_figures(
+                [
+                    PromptOutcome(o.prompt_id, o.family, o.passed, o.samples, o.tokens, o.seconds)
+                    for o in outcomes
+                ],
+                budget,
+                job.bootstrap,
+                job.seed,
+            )
+            answers = content_id("dig", sorted((o.prompt_id, o.answer, o.passed) for o in outcomes))
+            solved = [(o.prompt_id, o.family, int(o.passed)) for o in outcomes]
+            records.append(
+                _record(
+                    job, model.model_id, name, budget, figures, identity, run_id, answers, solved
+                )
+            )
+    finally:
+        verifiers.close()
+    have = wh.existing("evals", "eval_id", (r.eval_id for r in records))
+    wh.write([r for r in records if r.eval_id not in have])
+    return records
+
+
+def eval_job(job: EvalJob, root: Path, console: Console) -> list[EvalRecord]:
+    from distillery.console.progress import sampling_bar
+    from distillery.generators.sample_stage import open_backend
+
+    job.validate()
+    if job.split not in ("train", "test"):
+        raise EvalError(f"--split must be train or test (got {job.split!r})")
+    wh = Warehouse.open(root)
+    select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
+    model, backend = open_backend(
+        wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
+    )
+    try:
+        with (
+            recorded_run(wh, "eval", asdict(job)) as run_id,
+            sampling_bar(console, f"evaluating {model.name}") as (_, advance),
+        ):
+            model_store.register(wh, model, run_id)
+            records = run_eval(wh, job, model, backend, run_id, advance)
+    finally:
+        backend.close()
+    print_evals(console, model.name, records)
+    return records
+
+
+def print_evals(console: Console, model: str, records: Sequence[EvalRecord]) -> None:
+    table = Table(
+        "strategy",
+        "k",
+        "family",
+        "prompts",
+        "pass@1",
+        "pass@k",
+        "95% CI",
+        "samples/q",
+        "tokens/q",
+        "s/q",
+        title=f"{model} on {records[0].suite}/{records[0].split}" if records else model,
+    )
+    for r in records:
+        table.add_row(
+            r.strategy,
+            str(r.k),
+            "all",
+            str(r.prompts),
+            f"{r.pass_at_1:.3f}",
+            f"{r.pass_at_k:.3f}",
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            f"{r.samples_per_query:.1f}",
+            f"{r.tokens_per_query:.1f}",
+            f"{r.seconds_per_query:.3f}",
+        )
+        for fam, f in json.loads(r.per_family).items():
+            table.add_row(
+                "",
+                "",
+                fam,
+                str(int(f["prompts"])),
+                f"{f['pass_at_1']:.3f}",
+                f"{f['pass_at_k']:.3f}",
+                f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
+                "",
+                "",
+                "",
+            )
+    console.print(table)

@@ -1,0 +1,190 @@
+"""The sampling job's plain parts: its parameters, model and backend opening, the summary.
+
+`flows/sample_flow.py` shards the prompts and runs `run_sampling` per shard with these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from distillery.generators import model_store
+from distillery.generators.backends import BACKENDS, make_backend
+from distillery.generators.base import Backend, SamplingError, SamplingParams
+from distillery.generators.model_registry import OPENAI, ResolvedModel, resolve
+from distillery.generators.sampling import SampleSummary
+from distillery.warehouse.ids import content_id
+from distillery.warehouse.records import SampleRecord
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    model: str
+    suite: str
+    split: str | None
+    k: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int = 0
+    limit: int | None = None
+    per_family: int | None = None
+    backend: str = "transformers"
+    base_url: str | None = None
+    served_model: str | None = None
+    dtype: str = "bf16"
+    batch_rows: int | None = None
+    concurrency: int = 8
+    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
+
+    @property
+    def params(self) -> SamplingParams:
+        return SamplingParams(self.k, self.temperature, self.top_p, self.max_new_tokens, self.seed)
+
+    def validate(self) -> SamplingParams:
+        """Every check that needs no warehouse and no model; errors name the fix."""
+        params = self.params  # validates k, temperature, top_p, max_new_tokens
+        if self.backend not in BACKENDS:
+            raise SamplingError(
+                f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}"
+            )
+        if self.split not in (None, "train", "test"):
+            raise SamplingError(f"--split must be train or test (got {self.split!r})")
+        return params
+
+
+def resolve_model(
+    wh: Warehouse,
+    console: Console,
+    model_name: str,
+    backend_name: str = "transformers",
+    base_url: str | None = None,
+) -> ResolvedModel:
+    """The model a job names (converted and cached on first use); errors name the fix."""
+    if backend_name not in BACKENDS:
+        raise SamplingError(f"unknown backend {backend_name!r}; use one of {', '.join(BACKENDS)}")
+    if backend_name == "openai":
+        return model_store.external(model_name, base_url or "", OPENAI)
+    with console.status(f"resolving model {model_name} …"):
+        return resolve(model_name, model_store.registered(wh))
+
+
+def open_backend(
+    wh: Warehouse,
+    console: Console,
+    model_name: str,
+    backend_name: str = "transformers",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    dtype: str = "bf16",
+    batch_rows: int | None = None,
+    concurrency: int = 8,
+    threads: int | None = None,
+) -> tuple[ResolvedModel, Backend]:
+    """Resolve the model and start its backend; errors name the fix.
+
+    `threads`: torch threads for the transformers backend on a CPU; None or 0 uses
+    DISTILLERY_THREADS or measures (generators/threads.py).
+    """
+    model = resolve_model(wh, console, model_name, backend_name, base_url)
+    backend = make_backend(
+        backend_name,
+        model,
+        base_url=base_url,
+        served_model=served_model or model_name,
+        dtype=dtype,
+        batch_rows=batch_rows,
+        concurrency=concurrency,
+        threads=threads,
+    )
+    return model, backend
+
+
+def print_summary(console: Console, job: SampleJob, s: SampleSummary) -> None:
+    rate = s.tokens / s.seconds if s.seconds > 0 else 0.0
+    console.print(
+        f"[bold]{s.prompts}[/] prompts × k={job.k} = {s.requested} samples: "
+        f"{s.already} already in the warehouse, [bold]{s.written}[/] written, "
+        f"{s.tokens} tokens in {s.seconds:.1f}s ({rate:.0f} tok/s)"
+    )
+    if s.per_family:
+        table = Table("family", "new samples")
+        for fam, n in sorted(s.per_family.items()):
+            table.add_row(fam, str(n))
+        console.print(table)
+
+
+def import_samples(file: Path, model_name: str, root: Path) -> tuple[int, int]:
+    """Completions made elsewhere (JSONL: prompt_id, text) as samples of a named model.
+
+    The i-th line for a prompt becomes its sample index i, so re-importing a file adds
+    nothing and every line is checked before anything is written.
+    """
+    if file.suffix != ".jsonl" or not file.is_file():
+        raise SamplingError(f"{file}: need an existing .jsonl file with prompt_id and text")
+    rows: list[tuple[str, str]] = []
+    with open(file, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SamplingError(
+                    f"{file}:{n}: malformed JSON ({exc.msg}); fix the line"
+                ) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt_id"), str):
+                raise SamplingError(f"{file}:{n}: needs a 'prompt_id' string")
+            if not isinstance(obj.get("text"), str):
+                raise SamplingError(f"{file}:{n}: needs a 'text' string")
+            rows.append((obj["prompt_id"], obj["text"]))
+    if not rows:
+        raise SamplingError(f"{file}: no rows to import")
+    wh = Warehouse.open_existing(root)
+    known = wh.existing("prompts", "prompt_id", (p for p, _ in rows))
+    missing = sorted({p for p, _ in rows} - known)
+    if missing:
+        raise SamplingError(
+            f"{file}: {len(missing)} prompt_id(s) not in the warehouse (first: {missing[0]}); "
+            "load their suite with `distillery prompts load` first"
+        )
+    model = model_store.external(model_name, str(file.resolve()))
+    seen: Counter[str] = Counter()
+    params = {"imported": True}
+    records: dict[str, SampleRecord] = {}
+    with recorded_run(
+        wh, "samples-import", {"file": str(file), "model_name": model_name}
+    ) as run_id:
+        model_store.register(wh, model, run_id)
+        for prompt_id, text in rows:
+            idx = seen[prompt_id]
+            seen[prompt_id] += 1
+            sid = content_id("smp", prompt_id, model.model_id, params, 0, idx)
+            records[sid] = SampleRecord(
+                sample_id=sid,
+                prompt_id=prompt_id,
+                model_id=model.model_id,
+                run_id=run_id,
+                backend="import",
+                idx=idx,
+                seed=0,
+                temperature=float("nan"),
+                top_p=float("nan"),
+                max_new_tokens=0,
+                text=text,
+                prompt_tokens=0,
+                completion_tokens=0,
+                finish_reason="stop",
+                latency_s=0.0,
+            )
+        have = wh.existing("samples", "sample_id", records)
+        new = [r for sid, r in records.items() if sid not in have]
+        wh.write(new)
+    return len(new), len(have)

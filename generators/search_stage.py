@@ -1,0 +1,157 @@
+"""The search job as a plain function: find verified targets with best-of-N, a prompted
+context and validate-and-retry (generators/search.py), every completion and verdict in the
+warehouse. The `search` flow and the bake call this; benchmarks call it without Prefect."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from distillery.filters.registry import Verifiers
+from distillery.generators import model_store
+from distillery.generators.attempts import verified_attempts
+from distillery.generators.base import Backend, SamplingParams
+from distillery.generators.contexts import (
+    DEFAULT_SHOTS,
+    build_contexts,
+    read_context_file,
+    record_contexts,
+)
+from distillery.generators.model_registry import ResolvedModel
+from distillery.generators.sampling import select_prompts
+from distillery.generators.search import PROCEDURES, SearchConfig, SearchSummary, run_search
+from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import Warehouse
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    model: str
+    suite: str
+    split: str = "train"
+    search: tuple[str, ...] = PROCEDURES
+    wave: int = 4
+    budget: int = 24
+    targets: int = 2
+    retries: int = 1
+    shots: int = DEFAULT_SHOTS
+    context_file: str | None = None
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 160
+    seed: int = 0
+    limit: int | None = None
+    per_family: int | None = None
+    backend: str = "transformers"
+    dtype: str = "bf16"
+    workers: int | None = None
+    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
+
+    @property
+    def config(self) -> SearchConfig:
+        return SearchConfig(
+            self.search, self.wave, self.budget, self.targets, self.retries, self.shots
+        )
+
+    @property
+    def params(self) -> SamplingParams:
+        return SamplingParams(
+            self.wave, self.temperature, self.top_p, self.max_new_tokens, self.seed
+        )
+
+
+def search_in(
+    wh: Warehouse,
+    job: SearchJob,
+    model: ResolvedModel,
+    backend: Backend,
+    run_id: str,
+    progress: Any = None,
+    on_wave: Any = None,
+) -> SearchSummary:
+    """Run `job` with an open backend; the plain core the flow and benchmarks share."""
+    config, params = job.config, job.params
+    prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+    contexts = None
+    if "prompted" in config.procedures:
+        contexts = build_contexts(
+            wh, job.suite, config.shots, Path(job.context_file) if job.context_file else None
+        )
+        record_contexts(wh, contexts, run_id)
+    workers = job.workers or 2 * (os.cpu_count() or 1)
+    # Programs never see the warehouse (or anything else of the host): see filters/sandbox/root.py.
+    verifiers = Verifiers(workers=workers)
+    try:
+        return run_search(
+            wh,
+            backend,
+            model,
+            prompts,
+            params,
+            lambda ids: verified_attempts(wh, verifiers, ids, run_id, workers),
+            run_id,
+            config,
+            contexts,
+            progress,
+            on_wave,
+        )
+    finally:
+        verifiers.close()
+
+
+def search_job(job: SearchJob, root: Path, console: Console) -> SearchSummary:
+    from distillery.console.progress import sampling_bar
+    from distillery.generators.sample_stage import open_backend
+
+    job.config  # noqa: B018 - validates before the model loads
+    job.params  # noqa: B018
+    wh = Warehouse.open(root)
+    select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
+    if job.context_file:
+        read_context_file(Path(job.context_file))  # a bad file stops us before any work
+    model, backend = open_backend(
+        wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
+    )
+    try:
+        with (
+            recorded_run(wh, "search", asdict(job)) as run_id,
+            sampling_bar(console, f"searching with {model.name}") as (_, advance),
+        ):
+            model_store.register(wh, model, run_id)
+            summary = search_in(
+                wh,
+                job,
+                model,
+                backend,
+                run_id,
+                advance,
+                lambda w, n: console.log(f"search wave {w}: {n} prompts still open"),
+            )
+    finally:
+        backend.close()
+    print_search(console, job, summary)
+    return summary
+
+
+def print_search(console: Console, job: SearchJob, s: SearchSummary) -> None:
+    table = Table(
+        "family",
+        "prompts",
+        "solved",
+        "completions",
+        title=f"search {'+'.join(job.search)} on {job.suite}/{job.split} "
+        f"(budget {job.budget}, {job.targets} targets)",
+    )
+    for fam, c in s.per_family.items():
+        table.add_row(fam, str(c["prompts"]), str(c["solved"]), str(c["spent"]))
+    table.add_row("all", str(s.prompts), str(s.solved), str(s.spent), style="bold")
+    console.print(table)
+    found = ", ".join(f"{k} {v}" for k, v in sorted(s.passes.items())) or "none"
+    console.print(
+        f"{s.waves} wave(s), {s.written} new completions; passing answers by procedure: {found}"
+    )
