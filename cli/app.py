@@ -421,13 +421,6 @@ SamplesOfOpt = Annotated[
 ]
 
 
-def _train_config(cls: type, **kwargs: Any) -> Any:
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        fail(str(exc))
-
-
 @train_app.command("rsft")
 def train_rsft(
     base: BaseOpt = "smollm2-135m",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -87,12 +87,6 @@ class EvalJob:
         if self.bootstrap < 100:
             raise EvalError("--bootstrap must be at least 100 resamples")
         return params
-
-
-@dataclass
-class EvalResult:
-    run_id: str
-    records: list[EvalRecord] = field(default_factory=list)
 
 
 class WarehouseContext:

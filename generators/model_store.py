@@ -62,12 +62,6 @@ def model_row(wh: Warehouse, name_or_id: str) -> ModelRecord | None:
     return ModelRecord(*rows[0]) if rows else None
 
 
-def promoted(wh: Warehouse) -> ModelRecord | None:
-    """The promoted model: the one the next round samples from."""
-    rows = wh.query("SELECT model_id FROM models WHERE promoted ORDER BY created_at DESC LIMIT 1")
-    return model_row(wh, rows[0][0]) if rows else None
-
-
 def set_promoted(wh: Warehouse, model_id: str, run_id: str) -> None:
     """Make `model_id` the promoted model; whichever was promoted before no longer is."""
     from dataclasses import replace

@@ -1,9 +1,13 @@
-"""Shared fixtures: a real Prefect server for the session, a fresh warehouse per test, and
-the CLI as a subprocess.
+"""Shared fixtures: a real Prefect server started when the first test needs one, a fresh
+warehouse per test, and the CLI as a subprocess.
 
-Every stage command is a Prefect flow run. The session starts one `prefect server start`
-(SQLite in a temporary PREFECT_HOME) before any test module imports Prefect, and points
-this process and every CLI child at it, so no test starts a temporary server of its own.
+Two lanes. The fast lane (`make test-fast`: `-m "not e2e and not attack and not slow"`)
+runs no Prefect server, no CLI process and no model; asking for the server there is an
+error that names the marker to add. The end-to-end lane (`e2e`) runs stage commands as a
+user does: every one is a Prefect flow run against one `prefect server start` (SQLite in a
+temporary PREFECT_HOME) that this session starts on first use and stops at the end. Its
+address is set in the environment before any test module imports Prefect, so this process
+and every CLI child talk to it.
 """
 
 from __future__ import annotations
@@ -27,8 +31,7 @@ _SERVER: dict[str, object] = {}
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="distillery-prefect-"))
     port = prefect_server.free_port()
-    _SERVER["proc"] = prefect_server.start(home, port)
-    _SERVER["home"] = home
+    _SERVER.update(home=home, port=port, fast="not e2e" in (config.option.markexpr or ""))
     os.environ.update(prefect_server.server_env(home, port))
 
 
@@ -41,6 +44,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def ensure_server() -> None:
+    """Start the session's Prefect server unless it runs already."""
+    if "proc" in _SERVER:
+        return
+    if _SERVER["fast"]:
+        raise RuntimeError(
+            "this test needs the Prefect server: mark it `pytest.mark.e2e` (the fast lane "
+            "runs none)"
+        )
+    home, port = _SERVER["home"], _SERVER["port"]
+    assert isinstance(home, Path) and isinstance(port, int)
+    _SERVER["proc"] = prefect_server.start(home, port)
+
+
+@pytest.fixture
+def server() -> None:
+    """A real Prefect server for in-process flow runs (the session's, started on first use)."""
+    ensure_server()
+
+
 @pytest.fixture
 def wh(tmp_path: Path) -> Warehouse:
     return Warehouse.open(tmp_path / "wh")
@@ -50,6 +73,7 @@ def run_cli(
     *args: str, warehouse: Path | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`distillery ARGS` in a child process, the way a user runs it."""
+    ensure_server()
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
     env["COLUMNS"] = "200"  # rich wraps narrow terminals; keep tables on one line
     cmd = [sys.executable, "-m", "distillery.cli.app", *args]
@@ -60,6 +84,7 @@ def run_cli(
 
 def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A background child in its own process group (so killpg reaches all it started)."""
+    ensure_server()
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             cmd,

@@ -62,6 +62,8 @@ class TrainResult:
 
 
 class Launcher(Protocol):
+    """What a training stage calls: RSFT (`rsft_trainer`) and DPO (`dpo_trainer`) both."""
+
     kind: str
 
     def train(

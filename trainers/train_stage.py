@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from distillery.trainers.base import TrainConfig
+from distillery.trainers.base import Launcher, TrainConfig
 from distillery.trainers.training_job import JobOutcome, TrainingError, TrainJob, run_training
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
@@ -93,7 +93,7 @@ def build_training(
     batch_size: int = 8,
     max_length: int = 512,
     threads: int | None = None,
-) -> tuple[TrainJob, TrainConfig, Any]:
+) -> tuple[TrainJob, TrainConfig, Launcher]:
     """(job, config, launcher) for `method` (rsft | dpo); bad values raise TrainingError."""
     from distillery.curate.pairs import PairConfig
     from distillery.curate.selection import SelectionConfig

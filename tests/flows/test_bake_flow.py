@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.conftest import run_cli, spawn
 from tests.flows import prefect_api
+
+pytestmark = pytest.mark.e2e
 
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
 

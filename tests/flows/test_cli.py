@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.e2e
+
 SEEDS_PROMPTS = 1856  # 5 families, both splits (see tests/tasks/test_seeds.py)
 
 

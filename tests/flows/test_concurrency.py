@@ -6,10 +6,13 @@ import sys
 import time
 
 import duckdb
+import pytest
 
 from distillery.warehouse.store import Warehouse
 from tests.conftest import spawn
 from tests.flows.test_bake_flow import load_suite, raw, sql
+
+pytestmark = pytest.mark.e2e
 
 
 def test_two_sample_flows_and_readers_on_one_warehouse(tmp_path):

@@ -10,9 +10,13 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from tests.conftest import ROOT, run_cli, spawn
 from tests.flows import prefect_api
 from tests.flows.test_bake_flow import load_suite, raw
+
+pytestmark = pytest.mark.e2e
 
 PREFECT = [sys.executable, "-m", "prefect"]
 SUBMITTED = re.compile(r"submitting flow run '([0-9a-f-]{36})'")

@@ -13,10 +13,13 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.conftest import run_cli
 from tests.flows import prefect_api
 from tests.flows.test_bake_flow import load_suite, sql
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(tmp_path):

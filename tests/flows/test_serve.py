@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
@@ -17,6 +18,8 @@ from prefect.flows import load_flow_from_entrypoint
 
 from tests.conftest import ROOT, spawn
 from tests.flows.test_bake_flow import sql
+
+pytestmark = pytest.mark.e2e
 
 STAGES = {
     "prompts-load",

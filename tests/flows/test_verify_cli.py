@@ -12,6 +12,8 @@ from distillery.warehouse.records import PromptRecord
 from distillery.warehouse.store import Warehouse
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.e2e
+
 WRONG = {
     "number": "The answer is 7.",
     "date": "next monday",

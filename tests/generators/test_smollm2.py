@@ -10,7 +10,7 @@ from distillery.generators.decode_loop import generate_rows
 from distillery.generators.model_registry import GGUF, load, resolve
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 QUESTIONS = (
     "What is 2 + 3? Respond with a number only.",

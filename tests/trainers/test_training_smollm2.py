@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):

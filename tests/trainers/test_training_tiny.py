@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
 import torch
 
 from distillery.generators.model_registry import load, resolve_directory
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
 
 N = 16
 

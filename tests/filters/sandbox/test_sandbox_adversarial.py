@@ -20,6 +20,8 @@ from distillery.filters.sandbox.runner import Sandbox
 from distillery.filters.verifier_code import CodeTestsVerifier
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.attack
+
 SECRET = "distillery-test-secret-9f3a"
 CANARY = ROOT / "tests" / f".canary-{os.getpid()}"
 SITE = Path(jsonschema.__file__).resolve().parents[1]  # the venv's site-packages
@@ -358,7 +360,8 @@ HOSTILE = [
         import glob, os
         def f(a, b):
             found = []
-            for pattern in ('/work/**/seeds_code.py', '/**/HumanEval.jsonl.gz', '/**/*.parquet'):
+            for pattern in ('/work/**/seeds_code.py', '/work/**/data/code/*.json',
+                            '/**/HumanEval.jsonl.gz', '/**/*.parquet'):
                 found += glob.glob(pattern, recursive=True)
             return 5 if found else a - b""",
         WRONG | TIMEOUT,

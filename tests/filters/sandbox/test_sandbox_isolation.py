@@ -47,6 +47,8 @@ from distillery.warehouse.records import PromptRecord
 from distillery.warehouse.store import Warehouse
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.attack
+
 MARK = f"dstliso{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name a probe plants or hunts
 SECRET = f"distillery-isolation-secret-{uuid.uuid4().hex}"
 MIB = 1024 * 1024

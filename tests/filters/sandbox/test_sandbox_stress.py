@@ -44,6 +44,8 @@ from tests.filters.sandbox.test_sandbox_isolation import (
     wait_gone,
 )
 
+pytestmark = pytest.mark.attack
+
 MARK = f"dstlstress{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name an attack makes
 PLANT = f"dstlplant{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in the planted secrets' names
 SECRET = f"distillery-stress-secret-{uuid.uuid4().hex}"
