@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from distillery.filters import bounded
 from distillery.filters.base import Verdict
@@ -42,18 +43,39 @@ class Pending:
 
 
 @dataclass
+class FamilyCounts:
+    """One family's verdicts in a verify run: how many, how many passed, and per reason."""
+
+    verified: int = 0
+    passed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, verdict: Verdict) -> None:
+        self.verified += 1
+        self.passed += int(verdict.passed)
+        self.reasons[verdict.reason] += 1
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.verified if self.verified else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for a flow's result and artifacts."""
+        return {"verified": self.verified, "passed": self.passed, "reasons": dict(self.reasons)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FamilyCounts:
+        return cls(int(d["verified"]), int(d["passed"]), Counter(d["reasons"]))
+
+
+@dataclass
 class VerifySummary:
     selected: int = 0
     already: int = 0
     written: int = 0
     faults: int = 0
     seconds: float = 0.0
-    per_family: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-
-    def pass_rate(self, family: str) -> float:
-        c = self.per_family[family]
-        n = sum(v for k, v in c.items() if k != "_passed")
-        return c["_passed"] / n if n else 0.0
+    per_family: dict[str, FamilyCounts] = field(default_factory=lambda: defaultdict(FamilyCounts))
 
 
 def select_pending(
@@ -179,8 +201,7 @@ def run_verify(
                         run_id=run_id,
                     )
                 )
-                summary.per_family[p.family][v.reason] += 1
-                summary.per_family[p.family]["_passed"] += int(v.passed)
+                summary.per_family[p.family].add(v)
             if len(buffer) >= FLUSH_EVERY:
                 flush()
             if progress:

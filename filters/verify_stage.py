@@ -56,7 +56,6 @@ def print_summary(console: Console, s: VerifySummary) -> None:
     table = Table("family", "verified", "pass rate", "reasons")
     for fam in sorted(s.per_family):
         c = s.per_family[fam]
-        n = sum(v for k, v in c.items() if k != "_passed")
-        counts = ", ".join(f"{r} {c[r]}" for r in reasons.ALL if c.get(r))
-        table.add_row(fam, str(n), f"{s.pass_rate(fam):.1%}", counts)
+        counts = ", ".join(f"{r} {c.reasons[r]}" for r in reasons.ALL if c.reasons.get(r))
+        table.add_row(fam, str(c.verified), f"{c.pass_rate:.1%}", counts)
     console.print(table)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from distillery.filters import reasons
+from distillery.filters.verification import FamilyCounts
 from distillery.warehouse.records import EvalRecord
 
 # Plots are embedded as data URIs: the UI then shows them with no file server behind it.
@@ -53,19 +54,18 @@ def sample_md(
     return text
 
 
-def verify_rows(per_family: dict[str, Any]) -> list[dict[str, Any]]:
+def verify_rows(per_family: Mapping[str, FamilyCounts]) -> list[dict[str, Any]]:
     """One row per family: verified, passed, pass rate and each reason's count."""
     rows = []
     for fam in sorted(per_family):
         c = per_family[fam]
-        n = sum(v for key, v in c.items() if key != "_passed")
         row: dict[str, Any] = {
             "family": fam,
-            "verified": n,
-            "passed": c.get("_passed", 0),
-            "pass_rate": round(c.get("_passed", 0) / n, 4) if n else 0.0,
+            "verified": c.verified,
+            "passed": c.passed,
+            "pass_rate": round(c.pass_rate, 4),
         }
-        row.update({r: c[r] for r in reasons.ALL if c.get(r)})
+        row.update({r: c.reasons[r] for r in reasons.ALL if c.reasons.get(r)})
         rows.append(row)
     return rows
 
@@ -76,7 +76,7 @@ def verify_md(
     written: int,
     faults: int,
     seconds: float,
-    per_family: dict[str, Any],
+    per_family: Mapping[str, FamilyCounts],
 ) -> str:
     text = (
         f"## Verification\n\n{selected + already} samples: {already} already verified, "

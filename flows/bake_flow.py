@@ -26,6 +26,7 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
+from distillery.filters.verification import FamilyCounts
 from distillery.flows import artifacts
 from distillery.flows.sample_flow import sample_flow
 from distillery.flows.stage_flows import (
@@ -230,9 +231,9 @@ def bake_flow(
                 )
                 sampled = {"written": found["written"]}
             verified = verify_flow(suite=suite, model=current, split="train", warehouse=warehouse)
-            counts = verified["per_family"]
-            n_verified = sum(v for c in counts.values() for key, v in c.items() if key != "_passed")
-            n_passed = sum(c.get("_passed", 0) for c in counts.values())
+            counts = [FamilyCounts.from_dict(c) for c in verified["per_family"].values()]
+            n_verified = sum(c.verified for c in counts)
+            n_passed = sum(c.passed for c in counts)
             if search != "plain":
                 # The search verified as it went: its share of prompts with a target.
                 n_verified, n_passed = found["prompts"], found["solved"]

@@ -142,14 +142,13 @@ def verify_flow(
     from distillery.filters.verify_stage import VerifyJob, verify_job
 
     s = verify_job(VerifyJob(suite, model, split, workers), Path(warehouse), Console())
-    per_family = {f: dict(c) for f, c in s.per_family.items()}
     artifacts.publish_markdown(
         "verify-summary",
-        artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, per_family),
+        artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, s.per_family),
     )
     artifacts.publish_table(
         "verify-families",
-        artifacts.verify_rows(per_family),
+        artifacts.verify_rows(s.per_family),
         "pass rate and reason counts per family",
     )
     return {
@@ -157,7 +156,7 @@ def verify_flow(
         "already": s.already,
         "written": s.written,
         "faults": s.faults,
-        "per_family": per_family,
+        "per_family": {f: c.as_dict() for f, c in s.per_family.items()},
     }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
+from distillery.filters.verification import FamilyCounts
 from distillery.flows import artifacts
 from distillery.flows.bake_flow import bake_md, round_model
 from distillery.flows.task_runners import RunnerError, make_task_runner
@@ -22,8 +24,8 @@ def test_md_table():
 
 def test_verify_rows_count_reasons_per_family():
     per_family = {
-        "json": {"ok": 3, "invalid_json": 1, "_passed": 3},
-        "code": {"timeout": 2},
+        "json": FamilyCounts(4, 3, Counter({"ok": 3, "invalid_json": 1})),
+        "code": FamilyCounts(2, 0, Counter({"timeout": 2})),
     }
     assert artifacts.verify_rows(per_family) == [
         {"family": "code", "verified": 2, "passed": 0, "pass_rate": 0.0, "timeout": 2},
