@@ -18,6 +18,7 @@ from distillery.warehouse.store import Warehouse
 # Full fine-tuning of a 135M model on tens to hundreds of search targets: 1e-4 moved
 # held-out pass@1 where 5e-5 for one epoch did not (benchmarks/RESULTS.md, "Effect").
 RSFT_LR = 1e-4
+DPO_LR = 5e-6  # TRL's DPO examples' order of magnitude for full fine-tuning
 
 
 @contextmanager
@@ -111,7 +112,9 @@ def build_training(
             from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
 
             selection = SelectionConfig(mode, per_prompt, per_family)  # type: ignore[arg-type]
-            config: TrainConfig = RSFTConfig(learning_rate=learning_rate or RSFT_LR, **common)
+            config: TrainConfig = RSFTConfig(
+                learning_rate=RSFT_LR if learning_rate is None else learning_rate, **common
+            )
             job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
             return job, config, RSFTLauncher(config)
         if method == "dpo":
@@ -119,7 +122,10 @@ def build_training(
 
             pairs = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
             config = DPOTrainConfig(
-                learning_rate=learning_rate or 5e-6, beta=beta, loss=loss, **common
+                learning_rate=DPO_LR if learning_rate is None else learning_rate,
+                beta=beta,
+                loss=loss,
+                **common,
             )
             job = TrainJob("dpo", base, out, suite, samples_of, pairs=pairs)
             return job, config, DPOLauncher(config)

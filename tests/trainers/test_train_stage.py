@@ -149,6 +149,17 @@ def test_dpo_arguments_reach_the_pairs_and_the_config():
             {"learning_rate": -1e-4},
             "learning rate must be > 0 and batch size / grad accum >= 1",
         ),
+        # 0 is a value, not "use the default": refused like any other rate <= 0.
+        (
+            "rsft",
+            {"learning_rate": 0.0},
+            "learning rate must be > 0 and batch size / grad accum >= 1",
+        ),
+        (
+            "dpo",
+            {"learning_rate": 0.0},
+            "learning rate must be > 0 and batch size / grad accum >= 1",
+        ),
         ("dpo", {"batch_size": 0}, "learning rate must be > 0 and batch size / grad accum >= 1"),
         ("rsft", {"max_steps": 0}, "train for at least one step: --max-steps > 0 or --epochs > 0"),
         ("dpo", {"epochs": 0.0}, "train for at least one step: --max-steps > 0 or --epochs > 0"),
