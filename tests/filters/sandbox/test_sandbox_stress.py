@@ -277,8 +277,11 @@ def hostile(i: int, planted: list[str]) -> list[Item]:
                 r"""
                 import importlib
                 def f():
-                    for name in ('distillery', 'distillery.filters.verification', 'tasks',
-                                 'warehouse', 'jsonschema', 'duckdb', 'pytest'):
+                    # The sandbox's own modules are loaded in every program (it runs
+                    # them); none of the rest of the package, and nothing else, is there.
+                    for name in ('distillery.tasks.seeds_code', 'distillery.warehouse.store',
+                                 'distillery.filters.verification', 'tasks', 'warehouse',
+                                 'jsonschema', 'duckdb', 'pytest'):
                         try:
                             importlib.import_module(name)
                             return True
