@@ -208,14 +208,17 @@ def quiet_stdout() -> Iterator[None]:
 
 def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatch) -> str:
     """bake_flow's steps as plain calls in this process; returns the final model's name."""
+    from distillery.config.groups import Sharding
     from distillery.console.progress import sampling_bar
     from distillery.evals.eval_stage import EvalJob, eval_job, params_identity
     from distillery.evals.gate import GateConfig, gate
     from distillery.evals.report import write_report
-    from distillery.filters.verify_stage import VerifyJob, verify_job
+    from distillery.filters.verify_config import VerifyConfig
+    from distillery.filters.verify_stage import verify_stage
     from distillery.generators import model_store
     from distillery.generators.base import SamplingParams
-    from distillery.generators.sample_stage import SampleJob, open_backend, print_summary
+    from distillery.generators.sample_config import SampleConfig
+    from distillery.generators.sample_stage import open_backend, print_summary, sampling_params
     from distillery.generators.sampling import run_sampling, select_prompts
     from distillery.trainers.train_stage import build_training, train_job
     from distillery.warehouse.runs import recorded_run
@@ -237,22 +240,22 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
         for r in range(1, c.rounds + 1):
             out = f"{c.name}-r{r}"
             with watch.stage("sample"):
-                job = SampleJob(
+                job = SampleConfig(
                     model=current,
                     suite=SUITE,
                     split="train",
-                    k=c.k,
+                    n=c.k,
                     temperature=c.temperature,
                     top_p=c.top_p,
                     max_new_tokens=c.max_new_tokens,
                     seed=c.seed,
                     dtype=c.dtype,
                 )
-                params = job.validate()
+                params = sampling_params(job)
                 prompts = select_prompts(wh, SUITE, "train")
                 model, backend = open_backend(wh, console, current, job.backend, dtype=c.dtype)
                 # The same run parameters the sample flow records, shards aside.
-                run_params = {**asdict(job), "shard_prompts": None, "shard_deployment": None}
+                run_params = {**job.as_params(), **Sharding().as_params()}
                 try:
                     with (
                         recorded_run(wh, "sample", run_params) as run_id,
@@ -266,7 +269,7 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                     backend.close()
                 print_summary(console, job, summary)
             with watch.stage("verify"):
-                verify_job(VerifyJob(SUITE, current, "train"), root, console)
+                verify_stage(VerifyConfig(SUITE, current, "train"), root, console)
             # bake_flow's resume check (_trained) runs outside its train stage, too.
             if model_store.model_row(wh, out) is not None:
                 raise RuntimeError(f"{out} exists in a warehouse that should be fresh")

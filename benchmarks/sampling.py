@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-hf", action="store_true")
     args = ap.parse_args()
-    params = SamplingParams(k=args.k, max_new_tokens=args.max_new_tokens, seed=0)
+    params = SamplingParams(n=args.k, max_new_tokens=args.max_new_tokens, seed=0)
     prompts = pick_prompts(args.prompts)
     resolved = resolve("smollm2-135m")
     backend = TransformersBackend(resolved, dtype="bf16")

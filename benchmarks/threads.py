@@ -147,7 +147,7 @@ def main() -> None:
     args = ap.parse_args()
     # A plain `kill` then runs the `finally` that stops the busy loops.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    params = SamplingParams(k=args.k, max_new_tokens=args.max_new_tokens, seed=0)
+    params = SamplingParams(n=args.k, max_new_tokens=args.max_new_tokens, seed=0)
     prompts = pick_prompts(args.prompts)
     reqs = [SampleRequest(p.prompt_id, p.messages, tuple(range(args.k))) for p in prompts]
     rows = len(prompts) * args.k
@@ -166,7 +166,7 @@ def main() -> None:
         f"{len(prompts)} prompts × k={args.k} = {rows} rows, max_new_tokens="
         f"{args.max_new_tokens}, bf16, {args.rounds} rounds"
     )
-    list(backend.generate(reqs[:1], SamplingParams(k=2, max_new_tokens=4)))  # warm-up
+    list(backend.generate(reqs[:1], SamplingParams(n=2, max_new_tokens=4)))  # warm-up
     phase = (backend, reqs, params, args.rounds, probes, args.measurements)
     run_phase("no added load", *phase)
     if args.load:

@@ -7,6 +7,7 @@ what to do and exit 1; nothing is written before validation has passed.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import sys
@@ -16,6 +17,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from distillery.cli.options import stage_command
+from distillery.config.groups import Sharding
+from distillery.filters.verify_config import VerifyConfig
+from distillery.generators.sample_config import SampleConfig
 
 app = typer.Typer(
     name="distillery",
@@ -50,6 +56,12 @@ WarehouseOpt = Annotated[
     ),
 ]
 DEFAULT_WAREHOUSE = Path("warehouse-data")
+WAREHOUSE = inspect.Parameter(
+    "warehouse",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=DEFAULT_WAREHOUSE,
+    annotation=WarehouseOpt,
+)
 RunnerOpt = Annotated[
     str, typer.Option(help="Where sampling shards run: threads | dask (prefect-dask).")
 ]
@@ -73,6 +85,20 @@ DaskWorkersOpt = Annotated[
 def fail(message: str) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def usage_error(exc: Exception) -> NoReturn:
+    """A mistyped command, option or value: one line naming it and where help is, exit 2."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    # A choice (`Literal`) that pydantic refused: keep its sentence, not its category.
+    message = " ".join(message.replace("Value error, ", "").split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "distillery"
+    err_console.print(
+        f"[bold red]error:[/] {message} (see `{path} --help`)", highlight=False, soft_wrap=True
+    )
+    raise SystemExit(getattr(exc, "exit_code", 2))
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -174,77 +200,14 @@ def prompts_load(
 # ---------------------------------------------------------------- sampling
 
 
-@app.command()
-def sample(
-    model: Annotated[
-        str, typer.Option(help="Alias, model directory, hub id or registered name.")
-    ] = "smollm2-135m",
-    suite: Annotated[
-        str, typer.Option(help="A suite loaded with `distillery prompts load`.")
-    ] = "seeds",
-    split: Annotated[str | None, typer.Option(help="train | test (default: both).")] = "train",
-    k: Annotated[int, typer.Option("--k", help="Samples per prompt.")] = 16,
-    temperature: float = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
-    seed: int = 0,
-    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
-    per_family: Annotated[
-        int | None, typer.Option("--per-family", help="At most N prompts per family.")
-    ] = None,
-    backend: Annotated[str, typer.Option(help="transformers | vllm | openai")] = "transformers",
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint.")
-    ] = None,
-    served_model: Annotated[
-        str | None, typer.Option("--served-model", help="Model name the server expects.")
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="transformers backend: bf16 | fp32 | fp16")] = "bf16",
-    threads: ThreadsOpt = None,
-    batch_rows: Annotated[
-        int | None, typer.Option("--batch-rows", help="Rows per decode batch.")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
-    shard_prompts: Annotated[
-        int, typer.Option("--shard-prompts", help="Prompts per shard (one task each).")
-    ] = 16,
-    shard_deployment: ShardDeploymentOpt = None,
-    runner: RunnerOpt = "threads",
-    dask_address: DaskAddressOpt = None,
-    dask_workers: DaskWorkersOpt = 2,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Sample k completions per prompt into the warehouse; rerun the same command to resume."""
+def _sample(config: SampleConfig, sharding: Sharding, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.sample_flow import sample_flow
 
-    run_flow(
-        sample_flow,
-        console,
-        model=model,
-        suite=suite,
-        split=split,
-        k=k,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        backend=backend,
-        base_url=base_url,
-        served_model=served_model,
-        dtype=dtype,
-        threads=threads,
-        batch_rows=batch_rows,
-        concurrency=concurrency,
-        shard_prompts=shard_prompts,
-        shard_deployment=shard_deployment,
-        runner=runner,
-        dask_address=dask_address,
-        dask_workers=dask_workers,
-        warehouse=str(warehouse),
-    )
+    run_flow(sample_flow, console, config=config, sharding=sharding, warehouse=str(warehouse))
+
+
+stage_command(app, "sample", [SampleConfig, Sharding], _sample, fail, [WAREHOUSE])
 
 
 ThreadsOpt = Annotated[
@@ -357,33 +320,14 @@ def samples_import(
 # ---------------------------------------------------------------- verify
 
 
-@app.command()
-def verify(
-    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Only samples of this model (name or id).")
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="train | test")] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Programs in flight (default 2 x cores).")
-    ] = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Verify samples that have no verdict for the current verifier version."""
+def _verify(config: VerifyConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import verify_flow
 
-    if workers is not None and workers < 1:
-        fail(f"--workers must be at least 1 (got {workers})")
-    run_flow(
-        verify_flow,
-        console,
-        suite=suite,
-        model=model,
-        split=split,
-        workers=workers,
-        warehouse=str(warehouse),
-    )
+    run_flow(verify_flow, console, config=config, warehouse=str(warehouse))
+
+
+stage_command(app, "verify", [VerifyConfig], _verify, fail, [WAREHOUSE])
 
 
 @app.command()
@@ -1049,12 +993,13 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted; rerun the same command to resume")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Typer 0.29 raises its bundled click's errors (typer.TyperException), older
+        # releases the click package's: either is one `error:` line and exit 2 (usage).
+        if isinstance(exc, click.ClickException | typer.TyperException):
+            usage_error(exc)
         raise
 
 

@@ -1,9 +1,8 @@
-"""The verify job as a plain function: select unverified samples, verify, summarise."""
+"""The verify stage as a plain function: select unverified samples, verify, summarise."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -12,19 +11,12 @@ from rich.table import Table
 from distillery.filters import reasons
 from distillery.filters.registry import Verifiers
 from distillery.filters.verification import VerifySummary, run_verify, select_pending
+from distillery.filters.verify_config import VerifyConfig
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
 
 
-@dataclass(frozen=True)
-class VerifyJob:
-    suite: str | None = None
-    model: str | None = None
-    split: str | None = None
-    workers: int | None = None
-
-
-def verify_job(job: VerifyJob, root: Path, console: Console) -> VerifySummary:
+def verify_stage(job: VerifyConfig, root: Path, console: Console) -> VerifySummary:
     from distillery.console.progress import count_bar
 
     wh = Warehouse.open_existing(root)
@@ -34,7 +26,7 @@ def verify_job(job: VerifyJob, root: Path, console: Console) -> VerifySummary:
     try:
         pending, already = select_pending(wh, job.suite, job.model, job.split, verifiers)
         with (
-            recorded_run(wh, "verify", asdict(job)) as run_id,
+            recorded_run(wh, "verify", job.as_params()) as run_id,
             count_bar(console, "verifying", len(pending)) as advance,
         ):
             summary = run_verify(wh, pending, verifiers, run_id, workers, advance)

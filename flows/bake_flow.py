@@ -26,7 +26,9 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
+from distillery.config.groups import Sharding
 from distillery.filters.verification import FamilyCounts
+from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.flows.sample_flow import sample_flow
 from distillery.flows.stage_flows import (
@@ -40,6 +42,7 @@ from distillery.flows.stage_flows import (
 )
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
+from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search import SearchConfig
 from distillery.trainers.training_job import TrainingError
 from distillery.warehouse.records import EvalRecord
@@ -192,22 +195,20 @@ def bake_flow(
             console.rule(f"[bold]bake {name}: round {r}/{rounds}, sampling from {current}")
             if search == "plain":
                 sampled = sample_flow(
-                    model=current,
-                    suite=suite,
-                    split="train",
-                    k=k,
-                    limit=limit,
-                    per_family=per_family,
-                    backend=backend,
-                    dtype=dtype,
-                    threads=threads,
-                    shard_prompts=shard_prompts,
-                    shard_deployment=shard_deployment,
-                    runner=runner,
-                    dask_address=dask_address,
-                    dask_workers=dask_workers,
-                    warehouse=warehouse,
-                    **sampling,
+                    SampleConfig(
+                        model=current,
+                        suite=suite,
+                        split="train",
+                        n=k,
+                        limit=limit,
+                        per_family=per_family,
+                        backend=backend,  # type: ignore[arg-type]
+                        dtype=dtype,  # type: ignore[arg-type]
+                        threads=threads,
+                        **sampling,
+                    ),
+                    Sharding(shard_prompts, shard_deployment, runner, dask_address, dask_workers),  # type: ignore[arg-type]
+                    warehouse,
                 )
             else:
                 found = search_flow(
@@ -230,7 +231,7 @@ def bake_flow(
                     **sampling,
                 )
                 sampled = {"written": found["written"]}
-            verified = verify_flow(suite=suite, model=current, split="train", warehouse=warehouse)
+            verified = verify_flow(VerifyConfig(suite, current, "train"), warehouse)
             counts = [FamilyCounts.from_dict(c) for c in verified["per_family"].values()]
             n_verified = sum(c.verified for c in counts)
             n_passed = sum(c.passed for c in counts)
@@ -362,16 +363,18 @@ def sample_verify_flow(
     """Sample the prompts that lack samples (new ones, after a `prompts load`) and verify."""
     with stage_runs():
         sampled = sample_flow(
-            model=model,
-            suite=suite,
-            split=split,
-            k=k,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            shard_prompts=shard_prompts,
-            warehouse=warehouse,
+            SampleConfig(
+                model=model,
+                suite=suite,
+                split=split,  # type: ignore[arg-type]
+                n=k,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+            ),
+            Sharding(shard_prompts=shard_prompts),
+            warehouse,
         )
-        verified = verify_flow(suite=suite, model=model, split=split, warehouse=warehouse)
+        verified = verify_flow(VerifyConfig(suite, model, split), warehouse)
     return {"sampled": sampled["written"], "verified": verified["written"]}

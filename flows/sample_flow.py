@@ -26,12 +26,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from rich.console import Console
 
+from distillery.config.groups import Sharding
 from distillery.flows.artifacts import ProgressArtifact, publish_markdown, sample_md
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
 from distillery.generators.base import Backend, ProgressFn, SamplingError
 from distillery.generators.model_registry import ResolvedModel
-from distillery.generators.sample_stage import SampleJob, open_backend, print_summary, resolve_model
+from distillery.generators.sample_config import SampleConfig
+from distillery.generators.sample_stage import (
+    open_backend,
+    print_summary,
+    resolve_model,
+    sampling_params,
+)
 from distillery.generators.sampling import (
     SampleSummary,
     plan,
@@ -41,6 +48,7 @@ from distillery.generators.sampling import (
     shard,
 )
 from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 from distillery.warehouse.store import Warehouse
 from distillery.warehouse.writer_parquet import rows_in_run
 
@@ -68,7 +76,7 @@ atexit.register(release_backends)
 
 
 def _backend(
-    wh: Warehouse, job: SampleJob, model_id: str
+    wh: Warehouse, job: SampleConfig, model_id: str
 ) -> tuple[ResolvedModel, Backend, threading.Lock]:
     key = (
         str(wh.root.resolve()),
@@ -123,7 +131,7 @@ def sample_shard_work(
     `model_id` is what the flow resolved the job's model to: a shard that finds the name
     pointing elsewhere (weights replaced mid-run) fails instead of mixing two models.
     """
-    spec = SampleJob(**job)
+    spec = SampleConfig(**job)
     wh = Warehouse(Path(warehouse))
     prompts = prompts_by_id(wh, prompt_ids)
     model, backend, lock = _backend(wh, spec, model_id)
@@ -138,7 +146,7 @@ def sample_shard_work(
             artifact.update(rows_in_run(wh.root, "samples", run_id) / total)
 
     with lock:
-        summary = run_sampling(wh, backend, model, prompts, spec.params, run_id, progress)
+        summary = run_sampling(wh, backend, model, prompts, sampling_params(spec), run_id, progress)
     # The pid tells the flow how many processes its shards ran in (threads: one; Dask: many).
     return {"written": summary.written, "tokens": summary.tokens, "pid": os.getpid()}
 
@@ -227,40 +235,29 @@ def _summary(
 
 
 def run_sample_stage(
-    job: SampleJob,
-    root: Path,
-    console: Console,
-    shard_prompts: int = 16,
-    shard_deployment: str | None = None,
-    runner: str = "threads",
-    dask_address: str | None = None,
-    dask_workers: int = 2,
+    job: SampleConfig, sharding: Sharding, root: Path, console: Console
 ) -> SampleSummary:
-    """Validate, plan, fan the shards out, wait, summarise (inside a flow run)."""
+    """Plan, fan the shards out, wait, summarise (inside a flow run)."""
     from distillery.console.progress import sampling_bar
 
-    params = job.validate()
-    make_task_runner(runner, dask_address, dask_workers)  # fail fast on a bad runner
-    if shard_prompts < 1:
-        raise SamplingError(f"--shard-prompts must be at least 1 (got {shard_prompts})")
+    params = sampling_params(job)
+    shard_deployment = sharding.shard_deployment
+    runner = (sharding.runner, sharding.dask_address, sharding.dask_workers)
+    make_task_runner(*runner)  # fail fast on a bad runner
     wh = Warehouse.open(root)
     prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
     model = resolve_model(wh, console, job.model, job.backend, job.base_url)
     started = time.perf_counter()
-    run_params = {
-        **asdict(job),
-        "shard_prompts": shard_prompts,
-        "shard_deployment": shard_deployment,
-    }
+    run_params = {**job.as_params(), **sharding.as_params()}
     with recorded_run(wh, "sample", run_params) as run_id:
         model_store.register(wh, model, run_id)
         requests, already = plan(wh, prompts, model.model_id, params)
         total = sum(len(r.indices) for r in requests)
-        shards = shard([r.prompt_id for r in requests], shard_prompts, MAX_SHARDS)
+        shards = shard([r.prompt_id for r in requests], sharding.shard_prompts, MAX_SHARDS)
         progress = ProgressArtifact("sample-progress", f"sampling {model.name}: {total} samples")
         common = {
             "warehouse": str(wh.root),
-            "job": asdict(job),
+            "job": job.as_params(),
             "run_id": run_id,
             "model_id": model.model_id,
             "progress_id": str(progress.id),
@@ -276,7 +273,7 @@ def run_sample_stage(
                         shard_deployment, shards, common, progress, total, wh.root, run_id
                     )
                 elif shards:
-                    with make_task_runner(runner, dask_address, dask_workers) as task_runner:
+                    with make_task_runner(*runner) as task_runner:
                         futures = [
                             task_runner.submit(sample_shard, {**common, "prompt_ids": ids})
                             for ids in shards
@@ -288,13 +285,13 @@ def run_sample_stage(
                 _CONSOLE_PROGRESS.pop(run_id, None)
                 release_backends()
         progress.update(1.0, force=True)
-    summary = _summary(wh, run_id, len(prompts), job.k, already, time.perf_counter() - started)
+    summary = _summary(wh, run_id, len(prompts), job.n, already, time.perf_counter() - started)
     print_summary(console, job, summary)
     publish_markdown(
         "sample-summary",
         sample_md(
             model.name,
-            job.k,
+            job.n,
             summary.prompts,
             summary.already,
             summary.written,
@@ -310,58 +307,10 @@ def run_sample_stage(
 
 @flow(name="sample")
 def sample_flow(
-    model: str = "smollm2-135m",
-    suite: str = "seeds",
-    split: str | None = "train",
-    k: int = 16,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 128,
-    seed: int = 0,
-    limit: int | None = None,
-    per_family: int | None = None,
-    backend: str = "transformers",
-    base_url: str | None = None,
-    served_model: str | None = None,
-    dtype: str = "bf16",
-    batch_rows: int | None = None,
-    concurrency: int = 8,
-    threads: int | None = None,
-    shard_prompts: int = 16,
-    shard_deployment: str | None = None,
-    runner: str = "threads",
-    dask_address: str | None = None,
-    dask_workers: int = 2,
-    warehouse: str = "warehouse-data",
+    config: SampleConfig = SampleConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    sharding: Sharding = Sharding(),  # noqa: B008
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
-    """Sample k completions per prompt into the warehouse; rerun to resume."""
-    job = SampleJob(
-        model=model,
-        suite=suite,
-        split=split,
-        k=k,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        backend=backend,
-        base_url=base_url,
-        served_model=served_model,
-        dtype=dtype,
-        batch_rows=batch_rows,
-        concurrency=concurrency,
-        threads=threads,
-    )
-    summary = run_sample_stage(
-        job,
-        Path(warehouse),
-        Console(),
-        shard_prompts,
-        shard_deployment,
-        runner,
-        dask_address,
-        dask_workers,
-    )
+    """Sample n completions per prompt into the warehouse; rerun to resume."""
+    summary = run_sample_stage(config, sharding, Path(warehouse), Console())
     return asdict(summary)

@@ -17,7 +17,9 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
+from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
+from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
 @flow(name="prompts-load")
@@ -132,16 +134,13 @@ def search_flow(
 
 @flow(name="verify")
 def verify_flow(
-    suite: str | None = None,
-    model: str | None = None,
-    split: str | None = None,
-    workers: int | None = None,
-    warehouse: str = "warehouse-data",
+    config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """Verify samples that have no verdict for their verifier's current version."""
-    from distillery.filters.verify_stage import VerifyJob, verify_job
+    from distillery.filters.verify_stage import verify_stage
 
-    s = verify_job(VerifyJob(suite, model, split, workers), Path(warehouse), Console())
+    s = verify_stage(config, Path(warehouse), Console())
     artifacts.publish_markdown(
         "verify-summary",
         artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, s.per_family),

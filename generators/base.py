@@ -15,15 +15,15 @@ class SamplingError(Exception):
 
 @dataclass(frozen=True)
 class SamplingParams:
-    k: int
+    n: int  # completions per prompt
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise SamplingError(f"--k must be at least 1 (got {self.k})")
+        if self.n < 1:
+            raise SamplingError(f"--n must be at least 1 (got {self.n})")
         if self.temperature < 0:
             raise SamplingError(f"--temperature must be >= 0 (got {self.temperature})")
         if not 0 < self.top_p <= 1:
@@ -32,10 +32,10 @@ class SamplingParams:
             raise SamplingError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
 
     def identity(self) -> dict[str, Any]:
-        """What a sample's id depends on besides prompt, model and index (k is not: the
+        """What a sample's id depends on besides prompt, model and index (n is not: the
         5th sample is the same sample whether 8 or 16 were asked for)."""
         d = asdict(self)
-        del d["k"], d["seed"]
+        del d["n"], d["seed"]
         return d
 
     def sample_id(self, prompt_id: str, model_id: str, idx: int, context: str | None = None) -> str:

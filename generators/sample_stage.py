@@ -1,4 +1,5 @@
-"""The sampling job's plain parts: its parameters, model and backend opening, the summary.
+"""The sample stage's plain parts: its engine parameters, model and backend opening, the
+summary.
 
 `flows/sample_flow.py` shards the prompts and runs `run_sampling` per shard with these.
 """
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -17,6 +17,7 @@ from distillery.generators import model_store
 from distillery.generators.backends import BACKENDS, make_backend
 from distillery.generators.base import Backend, SamplingError, SamplingParams
 from distillery.generators.model_registry import OPENAI, ResolvedModel, resolve
+from distillery.generators.sample_config import SampleConfig
 from distillery.generators.sampling import SampleSummary
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import SampleRecord
@@ -24,40 +25,11 @@ from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
 
 
-@dataclass(frozen=True)
-class SampleJob:
-    model: str
-    suite: str
-    split: str | None
-    k: int
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 128
-    seed: int = 0
-    limit: int | None = None
-    per_family: int | None = None
-    backend: str = "transformers"
-    base_url: str | None = None
-    served_model: str | None = None
-    dtype: str = "bf16"
-    batch_rows: int | None = None
-    concurrency: int = 8
-    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
-
-    @property
-    def params(self) -> SamplingParams:
-        return SamplingParams(self.k, self.temperature, self.top_p, self.max_new_tokens, self.seed)
-
-    def validate(self) -> SamplingParams:
-        """Every check that needs no warehouse and no model; errors name the fix."""
-        params = self.params  # validates k, temperature, top_p, max_new_tokens
-        if self.backend not in BACKENDS:
-            raise SamplingError(
-                f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}"
-            )
-        if self.split not in (None, "train", "test"):
-            raise SamplingError(f"--split must be train or test (got {self.split!r})")
-        return params
+def sampling_params(config: SampleConfig) -> SamplingParams:
+    """The engine's parameters for `config` (the same names, one per field)."""
+    return SamplingParams(
+        config.n, config.temperature, config.top_p, config.max_new_tokens, config.seed
+    )
 
 
 def resolve_model(
@@ -107,10 +79,10 @@ def open_backend(
     return model, backend
 
 
-def print_summary(console: Console, job: SampleJob, s: SampleSummary) -> None:
+def print_summary(console: Console, job: SampleConfig, s: SampleSummary) -> None:
     rate = s.tokens / s.seconds if s.seconds > 0 else 0.0
     console.print(
-        f"[bold]{s.prompts}[/] prompts × k={job.k} = {s.requested} samples: "
+        f"[bold]{s.prompts}[/] prompts × n={job.n} = {s.requested} samples: "
         f"{s.already} already in the warehouse, [bold]{s.written}[/] written, "
         f"{s.tokens} tokens in {s.seconds:.1f}s ({rate:.0f} tok/s)"
     )

@@ -108,7 +108,7 @@ def plan(
         (p.prompt_id, i): params.sample_id(p.prompt_id, model_id, i, ctx[p.prompt_id])
         for p in prompts
         if p.prompt_id in ctx
-        for i in range(first, params.k)
+        for i in range(first, params.n)
     }
     have = wh.existing("samples", "sample_id", ids.values())
     requests = []
@@ -116,7 +116,7 @@ def plan(
     for p in prompts:
         if p.prompt_id not in ctx:
             continue
-        todo = tuple(i for i in range(first, params.k) if ids[(p.prompt_id, i)] not in have)
+        todo = tuple(i for i in range(first, params.n) if ids[(p.prompt_id, i)] not in have)
         if todo:
             cid = ctx[p.prompt_id]
             messages = p.messages if cid is None else by_id[cid].apply(p.messages)
@@ -184,7 +184,7 @@ def run_sampling(
     first: int = 0,
     contexts: Mapping[str, Context] | None = None,
 ) -> SampleSummary:
-    """Draw indices [first, params.k) of each prompt that the warehouse lacks; with
+    """Draw indices [first, params.n) of each prompt that the warehouse lacks; with
     `contexts`, as "prompted" draws with the family's context before the prompt."""
     started = time.perf_counter()
     requests, already = plan(wh, prompts, model.model_id, params, first, contexts)
@@ -208,7 +208,7 @@ def run_sampling(
                 per_family[family[c.prompt_id]] += 1
     return SampleSummary(
         prompts=len(prompts),
-        requested=len(prompts) * (params.k - first),
+        requested=len(prompts) * (params.n - first),
         already=already,
         written=written,
         tokens=tokens,

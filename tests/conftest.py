@@ -25,7 +25,9 @@ from distillery.warehouse.store import Warehouse
 from tests import prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
-_SERVER: dict[str, object] = {}
+# In `tests.prefect_server`, not here: pytest loads this file as `conftest` and tests import
+# it as `tests.conftest`, two modules; the session's server must be one.
+_SERVER = prefect_server.SESSION
 
 
 def pytest_configure(config: pytest.Config) -> None:

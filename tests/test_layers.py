@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a package may import only itself and those before it.
 LAYERS = [
+    "config",
     "warehouse",
     "console",
     "filters",

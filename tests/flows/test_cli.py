@@ -44,7 +44,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
         "seeds",
         "--split",
         "train",
-        "--k",
+        "--n",
         "3",
         "--per-family",
         "2",
@@ -55,7 +55,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
         warehouse=wh,
     )
     assert r.returncode == 0, r.stderr
-    assert "10 prompts × k=3 = 30 samples: 0 already in the warehouse, 30 written" in r.stdout
+    assert "10 prompts × n=3 = 30 samples: 0 already in the warehouse, 30 written" in r.stdout
 
     r = run_cli(
         "sql",
@@ -87,7 +87,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
             "transformers",
         )
         assert (x["flow"], x["status"]) == ("sample", "completed")
-        assert json.loads(x["parameters"])["k"] == 3
+        assert json.loads(x["parameters"])["n"] == 3
 
     r = run_cli("sql", "--format", "csv", "SELECT count(*) AS n FROM samples", warehouse=wh)
     assert r.stdout.splitlines() == ["n", "30"]
@@ -113,7 +113,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
         "sample",
         "--model",
         "tiny-random",
-        "--k",
+        "--n",
         "3",
         "--per-family",
         "2",
@@ -128,7 +128,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
         "sample",
         "--model",
         "tiny-random",
-        "--k",
+        "--n",
         "5",
         "--per-family",
         "2",
@@ -149,7 +149,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
         "sample",
         "--model",
         "tiny-random",
-        "--k",
+        "--n",
         "4",
         "--per-family",
         "12",
@@ -248,19 +248,27 @@ def _snapshot(root: Path) -> dict[str, float]:
             ["sample", "--model", "tiny-random", "--suite", "nosuite"],
             "no prompts for suite 'nosuite'",
         ),
-        (["sample", "--model", "tiny-random", "--k", "0"], "--k must be at least 1"),
+        (["sample", "--model", "tiny-random", "--n", "0"], "--n must be at least 1"),
         (
             ["sample", "--model", "tiny-random", "--suite", "humaneval", "--split", "train"],
             "suite 'humaneval' has no prompts in split 'train'",
         ),
         (["sample", "--model", "tiny-random", "--limit", "0"], "--limit must be at least 1"),
-        (["sample", "--model", "tiny-random", "--backend", "tpu"], "unknown backend 'tpu'"),
+        (
+            ["sample", "--model", "tiny-random", "--backend", "tpu"],
+            "Invalid value for '--backend': 'tpu' is not one of 'transformers', 'vllm', 'openai'.",
+        ),
         (["prompts", "load", "nosuite"], "unknown suite 'nosuite'"),
         (["sql", "--format", "xml", "SELECT 1"], "--format must be table, csv or json"),
         (["verify", "--workers", "0"], "--workers must be at least 1"),
         (["sql", "SELECT * FROM nope"], "Table with name nope does not exist"),
         (["samples", "import", "missing.jsonl", "--model-name", "x"], "need an existing .jsonl"),
-        (["sample", "--model", "tiny-random", "--runner", "ray"], "unknown runner 'ray'"),
+        (
+            ["sample", "--model", "tiny-random", "--runner", "ray"],
+            "Invalid value for '--runner': 'ray' is not one of 'threads', 'dask'.",
+        ),
+        (["smaple"], "No such command 'smaple'. Did you mean 'sample', 'samples'?"),
+        (["sample", "--n", "abc"], "Invalid value for '--n'"),
         (
             ["sample", "--model", "tiny-random", "--shard-prompts", "0"],
             "--shard-prompts must be at least 1",
@@ -279,7 +287,8 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, messag
     assert run_cli("prompts", "load", "humaneval", warehouse=wh).returncode == 0
     before = _snapshot(wh)
     r = run_cli(*args, warehouse=wh)
-    assert r.returncode == 1
+    # A value a check refused: 1; a mistyped command, option or choice (usage): 2.
+    assert r.returncode == (2 if "Invalid value" in message or "No such" in message else 1)
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], r.stderr
     after = _snapshot(wh)

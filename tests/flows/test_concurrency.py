@@ -30,7 +30,7 @@ def test_two_sample_flows_and_readers_on_one_warehouse(tmp_path):
                 "tiny-random",
                 "--suite",
                 "vowels",
-                "--k",
+                "--n",
                 "4",
                 "--max-new-tokens",
                 "16",

@@ -71,7 +71,7 @@ def server():
 def test_every_row_once_with_its_own_seed_bounded_and_retried(server):
     be = OpenAIBackend(server.url, "m", concurrency=3, backoff_s=0.01)
     reqs = [SampleRequest(f"p{i}", (("user", f"q{i}"),), tuple(range(4))) for i in range(10)]
-    params = SamplingParams(k=4, temperature=0.5, top_p=0.9, max_new_tokens=7, seed=3)
+    params = SamplingParams(n=4, temperature=0.5, top_p=0.9, max_new_tokens=7, seed=3)
     got = [c for batch in be.generate(reqs, params) for c in batch]
     be.close()
     assert sorted((c.prompt_id, c.idx) for c in got) == sorted(
@@ -91,7 +91,7 @@ def test_gives_up_with_a_clear_error():
     try:
         be = OpenAIBackend(s.url, "m", concurrency=1, retries=2, backoff_s=0.0)
         with pytest.raises(SamplingError, match="failed after 3 attempts"):
-            list(be.generate([SampleRequest("p", (("user", "q"),), (0,))], SamplingParams(k=1)))
+            list(be.generate([SampleRequest("p", (("user", "q"),), (0,))], SamplingParams(n=1)))
         assert s.calls == 3
     finally:
         s.close()
@@ -102,7 +102,7 @@ def test_client_errors_are_not_retried():
     try:
         be = OpenAIBackend(s.url, "m", concurrency=1, backoff_s=0.0)
         with pytest.raises(SamplingError, match="HTTP 400"):
-            list(be.generate([SampleRequest("p", (("user", "q"),), (0,))], SamplingParams(k=1)))
+            list(be.generate([SampleRequest("p", (("user", "q"),), (0,))], SamplingParams(n=1)))
         assert s.calls == 1
     finally:
         s.close()

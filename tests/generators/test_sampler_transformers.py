@@ -20,7 +20,7 @@ def test_generate_returns_every_requested_index_with_counts():
     progress = []
     batches = list(
         be.generate(
-            reqs, SamplingParams(k=6, max_new_tokens=8), lambda s, t: progress.append((s, t))
+            reqs, SamplingParams(n=6, max_new_tokens=8), lambda s, t: progress.append((s, t))
         )
     )
     got = [c for b in batches for c in b]

@@ -74,14 +74,14 @@ def test_sample_seeds_through_the_cli(tmp_path):
         "smollm2-135m",
         "--per-family",
         "1",
-        "--k",
+        "--n",
         "2",
         "--max-new-tokens",
         "32",
         warehouse=wh,
     )
     assert r.returncode == 0, r.stderr
-    assert "5 prompts × k=2 = 10 samples: 0 already in the warehouse, 10 written" in r.stdout
+    assert "5 prompts × n=2 = 10 samples: 0 already in the warehouse, 10 written" in r.stdout
     rows = json.loads(
         run_cli(
             "sql",

@@ -201,7 +201,7 @@ def test_the_backend_sets_a_count_it_is_given():
     be = TransformersBackend(resolve("tiny-random"), dtype="fp32", threads=1)
     assert be.threads_used == 1 and torch.get_num_threads() == 1
     torch.set_num_threads(2)  # changed by someone else since: generate sets it again
-    list(be.generate([], SamplingParams(k=1)))
+    list(be.generate([], SamplingParams(n=1)))
     assert torch.get_num_threads() == 1
 
 

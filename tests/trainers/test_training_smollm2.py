@@ -88,11 +88,11 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "smol-lora",
         "--per-family",
         "1",
-        "--k",
+        "--n",
         "1",
         "--max-new-tokens",
         "8",
         warehouse=wh,
     )
     assert s.returncode == 0, s.stderr
-    assert "5 prompts × k=1 = 5 samples: 0 already in the warehouse, 5 written" in s.stdout
+    assert "5 prompts × n=1 = 5 samples: 0 already in the warehouse, 5 written" in s.stdout

@@ -65,7 +65,7 @@ def _greedy_pass_rate(wh, model):
         model,
         "--suite",
         "tiny",
-        "--k",
+        "--n",
         "1",
         "--temperature",
         "0",

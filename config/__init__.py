@@ -1,0 +1,1 @@
+"""How a stage declares its configuration, once: see `base`."""
