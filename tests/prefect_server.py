@@ -15,10 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-
 # The test session's server: its home, port, process once started, and whether this is
 # the fast lane (which starts none). Filled by tests/conftest.py.
 SESSION: dict[str, object] = {}
+
 
 class PrefectServerError(RuntimeError):
     """The server exited or never answered; the message carries the end of its log."""
