@@ -20,6 +20,7 @@ from rich.table import Table
 
 from distillery.cli.options import stage_command
 from distillery.config.groups import Sharding
+from distillery.curate.pairs import PairsConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.generators.sample_config import SampleConfig
 
@@ -330,31 +331,14 @@ def _verify(config: VerifyConfig, warehouse: Path) -> None:
 stage_command(app, "verify", [VerifyConfig], _verify, fail, [WAREHOUSE])
 
 
-@app.command()
-def pairs(
-    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
-    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
-    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
-    suite: Annotated[str | None, typer.Option(help="Only samples of this suite.")] = None,
-    model: Annotated[str | None, typer.Option(help="Only samples of this model.")] = None,
-    split: Annotated[str | None, typer.Option(help="train | test")] = "train",
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Build chosen/rejected pairs from verified samples into the `pairs` table."""
+def _pairs(config: PairsConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import pairs_flow
 
-    run_flow(
-        pairs_flow,
-        console,
-        strategy=strategy,
-        max_per_prompt=max_per_prompt,
-        min_margin=min_margin,
-        suite=suite,
-        model=model,
-        split=split,
-        warehouse=str(warehouse),
-    )
+    run_flow(pairs_flow, console, config=config, warehouse=str(warehouse))
+
+
+stage_command(app, "pairs", [PairsConfig], _pairs, fail, [WAREHOUSE])
 
 
 BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]

@@ -1,7 +1,8 @@
 """Preference pairs for DPO: chosen over rejected, per prompt, with a margin.
 
-Strategies: `pass-fail` (a passing sample over a failing one), `best-worst` (the highest
-score over the lowest, pass or not), `all` (every passing × failing combination). No pair
+Pairings: `pass-fail` (a passing sample over a failing one), `best-worst` (the highest
+score over the lowest, pass or not), `all` (every passing × failing combination); the
+`pairs` table stores it as `strategy`. No pair
 has two texts that are the same after normalising; prompts whose samples are all passing
 or all failing (or all of one score) yield no pair and are counted.
 """
@@ -13,29 +14,42 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from distillery.config.base import Split, StageConfig, at_least, check
 from distillery.curate.selection import Candidate, normalise
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import PairRecord
 
-STRATEGIES = ("pass-fail", "best-worst", "all")
-Strategy = Literal["pass-fail", "best-worst", "all"]
+Pairing = Literal["pass-fail", "best-worst", "all"]
 
 
 @dataclass(frozen=True)
-class PairConfig:
-    strategy: Strategy = "pass-fail"
-    max_per_prompt: int = 4
+class PairConfig(StageConfig):
+    """How verified samples become chosen/rejected pairs."""
+
+    pairing: Pairing = "pass-fail"
+    """pass-fail: a passing sample over a failing one; best-worst: the highest score over
+    the lowest; all: every passing x failing combination."""
+    pairs_per_prompt: int = 4
+    """At most this many pairs per prompt."""
     min_margin: float = 0.0
+    """Pair only where chosen's score exceeds rejected's by at least this."""
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"--strategy must be one of {', '.join(STRATEGIES)} (got {self.strategy!r})"
-            )
-        if self.max_per_prompt < 1:
-            raise ValueError(f"--max-per-prompt must be at least 1 (got {self.max_per_prompt})")
-        if self.min_margin < 0:
-            raise ValueError(f"--min-margin must be >= 0 (got {self.min_margin})")
+        super().__post_init__()
+        at_least(self.pairs_per_prompt, 1, "pairs_per_prompt")
+        check(self.min_margin >= 0, f"--min-margin must be >= 0 (got {self.min_margin})")
+
+
+@dataclass(frozen=True)
+class PairsConfig(PairConfig):
+    """Build chosen/rejected pairs from verified samples into the `pairs` table."""
+
+    suite: str | None = None
+    """Only samples of this suite."""
+    model: str | None = None
+    """Only samples of this model (name or id)."""
+    split: Split | None = "train"
+    """Only prompts of this split (none: both)."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +105,11 @@ def _prompt_pairs(cands: list[Candidate], config: PairConfig) -> list[Pair]:
     # Rejected answers are the model's own failures on the bare prompt: a failed prompted
     # draw or retry is not what the policy does unaided, so it teaches nothing to avoid.
     failing = [c for c in ranked if not c.passed and c.procedure == "sample"]
-    if config.strategy == "best-worst":
+    if config.pairing == "best-worst":
         ranked = [c for c in ranked if c.passed or c.procedure == "sample"]
-    if config.strategy == "best-worst":
+    if config.pairing == "best-worst":
         options = [(hi, lo) for hi in ranked for lo in reversed(ranked) if hi.score > lo.score]
-    elif config.strategy == "pass-fail":
+    elif config.pairing == "pass-fail":
         # Zip best passing with worst failing, so each sample is used at most once.
         options = list(zip(passing, reversed(failing), strict=False))
     else:
@@ -112,7 +126,7 @@ def _prompt_pairs(cands: list[Candidate], config: PairConfig) -> list[Pair]:
             continue
         used.add(key)
         pairs.append(Pair(chosen.prompt_id, chosen, rejected))
-        if len(pairs) == config.max_per_prompt:
+        if len(pairs) == config.pairs_per_prompt:
             break
     return pairs
 
@@ -125,7 +139,7 @@ def build_pairs(candidates: Iterable[Candidate], config: PairConfig) -> PairRepo
     report.prompts = len(by_prompt)
     for prompt_id in sorted(by_prompt):
         cands = by_prompt[prompt_id]
-        if config.strategy != "best-worst" or len({c.score for c in cands}) == 1:
+        if config.pairing != "best-worst" or len({c.score for c in cands}) == 1:
             if all(c.passed for c in cands):
                 report.all_pass += 1
                 continue

@@ -27,6 +27,7 @@ from prefect import flow
 from rich.console import Console
 
 from distillery.config.groups import Sharding
+from distillery.curate.pairs import PairsConfig
 from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
@@ -240,9 +241,7 @@ def bake_flow(
                 n_verified, n_passed = found["prompts"], found["solved"]
             examples = None
             if method == "dpo":
-                examples = pairs_flow(
-                    suite=suite, model=current, split="train", warehouse=warehouse
-                )["pairs"]
+                examples = pairs_flow(PairsConfig(suite=suite, model=current), warehouse)["pairs"]
             trained: dict[str, Any] = {}
             if _trained(wh, out, current):
                 console.print(f"{out} is already trained from {current}; not training it again")

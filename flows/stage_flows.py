@@ -17,6 +17,7 @@ from typing import Any
 from prefect import flow
 from rich.console import Console
 
+from distillery.curate.pairs import PairsConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
@@ -161,24 +162,13 @@ def verify_flow(
 
 @flow(name="pairs")
 def pairs_flow(
-    strategy: str = "pass-fail",
-    max_per_prompt: int = 4,
-    min_margin: float = 0.0,
-    suite: str | None = None,
-    model: str | None = None,
-    split: str | None = "train",
-    warehouse: str = "warehouse-data",
+    config: PairsConfig = PairsConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """Build chosen/rejected pairs from verified samples."""
-    from distillery.curate.pairs import PairConfig
-    from distillery.curate.pairs_stage import pairs_job
-    from distillery.filters.verification import VerifyError
+    from distillery.curate.pairs_stage import pairs_stage
 
-    try:
-        config = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise VerifyError(str(exc)) from None
-    report, new = pairs_job(config, Path(warehouse), Console(), suite, model, split)
+    report, new = pairs_stage(config, Path(warehouse), Console())
     artifacts.publish_markdown(
         "pairs-summary",
         artifacts.pairs_md(

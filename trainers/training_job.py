@@ -78,7 +78,7 @@ def _data(
     pairs = build_pairs(candidates, job.pairs).pairs
     if not pairs:
         raise TrainingError("no preference pairs: every prompt was all-pass or all-fail")
-    records = [p.to_record(job.pairs.strategy, run_id) for p in pairs]
+    records = [p.to_record(job.pairs.pairing, run_id) for p in pairs]
     # The pairs a job trains on are stored first, so its pair ids resolve in the warehouse.
     have = wh.existing("pairs", "pair_id", (r.pair_id for r in records))
     wh.write([r for r in records if r.pair_id not in have])

@@ -39,17 +39,17 @@ def test_identical_texts_never_pair():
 
 def test_all_strategy_and_cap():
     cands = [c("p1", "q", True), c("p2", "q", True), c("f1", "q", False), c("f2", "q", False)]
-    r = build_pairs(cands, PairConfig(strategy="all", max_per_prompt=3))
+    r = build_pairs(cands, PairConfig(pairing="all", pairs_per_prompt=3))
     assert len(r.pairs) == 3 and len(set(ids(r))) == 3
     assert all(p.chosen.passed and not p.rejected.passed for p in r.pairs)
 
 
 def test_best_worst_uses_scores_even_among_failures():
     cands = [c("a", "q", False, 0.6), c("b", "q", False, 0.1), c("d", "q", False, 0.6, "text a")]
-    r = build_pairs(cands, PairConfig(strategy="best-worst", max_per_prompt=1))
+    r = build_pairs(cands, PairConfig(pairing="best-worst", pairs_per_prompt=1))
     assert ids(r) == [("a", "b")] and r.pairs[0].margin == pytest.approx(0.5)
     ties = build_pairs(
-        [c("a", "q", True, 1.0), c("b", "q", True, 1.0)], PairConfig(strategy="best-worst")
+        [c("a", "q", True, 1.0), c("b", "q", True, 1.0)], PairConfig(pairing="best-worst")
     )
     assert ties.pairs == [] and ties.all_pass == 1
 
@@ -66,8 +66,8 @@ def test_min_margin_and_stable_ids():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"strategy": "random"}, "--strategy must be one of"),
-        ({"max_per_prompt": 0}, "--max-per-prompt"),
+        ({"pairing": "random"}, "--pairing must be one of"),
+        ({"pairs_per_prompt": 0}, "--pairs-per-prompt"),
         ({"min_margin": -1}, "--min-margin"),
     ],
 )
@@ -88,7 +88,7 @@ def test_search_passes_are_chosen_and_only_bare_failures_are_rejected(strategy):
         d("retry-bad", False, "retry"),
         d("bare-bad", False, "sample"),
     ]
-    r = build_pairs(cands, PairConfig(strategy, max_per_prompt=8))
+    r = build_pairs(cands, PairConfig(strategy, pairs_per_prompt=8))
     assert {p.rejected.sample_id for p in r.pairs} == {"bare-bad"}
     assert {p.chosen.sample_id for p in r.pairs} <= {"prompted-ok", "retry-ok"}
     # A prompt whose only failures came from the search itself has nothing to reject.
