@@ -35,7 +35,8 @@ from distillery.evals.eval_stage import EvalJob, eval_job
 from distillery.evals.gap import gap_rows, markdown
 from distillery.evals.paired import compare, outcomes
 from distillery.generators import model_store
-from distillery.generators.search_stage import SearchJob, search_job
+from distillery.generators.search_config import SearchConfig
+from distillery.generators.search_stage import search_stage
 from distillery.tasks.prompts_stage import prompts_job
 from distillery.trainers.train_stage import build_training, train_job
 from distillery.warehouse.records import EvalRecord
@@ -101,12 +102,12 @@ def main() -> None:
         return sample_eval(eval_job(job, root, console))
 
     base = evaluate(args.model)
-    held_out = search_job(
-        SearchJob(
-            args.model,
-            "seeds",
-            "test",
-            search=search,
+    held_out = search_stage(
+        SearchConfig(
+            model=args.model,
+            suite="seeds",
+            split="test",
+            procedures=search,
             budget=args.budget,
             targets=1,
             per_family=args.test_per_family,
@@ -115,12 +116,12 @@ def main() -> None:
         root,
         console,
     )
-    found = search_job(
-        SearchJob(
-            args.model,
-            "seeds",
-            "train",
-            search=search,
+    found = search_stage(
+        SearchConfig(
+            model=args.model,
+            suite="seeds",
+            split="train",
+            procedures=search,
             budget=args.budget,
             targets=args.targets,
             per_family=args.train_per_family,

@@ -23,6 +23,7 @@ from distillery.config.groups import Sharding
 from distillery.curate.pairs import PairsConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.generators.sample_config import SampleConfig
+from distillery.generators.search_config import SearchConfig
 
 app = typer.Typer(
     name="distillery",
@@ -245,59 +246,14 @@ ContextFileOpt = Annotated[
 ]
 
 
-@app.command()
-def search(
-    model: Annotated[str, typer.Option(help="The model to search with.")] = "smollm2-135m",
-    suite: str = "seeds",
-    split: Annotated[str, typer.Option(help="train | test")] = "train",
-    search: SearchOpt = "sample,prompted,retry",
-    budget: BudgetOpt = 24,
-    targets: TargetsOpt = 2,
-    wave: WaveOpt = 4,
-    retries: RetriesOpt = 1,
-    shots: ShotsOpt = 3,
-    context_file: ContextFileOpt = None,
-    temperature: float = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 160,
-    seed: int = 0,
-    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
-    per_family: Annotated[
-        int | None, typer.Option("--per-family", help="At most N prompts per family.")
-    ] = None,
-    dtype: str = "bf16",
-    threads: ThreadsOpt = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Find verified training targets with inference-time search; rerun to resume."""
+def _search(config: SearchConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import search_flow
 
-    if search == "plain":
-        fail("--search plain is `distillery sample`; pick any of sample,prompted,retry")
-    run_flow(
-        search_flow,
-        console,
-        model=model,
-        suite=suite,
-        split=split,
-        search=search.split(","),
-        wave=wave,
-        budget=budget,
-        targets=targets,
-        retries=retries,
-        shots=shots,
-        context_file=str(context_file) if context_file else None,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        dtype=dtype,
-        threads=threads,
-        warehouse=str(warehouse),
-    )
+    run_flow(search_flow, console, config=config, warehouse=str(warehouse))
+
+
+stage_command(app, "search", [SearchConfig], _search, fail, [WAREHOUSE])
 
 
 @samples_app.command("import")

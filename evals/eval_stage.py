@@ -120,7 +120,7 @@ class WarehouseContext:
         return got
 
     def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
-        params = replace(self.params, k=n)
+        params = replace(self.params, n=n)
         rows = [self.prompts[p] for p in prompt_ids]
         run_sampling(self.wh, self.backend, self.model, rows, params, self.run_id, self.progress)
         ids = {
@@ -132,7 +132,7 @@ class WarehouseContext:
         return {p: [verified[ids[(p, i)]] for i in range(n)] for p in prompt_ids}
 
     def follow_ups(self, requests: Sequence[FollowUp]) -> dict[str, Attempt]:
-        params = replace(self.params, k=1)
+        params = replace(self.params, n=1)
         ids = {
             r.prompt_id: retry_id(self.model.model_id, params, r.prompt_id, r.attempt, r.messages)
             for r in requests

@@ -44,7 +44,7 @@ from distillery.flows.stage_flows import (
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
 from distillery.generators.sample_config import SampleConfig
-from distillery.generators.search import SearchConfig
+from distillery.generators.search_config import SearchConfig, SearchPolicy
 from distillery.trainers.training_job import TrainingError
 from distillery.warehouse.records import EvalRecord
 from distillery.warehouse.runs import recorded_run
@@ -176,7 +176,7 @@ def bake_flow(
     if eval_n < 1:
         raise TrainingError(f"--eval-n must be at least 1 (got {eval_n})")
     if search != "plain":
-        SearchConfig(tuple(search.split(",")), wave, budget, targets, retries, shots)
+        SearchPolicy(tuple(search.split(",")), wave, budget, targets, retries, shots)
     make_task_runner(runner, dask_address, dask_workers)
     console = Console()
     wh = Warehouse.open(Path(warehouse))
@@ -213,23 +213,25 @@ def bake_flow(
                 )
             else:
                 found = search_flow(
-                    model=current,
-                    suite=suite,
-                    split="train",
-                    search=search.split(","),
-                    wave=wave,
-                    budget=budget,
-                    targets=targets,
-                    retries=retries,
-                    shots=shots,
-                    context_file=context_file,
-                    limit=limit,
-                    per_family=per_family,
-                    backend=backend,
-                    dtype=dtype,
-                    threads=threads,
-                    warehouse=warehouse,
-                    **sampling,
+                    SearchConfig(
+                        model=current,
+                        suite=suite,
+                        split="train",
+                        procedures=tuple(search.split(",")),
+                        wave=wave,
+                        budget=budget,
+                        targets=targets,
+                        retries=retries,
+                        shots=shots,
+                        context_file=context_file,
+                        limit=limit,
+                        per_family=per_family,
+                        backend=backend,  # type: ignore[arg-type]
+                        dtype=dtype,  # type: ignore[arg-type]
+                        threads=threads,
+                        **sampling,
+                    ),
+                    warehouse,
                 )
                 sampled = {"written": found["written"]}
             verified = verify_flow(VerifyConfig(suite, current, "train"), warehouse)

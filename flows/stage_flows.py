@@ -20,6 +20,7 @@ from rich.console import Console
 from distillery.curate.pairs import PairsConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
+from distillery.generators.search_config import SearchConfig
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
@@ -59,65 +60,23 @@ def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -
 
 @flow(name="search")
 def search_flow(
-    model: str = "smollm2-135m",
-    suite: str = "seeds",
-    split: str = "train",
-    search: list[str] | None = None,
-    wave: int = 4,
-    budget: int = 24,
-    targets: int = 2,
-    retries: int = 1,
-    shots: int = 3,
-    context_file: str | None = None,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 160,
-    seed: int = 0,
-    limit: int | None = None,
-    per_family: int | None = None,
-    backend: str = "transformers",
-    dtype: str = "bf16",
-    workers: int | None = None,
-    threads: int | None = None,
-    warehouse: str = "warehouse-data",
+    config: SearchConfig = SearchConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
-    """Find verified targets: best-of-N, a prompted context, validate-and-retry, adaptive k."""
-    from distillery.generators.search import PROCEDURES
-    from distillery.generators.search_stage import SearchJob, search_job
+    """Find verified targets: best-of-N, a prompted context, validate-and-retry, adaptive n."""
+    from distillery.generators.search_stage import search_stage
 
-    job = SearchJob(
-        model=model,
-        suite=suite,
-        split=split,
-        search=tuple(search or PROCEDURES),
-        wave=wave,
-        budget=budget,
-        targets=targets,
-        retries=retries,
-        shots=shots,
-        context_file=context_file,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        backend=backend,
-        dtype=dtype,
-        workers=workers,
-        threads=threads,
-    )
-    s = search_job(job, Path(warehouse), Console())
+    s = search_stage(config, Path(warehouse), Console())
     rows = [
         {"family": f, "prompts": c["prompts"], "solved": c["solved"], "completions": c["spent"]}
         for f, c in s.per_family.items()
     ]
     artifacts.publish_markdown(
         "search-summary",
-        f"## Search {'+'.join(job.search)} on {suite}/{split}\n\n"
-        f"**{s.solved}/{s.prompts}** prompts solved with a budget of {budget} completions "
-        f"({s.spent} looked at, {s.written} new, {s.waves} waves); passing answers by "
-        f"procedure: {dict(s.passes) or 'none'}.\n\n"
+        f"## Search {'+'.join(config.procedures)} on {config.suite}/{config.split}\n\n"
+        f"**{s.solved}/{s.prompts}** prompts solved with a budget of {config.budget} "
+        f"completions ({s.spent} looked at, {s.written} new, {s.waves} waves); passing "
+        f"answers by procedure: {dict(s.passes) or 'none'}.\n\n"
         + artifacts.md_table(
             ["family", "prompts", "solved", "completions"], (tuple(r.values()) for r in rows)
         ),

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillery.generators.base import SamplingError
+from distillery.generators.search_config import DEFAULT_SHOTS
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import ContextRecord
 from distillery.warehouse.store import Warehouse
-
-DEFAULT_SHOTS = 3
 
 # Said once per family of the built-in suite; any other suite gets GENERIC_SYSTEM unless
 # a context file names its own.

@@ -34,58 +34,18 @@ from distillery.generators.base import SamplingParams as Params
 from distillery.generators.contexts import Context
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.sampling import PromptRow, contexts_for, run_sampling, to_record
+from distillery.generators.search_config import SearchPolicy
 from distillery.generators.strategy_retry import feedback
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
 
-PROCEDURES = ("sample", "prompted", "retry")
 # Follow-ups get row indices far from any plain draw's; a retry row's stored idx is
 # 100 × (the draw it follows up) + attempt.
 RETRY_INDEX_BASE = 1_000_000
 
 # (sample ids) -> their verified attempts; sandbox faults leave ids out (judged next run).
 Judge = Callable[[Sequence[str]], dict[str, Attempt]]
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Defaults: 4 draws a wave per procedure and 2 targets per prompt, so a prompt p₀
-    solves half the time closes after one wave; a budget of 24 completions lets a prompt
-    that passes 1 time in 20 be found with about 70 % chance, at 6× the cost of a solved
-    one."""
-
-    procedures: tuple[str, ...] = PROCEDURES
-    wave: int = 4
-    budget: int = 24
-    targets: int = 2
-    retries: int = 1
-    shots: int = 3
-    # Failed bare draws per prompt and wave that get follow-ups. Retries are the dearest
-    # completions (the failed answer and the feedback are prefilled anew for each) and
-    # found the fewest targets on the seed suite (8 of 107 held-out passes), so by
-    # default only the first failure of a wave is followed up.
-    retry_draws: int = 1
-
-    def __post_init__(self) -> None:
-        bad = [p for p in self.procedures if p not in PROCEDURES]
-        if bad or not self.procedures:
-            raise SamplingError(
-                f"--search takes any of {', '.join(PROCEDURES)} (got {','.join(self.procedures)})"
-            )
-        if "retry" in self.procedures and "sample" not in self.procedures:
-            raise SamplingError("--search retry follows up bare draws: add sample to --search")
-        if (
-            self.wave < 1
-            or self.budget < 1
-            or self.targets < 1
-            or self.retries < 0
-            or self.retry_draws < 1
-        ):
-            raise SamplingError(
-                "--wave, --budget, --targets and --retry-draws must be at least 1, "
-                "--retries at least 0"
-            )
 
 
 @dataclass
@@ -139,7 +99,7 @@ def run_search(
     params: Params,
     judge: Judge,
     run_id: str,
-    config: SearchConfig,
+    config: SearchPolicy,
     contexts: Mapping[str, Context] | None = None,
     progress: ProgressFn | None = None,
     on_wave: Callable[[int, int], None] | None = None,
@@ -171,7 +131,7 @@ def run_search(
                 backend,
                 model,
                 open_,
-                replace(params, k=hi),
+                replace(params, n=hi),
                 run_id,
                 progress,
                 first=lo,
@@ -236,13 +196,13 @@ def _retry(
     state: dict[str, _Prompt],
     drawn: list[tuple[str, str, str]],
     verdicts: dict[str, Attempt],
-    config: SearchConfig,
+    config: SearchPolicy,
     summary: SearchSummary,
     progress: ProgressFn | None,
 ) -> int:
     """Validate-and-retry on the wave's failed bare draws (indices from `first`); returns
     the completions written."""
-    one = replace(params, k=1)
+    one = replace(params, n=1)
     # (prompt_id, draw index) -> the conversation's attempts so far
     convs: dict[tuple[str, int], list[Attempt]] = {}
     index = Counter[str]()

@@ -5,7 +5,6 @@ warehouse. The `search` flow and the bake call this; benchmarks call it without 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +16,26 @@ from distillery.generators import model_store
 from distillery.generators.attempts import verified_attempts
 from distillery.generators.base import Backend, SamplingParams
 from distillery.generators.contexts import (
-    DEFAULT_SHOTS,
     build_contexts,
     read_context_file,
     record_contexts,
 )
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.sampling import select_prompts
-from distillery.generators.search import PROCEDURES, SearchConfig, SearchSummary, run_search
+from distillery.generators.search import SearchSummary, run_search
+from distillery.generators.search_config import SearchConfig
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
 
 
-@dataclass(frozen=True)
-class SearchJob:
-    model: str
-    suite: str
-    split: str = "train"
-    search: tuple[str, ...] = PROCEDURES
-    wave: int = 4
-    budget: int = 24
-    targets: int = 2
-    retries: int = 1
-    shots: int = DEFAULT_SHOTS
-    context_file: str | None = None
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 160
-    seed: int = 0
-    limit: int | None = None
-    per_family: int | None = None
-    backend: str = "transformers"
-    dtype: str = "bf16"
-    workers: int | None = None
-    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
-
-    @property
-    def config(self) -> SearchConfig:
-        return SearchConfig(
-            self.search, self.wave, self.budget, self.targets, self.retries, self.shots
-        )
-
-    @property
-    def params(self) -> SamplingParams:
-        return SamplingParams(
-            self.wave, self.temperature, self.top_p, self.max_new_tokens, self.seed
-        )
+def sampling_params(job: SearchConfig) -> SamplingParams:
+    """The engine's parameters for one wave: `wave` draws per prompt."""
+    return SamplingParams(job.wave, job.temperature, job.top_p, job.max_new_tokens, job.seed)
 
 
 def search_in(
     wh: Warehouse,
-    job: SearchJob,
+    job: SearchConfig,
     model: ResolvedModel,
     backend: Backend,
     run_id: str,
@@ -75,7 +43,7 @@ def search_in(
     on_wave: Any = None,
 ) -> SearchSummary:
     """Run `job` with an open backend; the plain core the flow and benchmarks share."""
-    config, params = job.config, job.params
+    config, params = job, sampling_params(job)
     prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
     contexts = None
     if "prompted" in config.procedures:
@@ -104,12 +72,10 @@ def search_in(
         verifiers.close()
 
 
-def search_job(job: SearchJob, root: Path, console: Console) -> SearchSummary:
+def search_stage(job: SearchConfig, root: Path, console: Console) -> SearchSummary:
     from distillery.console.progress import sampling_bar
     from distillery.generators.sample_stage import open_backend
 
-    job.config  # noqa: B018 - validates before the model loads
-    job.params  # noqa: B018
     wh = Warehouse.open(root)
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
     if job.context_file:
@@ -119,7 +85,7 @@ def search_job(job: SearchJob, root: Path, console: Console) -> SearchSummary:
     )
     try:
         with (
-            recorded_run(wh, "search", asdict(job)) as run_id,
+            recorded_run(wh, "search", job.as_params()) as run_id,
             sampling_bar(console, f"searching with {model.name}") as (_, advance),
         ):
             model_store.register(wh, model, run_id)
@@ -138,13 +104,13 @@ def search_job(job: SearchJob, root: Path, console: Console) -> SearchSummary:
     return summary
 
 
-def print_search(console: Console, job: SearchJob, s: SearchSummary) -> None:
+def print_search(console: Console, job: SearchConfig, s: SearchSummary) -> None:
     table = Table(
         "family",
         "prompts",
         "solved",
         "completions",
-        title=f"search {'+'.join(job.search)} on {job.suite}/{job.split} "
+        title=f"search {'+'.join(job.procedures)} on {job.suite}/{job.split} "
         f"(budget {job.budget}, {job.targets} targets)",
     )
     for fam, c in s.per_family.items():

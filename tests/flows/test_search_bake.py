@@ -108,8 +108,8 @@ def test_bad_search_input_is_one_line_and_writes_nothing(tmp_path):
     before = sorted(p.name for p in (wh / "tables").rglob("*.parquet"))
     missing = str(tmp_path / "no-such-context.json")
     for bad in (
-        ["--search", "beam"],
-        ["--search", "retry"],
+        ["--procedures", "beam"],
+        ["--procedures", "retry"],
         ["--budget", "0"],
         ["--context-file", missing],
     ):

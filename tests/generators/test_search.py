@@ -7,11 +7,13 @@ from collections import Counter
 
 import pytest
 
+from distillery.config.base import ConfigError
 from distillery.generators.base import Attempt, Completion, SamplingError, SamplingParams
 from distillery.generators.contexts import Context, build_contexts
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.sampling import PromptRow
-from distillery.generators.search import SearchConfig, run_search
+from distillery.generators.search import run_search
+from distillery.generators.search_config import SearchPolicy
 from distillery.tasks.base import TaskPrompt
 
 MODEL = ResolvedModel("mdl-fake", "fake", "fake", "test", None, True)
@@ -79,7 +81,7 @@ def search(wh, backend, config=None):
         SamplingParams(4, seed=7),
         judge_for(wh),
         "run-test",
-        config or SearchConfig(wave=4, budget=24, targets=2, retries=1),
+        config or SearchPolicy(wave=4, budget=24, targets=2, retries=1),
         {"fam": CONTEXT},
     )
 
@@ -121,7 +123,7 @@ def test_each_procedure_finds_its_prompts_and_unsolved_ones_spend_the_budget(wh)
 
 
 def test_every_failed_draw_can_be_followed_up(wh):
-    s = search(wh, Scripted(), SearchConfig(wave=4, budget=24, targets=2, retry_draws=4))
+    s = search(wh, Scripted(), SearchPolicy(wave=4, budget=24, targets=2, retry_draws=4))
     # 4 retries a wave: retry closes in one wave (12); never 12, 24; the exemplar 8, 16, 24.
     assert (s.spent, s.waves, s.passes["retry"]) == (8 + 8 + 12 + 24 + 24, 3, 4)
 
@@ -140,14 +142,14 @@ def test_a_rerun_resumes_from_the_warehouse_and_draws_nothing_twice(wh):
 
 
 def test_bare_sampling_alone_is_best_of_n_with_adaptive_k(wh):
-    s = search(wh, Scripted(), SearchConfig(("sample",), wave=2, budget=6, targets=2))
+    s = search(wh, Scripted(), SearchPolicy(("sample",), wave=2, budget=6, targets=2))
     # easy closes after 2 draws; the other four draw 2, 4, 6 and stop at the budget.
     assert (s.solved, s.spent, s.waves) == (1, 2 + 4 * 6, 3)
     assert wh.query("SELECT DISTINCT strategy FROM samples") == [("sample",)]
 
 
 def test_a_prompt_no_procedure_can_draw_closes_instead_of_looping(wh):
-    s = search(wh, Scripted(), SearchConfig(("prompted",), wave=2, budget=6, targets=1))
+    s = search(wh, Scripted(), SearchPolicy(("prompted",), wave=2, budget=6, targets=1))
     # ctx passes at once; easy, retry and never fail prompted draws until 6; the exemplar
     # is never prompted with its own answer, so it is closed with nothing spent.
     assert (s.solved, s.spent, s.waves) == (1, 2 + 3 * 6, 3)
@@ -167,8 +169,8 @@ def test_a_prompt_no_procedure_can_draw_closes_instead_of_looping(wh):
     ],
 )
 def test_bad_search_settings_say_what_to_do(config):
-    with pytest.raises(SamplingError, match="--"):
-        SearchConfig(**config)
+    with pytest.raises(ConfigError, match="--"):
+        SearchPolicy(**config)
 
 
 def test_contexts_take_train_references_and_the_family_system_prompt(wh):

@@ -109,7 +109,7 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
     wh = tmp_path / "wh"
     assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
     args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "2",
-            "--search", "sample,prompted,retry", "--wave", "2", "--budget", "5",
+            "--procedures", "sample,prompted,retry", "--wave", "2", "--budget", "5",
             "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip
     r = run_cli(*args, warehouse=wh)
     assert r.returncode == 0, r.stderr
