@@ -31,7 +31,8 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distillery.evals.eval_stage import EvalJob, eval_job
+from distillery.evals.eval_config import EvalConfig
+from distillery.evals.eval_stage import eval_stage
 from distillery.evals.gap import gap_rows, markdown
 from distillery.evals.paired import compare, outcomes
 from distillery.generators import model_store
@@ -82,24 +83,30 @@ def main() -> None:
     common = {"temperature": 0.8, "max_new_tokens": args.max_new_tokens, "seed": 0}
 
     def evaluate(model: str) -> EvalRecord:
-        job = EvalJob(
-            model, "seeds", "test", n=args.n, ks=(1,), per_family=args.test_per_family, **common
+        job = EvalConfig(
+            model=model,
+            suite="seeds",
+            split="test",
+            n=args.n,
+            k=(1,),
+            per_family=args.test_per_family,
+            **common,
         )
-        return sample_eval(eval_job(job, root, console))
+        return sample_eval(eval_stage(job, root, console))
 
     def humaneval(model: str) -> EvalRecord | None:
         if not args.humaneval_n:
             return None
-        job = EvalJob(
-            model,
-            "humaneval",
-            "test",
+        job = EvalConfig(
+            model=model,
+            suite="humaneval",
+            split="test",
             n=args.humaneval_n,
-            ks=(1,),
+            k=(1,),
             temperature=0.8,
             max_new_tokens=args.humaneval_tokens,
         )
-        return sample_eval(eval_job(job, root, console))
+        return sample_eval(eval_stage(job, root, console))
 
     base = evaluate(args.model)
     held_out = search_stage(

@@ -210,7 +210,8 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     """bake_flow's steps as plain calls in this process; returns the final model's name."""
     from distillery.config.groups import Sharding
     from distillery.console.progress import sampling_bar
-    from distillery.evals.eval_stage import EvalJob, eval_job, params_identity
+    from distillery.evals.eval_config import EvalConfig
+    from distillery.evals.eval_stage import eval_stage, params_identity
     from distillery.evals.gate import GateConfig, gate
     from distillery.evals.report import write_report
     from distillery.filters.verify_config import VerifyConfig
@@ -286,13 +287,13 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                 train_job(job_, train_config, launcher, root, console)
             for who in (current, out):
                 with watch.stage("eval"):
-                    eval_job(
-                        EvalJob(
+                    eval_stage(
+                        EvalConfig(
                             model=who,
                             suite=SUITE,
                             split="test",
                             n=c.eval_n,
-                            ks=ks,
+                            k=ks,
                             temperature=c.temperature,
                             top_p=c.top_p,
                             max_new_tokens=c.max_new_tokens,

@@ -21,6 +21,7 @@ from rich.table import Table
 from distillery.cli.options import stage_command
 from distillery.config.groups import Sharding
 from distillery.curate.pairs import PairsConfig
+from distillery.evals.eval_config import EvalConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig
@@ -402,67 +403,14 @@ def train_dpo(
 # ---------------------------------------------------------------- evaluate, promote, report
 
 
-def _ints(text: str, option: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        fail(f"{option} takes comma-separated integers such as 1,4,16 (got {text!r})")
-    return values
-
-
-@app.command("eval")
-def evaluate(
-    model: Annotated[str, typer.Option(help="Alias, directory or registered name.")] = (
-        "smollm2-135m"
-    ),
-    suite: str = "seeds",
-    split: Annotated[str, typer.Option(help="train | test (held out).")] = "test",
-    n: Annotated[int, typer.Option("--n", help="Draws per prompt.")] = 16,
-    k: Annotated[str, typer.Option("--k", help="pass@k for these k (each <= n).")] = "1,4,16",
-    temperature: float = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
-    seed: int = 0,
-    limit: Annotated[int | None, typer.Option(help="At most N prompts.")] = None,
-    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
-    strategies: Annotated[
-        str, typer.Option(help="Also run: best_of_n,retry,majority (comma-separated).")
-    ] = "",
-    budget: Annotated[int, typer.Option(help="N of best-of-N and majority vote.")] = 8,
-    retries: Annotated[int, typer.Option(help="R of validate-and-retry.")] = 2,
-    backend: Annotated[str, typer.Option(help="transformers | vllm")] = "transformers",
-    dtype: str = "bf16",
-    threads: ThreadsOpt = None,
-    workers: Annotated[int | None, typer.Option(help="Verifier workers.")] = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """pass@k (unbiased, 95% bootstrap CI) per family, with cost; stored in `evals`."""
+def _eval(config: EvalConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import eval_flow
 
-    run_flow(
-        eval_flow,
-        console,
-        model=model,
-        suite=suite,
-        split=split,
-        n=n,
-        ks=list(_ints(k, "--k")),
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
-        budget=budget,
-        retries=retries,
-        backend=backend,
-        dtype=dtype,
-        threads=threads,
-        workers=workers,
-        warehouse=str(warehouse),
-    )
+    run_flow(eval_flow, console, config=config, warehouse=str(warehouse))
+
+
+stage_command(app, "eval", [EvalConfig], _eval, fail, [WAREHOUSE])
 
 
 @app.command()

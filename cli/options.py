@@ -81,9 +81,9 @@ def build(cls: type, values: dict[str, Any]) -> Any:
             try:
                 value = tuple(item(v.strip()) for v in str(value).split(",") if v.strip())
             except ValueError:
+                kind = "integers" if item is int else f"{item.__name__} values"
                 raise ConfigError(
-                    f"{flag(f.name)} takes comma-separated {item.__name__} values "
-                    f"such as 1,4,16 (got {value!r})"
+                    f"{flag(f.name)} takes comma-separated {kind} (got {value!r})"
                 ) from None
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from distillery.evals.eval_config import EvalConfig
 from distillery.evals.stats import (
     Figures,
     PromptDraws,
@@ -32,7 +33,7 @@ from distillery.generators.base import Attempt, Backend, FollowUp, SampleRequest
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.sampling import PromptRow, run_sampling, select_prompts
 from distillery.generators.search import RETRY_INDEX_BASE, retry_id, retry_record
-from distillery.generators.strategies import STRATEGIES, make_strategy
+from distillery.generators.strategies import make_strategy
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import EvalRecord
 from distillery.warehouse.runs import recorded_run
@@ -48,45 +49,9 @@ class EvalError(ValueError):
     """Bad evaluation input, or draws the verifier could not judge; says what to do."""
 
 
-@dataclass(frozen=True)
-class EvalJob:
-    model: str
-    suite: str
-    split: str = "test"
-    n: int = 16
-    ks: tuple[int, ...] = (1, 4, 16)
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 128
-    seed: int = 0
-    limit: int | None = None
-    per_family: int | None = None
-    strategies: tuple[str, ...] = ()
-    budget: int = 8  # N of best-of-N and majority vote
-    retries: int = 2  # R of validate-and-retry
-    backend: str = "transformers"
-    dtype: str = "bf16"
-    workers: int | None = None
-    bootstrap: int = 1000
-    threads: int | None = None  # torch threads (transformers on CPU); None or 0: measure
-
-    def validate(self) -> SamplingParams:
-        params = SamplingParams(
-            self.n, self.temperature, self.top_p, self.max_new_tokens, self.seed
-        )
-        if not self.ks:
-            raise EvalError("--k needs at least one value, such as 1,4,16")
-        for k in self.ks:
-            if not 1 <= k <= self.n:
-                raise EvalError(f"pass@{k} needs k between 1 and --n {self.n}; raise --n")
-        for name in self.strategies:
-            if name not in STRATEGIES:
-                raise EvalError(f"unknown strategy {name!r}; use any of {', '.join(STRATEGIES)}")
-        if self.budget < 1 or self.retries < 1:
-            raise EvalError("--budget and --retries must be at least 1")
-        if self.bootstrap < 100:
-            raise EvalError("--bootstrap must be at least 100 resamples")
-        return params
+def sampling_params(job: EvalConfig) -> SamplingParams:
+    """The engine's parameters for `job`'s draws."""
+    return SamplingParams(job.n, job.temperature, job.top_p, job.max_new_tokens, job.seed)
 
 
 class WarehouseContext:
@@ -168,7 +133,7 @@ def params_identity(params: SamplingParams) -> str:
 
 
 def _record(
-    job: EvalJob,
+    job: EvalConfig,
     model_id: str,
     strategy: str,
     n: int,
@@ -221,14 +186,14 @@ def _record(
 
 def run_eval(
     wh: Warehouse,
-    job: EvalJob,
+    job: EvalConfig,
     model: ResolvedModel,
     backend: Backend,
     run_id: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[EvalRecord]:
     """Evaluate `model` per `job`; writes and returns the evals rows."""
-    params = job.validate()
+    params = sampling_params(job)
     prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
     specs = {
         pid: json.loads(spec)
@@ -273,7 +238,7 @@ def run_eval(
                 digest,
                 draw_outcomes,
             )
-            for k in job.ks
+            for k in job.k
         ]
         for name in job.strategies:
             subset = prompts
@@ -309,13 +274,10 @@ def run_eval(
     return records
 
 
-def eval_job(job: EvalJob, root: Path, console: Console) -> list[EvalRecord]:
+def eval_stage(job: EvalConfig, root: Path, console: Console) -> list[EvalRecord]:
     from distillery.console.progress import sampling_bar
     from distillery.generators.sample_stage import open_backend
 
-    job.validate()
-    if job.split not in ("train", "test"):
-        raise EvalError(f"--split must be train or test (got {job.split!r})")
     wh = Warehouse.open(root)
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
     model, backend = open_backend(
@@ -323,7 +285,7 @@ def eval_job(job: EvalJob, root: Path, console: Console) -> list[EvalRecord]:
     )
     try:
         with (
-            recorded_run(wh, "eval", asdict(job)) as run_id,
+            recorded_run(wh, "eval", job.as_params()) as run_id,
             sampling_bar(console, f"evaluating {model.name}") as (_, advance),
         ):
             model_store.register(wh, model, run_id)

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from distillery.config.groups import Sharding
 from distillery.curate.pairs import PairsConfig
+from distillery.evals.eval_config import EvalConfig
 from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
@@ -188,7 +189,7 @@ def bake_flow(
             "max_new_tokens": max_new_tokens,
             "seed": seed,
         }
-        ks = sorted({1, eval_n})
+        ks = tuple(sorted({1, eval_n}))
         current = model
         done: list[dict[str, Any]] = []
         for r in range(1, rounds + 1):
@@ -266,17 +267,19 @@ def bake_flow(
             evals = {}
             for who in (current, out):
                 evals[who] = eval_flow(
-                    model=who,
-                    suite=suite,
-                    split="test",
-                    n=eval_n,
-                    ks=ks,
-                    per_family=eval_per_family,
-                    backend=backend,
-                    dtype=dtype,
-                    threads=threads,
-                    warehouse=warehouse,
-                    **sampling,
+                    EvalConfig(
+                        model=who,
+                        suite=suite,
+                        split="test",
+                        n=eval_n,
+                        k=ks,
+                        per_family=eval_per_family,
+                        backend=backend,  # type: ignore[arg-type]
+                        dtype=dtype,  # type: ignore[arg-type]
+                        threads=threads,
+                        **sampling,
+                    ),
+                    warehouse,
                 )
             decision = promote_flow(
                 model=out,

@@ -18,6 +18,7 @@ from prefect import flow
 from rich.console import Console
 
 from distillery.curate.pairs import PairsConfig
+from distillery.evals.eval_config import EvalConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.generators.search_config import SearchConfig
@@ -221,57 +222,21 @@ def train_flow(
 
 @flow(name="eval")
 def eval_flow(
-    model: str = "smollm2-135m",
-    suite: str = "seeds",
-    split: str = "test",
-    n: int = 16,
-    ks: list[int] | None = None,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 128,
-    seed: int = 0,
-    limit: int | None = None,
-    per_family: int | None = None,
-    strategies: list[str] | None = None,
-    budget: int = 8,
-    retries: int = 2,
-    backend: str = "transformers",
-    dtype: str = "bf16",
-    workers: int | None = None,
-    threads: int | None = None,
-    warehouse: str = "warehouse-data",
+    config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> list[dict[str, Any]]:
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
-    from distillery.evals.eval_stage import EvalJob, eval_job
+    from distillery.evals.eval_stage import eval_stage
 
-    job = EvalJob(
-        model=model,
-        suite=suite,
-        split=split,
-        n=n,
-        ks=tuple(ks or (1, 4, 16)),
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        limit=limit,
-        per_family=per_family,
-        strategies=tuple(strategies or ()),
-        budget=budget,
-        retries=retries,
-        backend=backend,
-        dtype=dtype,
-        workers=workers,
-        threads=threads,
-    )
-    records = eval_job(job, Path(warehouse), Console())
+    records = eval_stage(config, Path(warehouse), Console())
+    model = config.model
     artifacts.publish_markdown(
         "eval-summary", artifacts.eval_md(model, records), f"pass@k of {model} with cost"
     )
     artifacts.publish_table(
         "eval-pass-at-k",
         artifacts.eval_rows(model, records),
-        f"per-family pass@k of {model} on {suite}/{split}",
+        f"per-family pass@k of {model} on {config.suite}/{config.split}",
     )
     return [asdict(r) for r in records]
 

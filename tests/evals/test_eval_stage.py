@@ -9,7 +9,9 @@ import re
 import pytest
 from rich.console import Console
 
-from distillery.evals.eval_stage import EvalError, EvalJob, run_eval
+from distillery.config.base import ConfigError
+from distillery.evals.eval_config import EvalConfig
+from distillery.evals.eval_stage import EvalError, run_eval
 from distillery.generators.base import Completion, SamplingError
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.search import RETRY_INDEX_BASE
@@ -83,8 +85,8 @@ def ids(wh, tmp_path):
 
 
 def job(**kw):
-    kw = {"model": "fake", "suite": "evs", "n": N, "ks": (1, 2, 4), "max_new_tokens": 16} | kw
-    return EvalJob(workers=2, bootstrap=200, **kw)
+    kw = {"model": "fake", "suite": "evs", "n": N, "k": (1, 2, 4), "max_new_tokens": 16} | kw
+    return EvalConfig(workers=2, bootstrap=200, **kw)
 
 
 def count(wh, table, where="true"):
@@ -171,7 +173,7 @@ def test_a_rerun_reuses_draws_and_verdicts_and_writes_no_new_eval_rows(wh, ids):
 def test_a_larger_n_draws_only_the_missing_indices(wh, ids):
     run_eval(wh, job(), MODEL, Scripted(), RUN)
     more = Scripted()
-    records = run_eval(wh, job(n=6, ks=(1, 6)), MODEL, more, RUN)
+    records = run_eval(wh, job(n=6, k=(1, 6)), MODEL, more, RUN)
     # Indices 0-3 are in the warehouse; only 4 and 5 of each test prompt are drawn (and fail).
     assert sorted(more.asked) == sorted((q, i) for q in TEST for i in (4, 5))
     assert (count(wh, "samples"), count(wh, "verdicts")) == (24, 24)
@@ -185,7 +187,7 @@ def test_strategies_reuse_the_draws_and_store_their_follow_ups(wh, ids):
     backend = Scripted()
     records = run_eval(
         wh,
-        job(ks=(1,), strategies=("best_of_n", "majority", "retry"), budget=4, retries=2),
+        job(k=(1,), strategies=("best_of_n", "majority", "retry"), budget=4, retries=2),
         MODEL,
         backend,
         RUN,
@@ -235,7 +237,7 @@ def test_strategies_reuse_the_draws_and_store_their_follow_ups(wh, ids):
     again = Scripted()
     rerun = run_eval(
         wh,
-        job(ks=(1,), strategies=("best_of_n", "majority", "retry"), budget=4, retries=2),
+        job(k=(1,), strategies=("best_of_n", "majority", "retry"), budget=4, retries=2),
         MODEL,
         again,
         RUN,
@@ -258,7 +260,7 @@ def test_majority_votes_only_on_answer_type_prompts(wh, tmp_path):
         ],
     )
     backend = Scripted({"a0": 1, "g0": 2, "g1": 2})
-    records = run_eval(wh, job(suite="mix", ks=(1,), strategies=("majority",)), MODEL, backend, RUN)
+    records = run_eval(wh, job(suite="mix", k=(1,), strategies=("majority",)), MODEL, backend, RUN)
     sample, majority = records
     tested = sorted(("a0", "g0"), key=ids.get)
     assert (sample.prompts, sample.passes) == (2, [{"a0": 1, "g0": 2}[q] for q in tested])
@@ -274,7 +276,7 @@ def test_majority_votes_only_on_answer_type_prompts(wh, tmp_path):
 
     # A selection with no answer-type prompt (the train split: g1 only) has no majority row.
     (only,) = run_eval(
-        wh, job(suite="mix", split="train", ks=(1,), strategies=("majority",)), MODEL, backend, RUN
+        wh, job(suite="mix", split="train", k=(1,), strategies=("majority",)), MODEL, backend, RUN
     )
     assert (only.strategy, only.prompt_ids, only.passes) == ("sample", [ids["g1"]], [2])
     assert count(wh, "evals", "strategy = 'majority'") == 1
@@ -282,7 +284,7 @@ def test_majority_votes_only_on_answer_type_prompts(wh, tmp_path):
 
 def test_the_selection_follows_split_and_per_family(wh, ids):
     backend = Scripted({**{q: c for q, (_, c) in TEST.items()}, "t0": 3})
-    (train,) = run_eval(wh, job(split="train", ks=(1,)), MODEL, backend, RUN)
+    (train,) = run_eval(wh, job(split="train", k=(1,)), MODEL, backend, RUN)
     assert sorted(backend.asked) == [("t0", i) for i in range(N)]
     assert (train.split, train.prompts, train.prompt_ids, train.passes) == (
         "train",
@@ -293,7 +295,7 @@ def test_the_selection_follows_split_and_per_family(wh, ids):
     assert train.pass_at_1 == pytest.approx(0.75)
 
     backend = Scripted()
-    (one_each,) = run_eval(wh, job(per_family=1, ks=(1,)), MODEL, backend, RUN)
+    (one_each,) = run_eval(wh, job(per_family=1, k=(1,)), MODEL, backend, RUN)
     # The first prompt id of each family.
     first = {fam: min(ids[q] for q in TEST if TEST[q][0] == fam) for fam in ("alpha", "beta")}
     assert one_each.prompt_ids == sorted(first.values())
@@ -317,7 +319,7 @@ def test_draws_the_verifier_cannot_judge_stop_the_eval(wh, tmp_path, monkeypatch
         ],
     )
     with pytest.raises(EvalError, match=r"^4 draw\(s\) have no verdict .*rerun the same command"):
-        run_eval(wh, job(suite="judged", ks=(1,)), MODEL, Scripted({"a0": 1}), RUN)
+        run_eval(wh, job(suite="judged", k=(1,)), MODEL, Scripted({"a0": 1}), RUN)
     # The draws are kept for the rerun; no verdict and no eval row is.
     assert (count(wh, "samples"), count(wh, "verdicts"), count(wh, "evals")) == (4, 0, 0)
 
@@ -325,27 +327,26 @@ def test_draws_the_verifier_cannot_judge_stop_the_eval(wh, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"ks": (1, 8)}, "pass@8 needs k between 1 and --n 4; raise --n"),
-        ({"ks": (0,)}, "pass@0 needs k between 1 and --n 4; raise --n"),
-        ({"ks": ()}, "--k needs at least one value, such as 1,4,16"),
+        ({"k": (1, 8)}, "pass@8 needs k between 1 and --n 4; raise --n"),
+        ({"k": (0,)}, "pass@0 needs k between 1 and --n 4; raise --n"),
+        ({"k": ()}, "--k needs at least one value, such as 1,4,16"),
         (
             {"strategies": ("beam",)},
             "unknown strategy 'beam'; use any of best_of_n, retry, majority",
         ),
-        ({"strategies": ("retry",), "retries": 0}, "--budget and --retries must be at least 1"),
-        ({"budget": 0}, "--budget and --retries must be at least 1"),
+        ({"strategies": ("retry",), "retries": 0}, "--retries must be at least 1 (got 0)"),
+        ({"budget": 0}, "--budget must be at least 1 (got 0)"),
         ({"bootstrap": 99}, "--bootstrap must be at least 100 resamples"),
+        ({"n": 0, "k": (1,)}, "--n must be at least 1 (got 0)"),
+        ({"split": None}, "--split must be train or test"),
     ],
 )
-def test_bad_input_is_one_line_before_anything_is_written(wh, ids, bad, message):
-    kw = {"workers": 2, "bootstrap": 200} | bad
-    bad_job = EvalJob("fake", "evs", n=N, ks=kw.pop("ks", (1,)), **kw)
-    backend = Scripted()
-    with pytest.raises(EvalError) as err:
-        run_eval(wh, bad_job, MODEL, backend, RUN)
+def test_bad_input_is_one_line_before_anything_can_run(bad, message):
+    """The config refuses it when it is built: before a flow, a model or the warehouse."""
+    kw = {"model": "fake", "suite": "evs", "n": N, "k": (1,), "workers": 2} | bad
+    with pytest.raises(ConfigError) as err:
+        EvalConfig(**kw)
     assert str(err.value) == message
-    assert backend.asked == []
-    assert (count(wh, "samples"), count(wh, "verdicts"), count(wh, "evals")) == (0, 0, 0)
 
 
 def test_an_unknown_suite_names_the_load_command(wh, ids):
