@@ -212,7 +212,8 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.console.progress import sampling_bar
     from distillery.evals.eval_config import EvalConfig
     from distillery.evals.eval_stage import eval_stage, params_identity
-    from distillery.evals.gate import GateConfig, gate
+    from distillery.evals.gate import gate
+    from distillery.evals.gate_config import GateConfig
     from distillery.evals.report import write_report
     from distillery.filters.verify_config import VerifyConfig
     from distillery.filters.verify_stage import verify_stage

@@ -22,6 +22,8 @@ from distillery.cli.options import stage_command
 from distillery.config.groups import Sharding
 from distillery.curate.pairs import PairsConfig
 from distillery.evals.eval_config import EvalConfig
+from distillery.evals.gate_config import PromoteConfig
+from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig
@@ -439,63 +441,17 @@ def flips(
     print_rows(cols, rows, format)
 
 
-@app.command()
-def promote(
-    model: Annotated[str, typer.Option(help="The trained model (name or id).")],
-    parent: Annotated[
-        str | None, typer.Option(help="Compare with this model (default: its parent).")
-    ] = None,
-    suite: str = "seeds",
-    split: str = "test",
-    n: Annotated[int, typer.Option("--n")] = 16,
-    temperature: float = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
-    seed: int = 0,
-    min_gain: Annotated[
-        float,
-        typer.Option(
-            "--min-gain",
-            help="Promote only if the lower bound of the paired Δ pass@1 exceeds this "
-            "(negative: not worse by more than this).",
-        ),
-    ] = 0.0,
-    max_family_drop: Annotated[
-        float,
-        typer.Option(
-            "--max-family-drop",
-            help="Refuse if a family's Δ pass@1 is significantly below minus this.",
-        ),
-    ] = 0.0,
-    confidence: Annotated[
-        float, typer.Option(help="Confidence of the bootstrap bound and intervals.")
-    ] = 0.95,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """The promotion gate on held-out evals; the decision and its numbers go to `promotions`."""
+def _promote(config: PromoteConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import promote_flow
 
-    decision = run_flow(
-        promote_flow,
-        console,
-        model=model,
-        parent=parent,
-        suite=suite,
-        split=split,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        min_gain=min_gain,
-        max_family_drop=max_family_drop,
-        confidence=confidence,
-        warehouse=str(warehouse),
-    )
-    print_decision(model, decision)
+    decision = run_flow(promote_flow, console, config=config, warehouse=str(warehouse))
+    print_decision(config.model, decision)
     if not decision["promoted"]:
         raise typer.Exit(3)
+
+
+stage_command(app, "promote", [PromoteConfig], _promote, fail, [WAREHOUSE])
 
 
 def print_decision(model: str, decision: dict[str, Any]) -> None:
@@ -509,34 +465,15 @@ def print_decision(model: str, decision: dict[str, Any]) -> None:
         console.print(f"  - {reason}")
 
 
-@app.command()
-def report(
-    out: Annotated[Path, typer.Option(help="Directory for report.md and its plots.")] = Path(
-        "report"
-    ),
-    base: Annotated[str | None, typer.Option(help="The base model p0 (name or id).")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="The trained model (default: the promoted one).")
-    ] = None,
-    suite: str = "seeds",
-    split: str = "test",
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Markdown report with PNG plots: pass@k curves, families, strategies, amortization."""
+def _report(config: ReportConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import report_flow
 
-    path = run_flow(
-        report_flow,
-        console,
-        out=str(out),
-        base=base,
-        model=model,
-        suite=suite,
-        split=split,
-        warehouse=str(warehouse),
-    )
+    path = run_flow(report_flow, console, config=config, warehouse=str(warehouse))
     console.print(f"report written to {path}")
+
+
+stage_command(app, "report", [ReportConfig], _report, fail, [WAREHOUSE])
 
 
 # ---------------------------------------------------------------- bake, serve

@@ -25,9 +25,10 @@ import textwrap
 import typing
 from functools import cache
 from types import UnionType
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 Split = Literal["train", "test"]
+C = TypeVar("C")
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,12 @@ class StageConfig:
     def as_params(self) -> dict[str, Any]:
         """The fields as plain values (a run's recorded parameters)."""
         return dataclasses.asdict(self)
+
+
+def project(config: Any, cls: type[C]) -> C:
+    """The `cls` part of `config` (a config that inherits `cls`, or holds its fields):
+    same names, same values, nothing renamed."""
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
 
 @cache

@@ -17,9 +17,11 @@ Every decision is stored with its numbers in `promotions`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from distillery.config.base import project
+from distillery.evals.gate_config import GateConfig
 from distillery.evals.paired import ComparisonError, Delta, compare, outcomes, read_evals
 from distillery.generators import model_store
 from distillery.warehouse.ids import canonical_json, content_id
@@ -29,27 +31,6 @@ from distillery.warehouse.store import Warehouse
 
 class PromotionError(ValueError):
     """The gate cannot decide (missing or mismatched evals); says what to run."""
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    min_gain: float = 0.0  # the lower bound of Δ pass@1 must exceed this
-    max_family_drop: float = 0.0  # refuse if a family's Δ is surely below −this
-    confidence: float = 0.95  # of the one-sided bound and of the two-sided intervals
-    bootstrap: int = 2000  # resamples of the paired bootstrap
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not -1 <= self.min_gain <= 1:
-            raise PromotionError(f"--min-gain must be in [-1, 1] (got {self.min_gain})")
-        if not 0 <= self.max_family_drop <= 1:
-            raise PromotionError(
-                f"--max-family-drop must be in [0, 1] (got {self.max_family_drop})"
-            )
-        if not 0.5 < self.confidence < 1:
-            raise PromotionError(f"--confidence must be in (0.5, 1) (got {self.confidence})")
-        if self.bootstrap < 100:
-            raise PromotionError(f"the gate needs at least 100 resamples (got {self.bootstrap})")
 
 
 @dataclass(frozen=True)
@@ -73,7 +54,7 @@ def decide(parent: EvalRecord, child: EvalRecord, config: GateConfig) -> GateDec
     try:
         before = outcomes(parent)
         after = outcomes(child)
-        cmp = compare(before, after, config.bootstrap, config.seed, config.confidence)
+        cmp = compare(before, after, config.gate_bootstrap, config.gate_seed, config.confidence)
     except ComparisonError as exc:
         raise PromotionError(str(exc)) from None
     pct = f"{100 * config.confidence:g}%"
@@ -163,7 +144,7 @@ def gate(
             )
         evals[r.model_id] = found
     decision = decide(evals[parent_row.model_id], evals[row.model_id], config)
-    config_json = canonical_json(asdict(config))
+    config_json = canonical_json(project(config, GateConfig).as_params())
     record = PromotionRecord(
         promotion_id=content_id(
             "prm",

@@ -29,6 +29,8 @@ from rich.console import Console
 from distillery.config.groups import Sharding
 from distillery.curate.pairs import PairsConfig
 from distillery.evals.eval_config import EvalConfig
+from distillery.evals.gate_config import PromoteConfig
+from distillery.evals.report_config import ReportConfig
 from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
@@ -282,16 +284,18 @@ def bake_flow(
                     warehouse,
                 )
             decision = promote_flow(
-                model=out,
-                parent=current,
-                suite=suite,
-                split="test",
-                n=eval_n,
-                min_gain=min_gain,
-                max_family_drop=max_family_drop,
-                confidence=confidence,
-                warehouse=warehouse,
-                **sampling,
+                PromoteConfig(
+                    model=out,
+                    parent=current,
+                    suite=suite,
+                    split="test",
+                    n=eval_n,
+                    min_gain=min_gain,
+                    max_family_drop=max_family_drop,
+                    confidence=confidence,
+                    **sampling,
+                ),
+                warehouse,
             )
             nums = decision["numbers"]
             done.append(
@@ -321,12 +325,14 @@ def bake_flow(
                 break
             current = out
         report = report_flow(
-            out=str(Path(warehouse) / REPORTS_DIR / name),
-            base=model,
-            model=done[-1]["model"],
-            suite=suite,
-            split="test",
-            warehouse=warehouse,
+            ReportConfig(
+                out=str(Path(warehouse) / REPORTS_DIR / name),
+                base=model,
+                model=done[-1]["model"],
+                suite=suite,
+                split="test",
+            ),
+            warehouse,
         )
         artifacts.publish_markdown(
             "bake-summary",

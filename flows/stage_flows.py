@@ -19,6 +19,8 @@ from rich.console import Console
 
 from distillery.curate.pairs import PairsConfig
 from distillery.evals.eval_config import EvalConfig
+from distillery.evals.gate_config import PromoteConfig
+from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.generators.search_config import SearchConfig
@@ -243,39 +245,25 @@ def eval_flow(
 
 @flow(name="promote")
 def promote_flow(
-    model: str,
-    parent: str | None = None,
-    suite: str = "seeds",
-    split: str = "test",
-    n: int = 16,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 128,
-    seed: int = 0,
-    min_gain: float = 0.0,
-    max_family_drop: float = 0.0,
-    confidence: float = 0.95,
-    warehouse: str = "warehouse-data",
+    config: PromoteConfig,
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """The promotion gate on held-out evals (a paired bootstrap of per-prompt pass@1);
     the decision goes to `promotions`."""
     from distillery.evals.eval_stage import params_identity
-    from distillery.evals.gate import GateConfig, PromotionError, gate
+    from distillery.evals.gate import gate
     from distillery.generators.base import SamplingParams
     from distillery.warehouse.runs import recorded_run
     from distillery.warehouse.store import Warehouse
 
-    try:
-        config = GateConfig(min_gain, max_family_drop, confidence)
-    except ValueError as exc:
-        raise PromotionError(str(exc)) from None
-    params = params_identity(SamplingParams(n, temperature, top_p, max_new_tokens, seed))
+    c = config
+    params = params_identity(SamplingParams(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed))
     wh = Warehouse.open(Path(warehouse))
-    with recorded_run(wh, "promote", {"model": model, "parent": parent}) as run_id:
-        decision, record = gate(wh, model, suite, split, n, params, config, run_id, parent)
+    with recorded_run(wh, "promote", {"model": c.model, "parent": c.parent}) as run_id:
+        decision, record = gate(wh, c.model, c.suite, c.split, c.n, params, c, run_id, c.parent)
     artifacts.publish_markdown(
         "promotion-decision",
-        artifacts.promotion_md(model, decision.promoted, decision.numbers, decision.reasons),
+        artifacts.promotion_md(c.model, decision.promoted, decision.numbers, decision.reasons),
     )
     return {
         "promoted": decision.promoted,
@@ -287,20 +275,16 @@ def promote_flow(
 
 @flow(name="report")
 def report_flow(
-    out: str = "report",
-    base: str | None = None,
-    model: str | None = None,
-    suite: str = "seeds",
-    split: str = "test",
-    warehouse: str = "warehouse-data",
+    config: ReportConfig = ReportConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> str:
     """report.md with PNG plots; the plots also go to the UI as artifacts."""
     from distillery.evals.report import write_report
     from distillery.warehouse.store import Warehouse
 
-    path = write_report(
-        Warehouse.open_existing(Path(warehouse)), Path(out), suite, split, base, model
-    )
+    c = config
+    wh = Warehouse.open_existing(Path(warehouse))
+    path = write_report(wh, Path(c.out), c.suite, c.split, c.base, c.model)
     artifacts.publish_plots(path.parent)
     artifacts.publish_markdown("report", path.read_text(encoding="utf-8"), f"report.md ({path})")
     return str(path)

@@ -5,7 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from distillery.evals.gate import GateConfig, PromotionError, decide
+from distillery.config.base import ConfigError
+from distillery.evals.gate import PromotionError, decide
+from distillery.evals.gate_config import GateConfig
 from distillery.warehouse.records import EvalRecord
 
 
@@ -155,9 +157,9 @@ def test_evals_made_differently_cannot_be_compared():
         ({"min_gain": -1.5}, "--min-gain must be in"),
         ({"max_family_drop": -0.1}, "--max-family-drop must be in"),
         ({"confidence": 1.0}, "--confidence must be in"),
-        ({"bootstrap": 10}, "at least 100 resamples"),
+        ({"gate_bootstrap": 10}, "at least 100 resamples"),
     ],
 )
 def test_bad_gate_settings_are_one_line(kwargs, message):
-    with pytest.raises(PromotionError, match=message):
+    with pytest.raises(ConfigError, match=message):
         GateConfig(**kwargs)
