@@ -31,6 +31,8 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from distillery.curate.pairs import PairsConfig
+from distillery.curate.pairs_stage import pairs_stage
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.eval_stage import eval_stage
 from distillery.evals.gap import gap_rows, markdown
@@ -39,7 +41,8 @@ from distillery.generators import model_store
 from distillery.generators.search_config import SearchConfig
 from distillery.generators.search_stage import search_stage
 from distillery.tasks.prompts_stage import prompts_job
-from distillery.trainers.train_stage import build_training, train_job
+from distillery.trainers.train_config import DPOConfig, RSFTConfig
+from distillery.trainers.train_stage import train_stage
 from distillery.warehouse.records import EvalRecord
 from distillery.warehouse.store import Warehouse
 
@@ -143,18 +146,24 @@ def main() -> None:
     for method in args.methods.split(","):
         name = f"{args.tag}-{method}"
         if model_store.model_row(wh, name) is None:
-            job, config, launcher = build_training(
-                method,
-                args.model,
-                name,
-                "seeds",
-                args.model,
-                per_prompt=args.per_prompt,
-                max_per_prompt=args.per_prompt,
-                learning_rate=args.rsft_lr if method == "rsft" else args.dpo_lr,
-                epochs=args.epochs if method == "rsft" else args.dpo_epochs,
-            )
-            out = train_job(job, config, launcher, root, console)
+            data = {"base": args.model, "out": name, "suite": "seeds", "samples_of": args.model}
+            config: RSFTConfig | DPOConfig
+            if method == "rsft":
+                config = RSFTConfig(
+                    **data,
+                    samples_per_prompt=args.per_prompt,
+                    learning_rate=args.rsft_lr,
+                    num_train_epochs=args.epochs,
+                )
+            else:
+                pairs = PairsConfig(
+                    suite="seeds", model=args.model, pairs_per_prompt=args.per_prompt
+                )
+                pairs_stage(pairs, root, console)
+                config = DPOConfig(
+                    **data, learning_rate=args.dpo_lr, num_train_epochs=args.dpo_epochs
+                )
+            out = train_stage(config, root, console)
             r = out.result
             assert r is not None
             train_info[method] = (

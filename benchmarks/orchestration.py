@@ -222,7 +222,8 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.generators.sample_config import SampleConfig
     from distillery.generators.sample_stage import open_backend, print_summary, sampling_params
     from distillery.generators.sampling import run_sampling, select_prompts
-    from distillery.trainers.train_stage import build_training, train_job
+    from distillery.trainers.train_config import RSFTConfig
+    from distillery.trainers.train_stage import train_stage
     from distillery.warehouse.runs import recorded_run
     from distillery.warehouse.store import Warehouse
 
@@ -276,16 +277,15 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
             if model_store.model_row(wh, out) is not None:
                 raise RuntimeError(f"{out} exists in a warehouse that should be fresh")
             with watch.stage("train"):
-                job_, train_config, launcher = build_training(
-                    "rsft",
-                    current,
-                    out,
-                    SUITE,
-                    current,
+                config = RSFTConfig(
+                    base=current,
+                    out=out,
+                    suite=SUITE,
+                    samples_of=current,
                     learning_rate=c.learning_rate,
                     max_steps=c.max_steps,
                 )
-                train_job(job_, train_config, launcher, root, console)
+                train_stage(config, root, console)
             for who in (current, out):
                 with watch.stage("eval"):
                     eval_stage(

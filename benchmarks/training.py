@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distillery.generators.model_registry import load, resolve
 from distillery.tasks.suite_seeds import SeedsSuite
 from distillery.trainers.base import quiet_libraries, trainer_device_args
-from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+from distillery.trainers.rsft_trainer import RSFTLauncher
+from distillery.trainers.train_config import RSFTConfig
 
 
 def rows(n: int) -> list[dict]:
@@ -46,7 +47,7 @@ def bare_trl(data: list[dict], c: RSFTConfig, out_dir: str) -> tuple[int, float]
         output_dir=out_dir,
         learning_rate=c.learning_rate,
         max_steps=c.max_steps,
-        per_device_train_batch_size=c.batch_size,
+        per_device_train_batch_size=c.per_device_train_batch_size,
         max_length=c.max_length,
         seed=c.seed,
         logging_steps=1,
@@ -83,7 +84,9 @@ def main() -> None:
     args = ap.parse_args()
     quiet_libraries()
     data = rows(args.rows)
-    c = RSFTConfig(learning_rate=5e-5, max_steps=args.steps, batch_size=8, max_length=256)
+    c = RSFTConfig(
+        learning_rate=5e-5, max_steps=args.steps, per_device_train_batch_size=8, max_length=256
+    )
     print(
         f"{len(data)} rows, {args.steps} steps of batch 8, SmolLM2-135M fp32, "
         f"{torch.get_num_threads()} threads"

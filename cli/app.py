@@ -25,8 +25,10 @@ from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
+from distillery.flows.bake_config import BakeConfig
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig
+from distillery.trainers.train_config import DPOConfig, RSFTConfig
 
 app = typer.Typer(
     name="distillery",
@@ -34,6 +36,8 @@ app = typer.Typer(
     "inference-time search baked into the weights.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich's option tables cut long names (TRL's) at 80 columns.
+    rich_markup_mode=None,
 )
 models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
 prompts_app = typer.Typer(help="Load task suites into the warehouse.", no_args_is_help=True)
@@ -67,24 +71,6 @@ WAREHOUSE = inspect.Parameter(
     default=DEFAULT_WAREHOUSE,
     annotation=WarehouseOpt,
 )
-RunnerOpt = Annotated[
-    str, typer.Option(help="Where sampling shards run: threads | dask (prefect-dask).")
-]
-DaskAddressOpt = Annotated[
-    str | None,
-    typer.Option("--dask-address", help="Join this Dask scheduler instead of a local cluster."),
-]
-ShardDeploymentOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--shard-deployment",
-        help="Run sampling shards as flow runs of this deployment (e.g. sample-shard/pool) "
-        "on a work pool's workers.",
-    ),
-]
-DaskWorkersOpt = Annotated[
-    int, typer.Option("--dask-workers", help="Processes of the local Dask cluster.")
-]
 
 
 def fail(message: str) -> NoReturn:
@@ -215,38 +201,10 @@ def _sample(config: SampleConfig, sharding: Sharding, warehouse: Path) -> None:
 stage_command(app, "sample", [SampleConfig, Sharding], _sample, fail, [WAREHOUSE])
 
 
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option(
-        help="torch threads on a CPU (default: DISTILLERY_THREADS, else measured; on a busy "
-        "2-core host 1 thread samples many times faster than 2)."
-    ),
-]
-
 DEMO_TRAIN_PER_FAMILY = 16
 DEMO_EVAL_PER_FAMILY = 6
 
-SearchOpt = Annotated[
-    str,
-    typer.Option(
-        help="Where targets come from: any of sample,prompted,retry (adaptive search), "
-        "or plain (k bare draws per prompt)."
-    ),
-]
 BudgetOpt = Annotated[int, typer.Option(help="Search: at most N completions per prompt.")]
-TargetsOpt = Annotated[
-    int, typer.Option(help="Search: a prompt closes once it has N distinct passing answers.")
-]
-WaveOpt = Annotated[int, typer.Option(help="Search: draws per procedure per wave.")]
-RetriesOpt = Annotated[int, typer.Option(help="Search: feedback turns per failed draw.")]
-ShotsOpt = Annotated[int, typer.Option(help="Prompted search: exemplars per family.")]
-ContextFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--context-file",
-        help='JSON {family: {"system": str, "shots": [[user, answer], ...]}} for prompted.',
-    ),
-]
 
 
 def _search(config: SearchConfig, warehouse: Path) -> None:
@@ -300,106 +258,16 @@ def _pairs(config: PairsConfig, warehouse: Path) -> None:
 stage_command(app, "pairs", [PairsConfig], _pairs, fail, [WAREHOUSE])
 
 
-BaseOpt = Annotated[str, typer.Option("--base", help="The model to start from.")]
-OutOpt = Annotated[str, typer.Option("--out", help="Name of the trained model.")]
-SuiteOpt = Annotated[str | None, typer.Option(help="Train on this suite's prompts.")]
-SamplesOfOpt = Annotated[
-    str | None, typer.Option("--samples-of", help="Whose samples to learn from (default: --base).")
-]
-
-
-@train_app.command("rsft")
-def train_rsft(
-    base: BaseOpt = "smollm2-135m",
-    out: OutOpt = "rsft-model",
-    suite: SuiteOpt = None,
-    samples_of: SamplesOfOpt = None,
-    mode: Annotated[str, typer.Option(help="all | best (top-1 per prompt)")] = "all",
-    per_prompt: Annotated[int, typer.Option("--per-prompt")] = 4,
-    per_family: Annotated[int | None, typer.Option("--per-family")] = None,
-    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
-    learning_rate: Annotated[
-        float | None, typer.Option("--lr", help="Default 1e-4 (trainers/train_stage.py says why).")
-    ] = None,
-    epochs: float = 1.0,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    max_length: Annotated[int, typer.Option("--max-length")] = 512,
-    threads: ThreadsOpt = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """Rejection-sampling fine-tuning on verified samples (TRL SFTTrainer, completion-only loss)."""
+def _train(config: RSFTConfig | DPOConfig, warehouse: Path) -> None:
     from distillery.flows.runtime import run_flow
-    from distillery.flows.stage_flows import train_flow
+    from distillery.flows.stage_flows import dpo_flow, rsft_flow
 
-    run_flow(
-        train_flow,
-        console,
-        method="rsft",
-        base=base,
-        out=out,
-        suite=suite,
-        samples_of=samples_of,
-        mode=mode,
-        per_prompt=per_prompt,
-        per_family=per_family,
-        lora=lora,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        threads=threads,
-        warehouse=str(warehouse),
-    )
+    flow = dpo_flow if isinstance(config, DPOConfig) else rsft_flow
+    run_flow(flow, console, config=config, warehouse=str(warehouse))
 
 
-@train_app.command("dpo")
-def train_dpo(
-    base: BaseOpt = "smollm2-135m",
-    out: OutOpt = "dpo-model",
-    suite: SuiteOpt = None,
-    samples_of: SamplesOfOpt = None,
-    beta: float = 0.1,
-    loss: Annotated[str, typer.Option(help="sigmoid | ipo")] = "sigmoid",
-    strategy: Annotated[str, typer.Option(help="pass-fail | best-worst | all")] = "pass-fail",
-    max_per_prompt: Annotated[int, typer.Option("--max-per-prompt")] = 4,
-    min_margin: Annotated[float, typer.Option("--min-margin")] = 0.0,
-    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
-    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-6,
-    epochs: float = 1.0,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    max_length: Annotated[int, typer.Option("--max-length")] = 512,
-    threads: ThreadsOpt = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """DPO on chosen/rejected pairs (TRL DPOTrainer); β is the KL leash."""
-    from distillery.flows.runtime import run_flow
-    from distillery.flows.stage_flows import train_flow
-
-    run_flow(
-        train_flow,
-        console,
-        method="dpo",
-        base=base,
-        out=out,
-        suite=suite,
-        samples_of=samples_of,
-        strategy=strategy,
-        max_per_prompt=max_per_prompt,
-        min_margin=min_margin,
-        beta=beta,
-        loss=loss,
-        lora=lora,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        threads=threads,
-        warehouse=str(warehouse),
-    )
+stage_command(train_app, "rsft", [RSFTConfig], _train, fail, [WAREHOUSE])
+stage_command(train_app, "dpo", [DPOConfig], _train, fail, [WAREHOUSE])
 
 
 # ---------------------------------------------------------------- evaluate, promote, report
@@ -479,99 +347,11 @@ stage_command(app, "report", [ReportConfig], _report, fail, [WAREHOUSE])
 # ---------------------------------------------------------------- bake, serve
 
 
-@app.command()
-def bake(
-    name: Annotated[str, typer.Option(help="Round models are named NAME-r1, NAME-r2, ….")] = (
-        "baked"
-    ),
-    model: Annotated[str, typer.Option(help="The base model p0.")] = "smollm2-135m",
-    suite: str = "seeds",
-    rounds: Annotated[int, typer.Option(help="Rounds of sample → train → gate.")] = 1,
-    method: Annotated[str, typer.Option(help="rsft | dpo")] = "rsft",
-    k: Annotated[int, typer.Option("--k", help="Train samples per prompt (--search plain).")] = 8,
-    search: SearchOpt = "sample,prompted,retry",
-    budget: BudgetOpt = 24,
-    targets: TargetsOpt = 2,
-    wave: WaveOpt = 4,
-    retries: RetriesOpt = 1,
-    shots: ShotsOpt = 3,
-    context_file: ContextFileOpt = None,
-    per_family: Annotated[
-        int | None, typer.Option("--per-family", help="At most N train prompts per family.")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="At most N train prompts.")] = None,
-    temperature: float = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
-    seed: int = 0,
-    eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
-    eval_per_family: Annotated[
-        int | None, typer.Option("--eval-per-family", help="At most N test prompts per family.")
-    ] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr")] = None,
-    epochs: Annotated[float, typer.Option(help="Training epochs per round.")] = 3.0,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    lora: Annotated[bool, typer.Option("--lora/--no-lora")] = False,
-    beta: float = 0.1,
-    min_gain: Annotated[float, typer.Option("--min-gain")] = 0.0,
-    max_family_drop: Annotated[float, typer.Option("--max-family-drop")] = 0.0,
-    confidence: float = 0.95,
-    shard_prompts: Annotated[int, typer.Option("--shard-prompts")] = 16,
-    shard_deployment: ShardDeploymentOpt = None,
-    runner: RunnerOpt = "threads",
-    dask_address: DaskAddressOpt = None,
-    dask_workers: DaskWorkersOpt = 2,
-    dtype: str = "bf16",
-    threads: ThreadsOpt = None,
-    warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
-) -> None:
-    """The whole loop for R rounds: sample, verify, pair, train, evaluate, gate, report."""
+def _bake(config: BakeConfig, warehouse: Path) -> None:
     from distillery.flows.bake_flow import bake_flow
     from distillery.flows.runtime import run_flow
 
-    result = run_flow(
-        bake_flow,
-        console,
-        name=name,
-        model=model,
-        suite=suite,
-        rounds=rounds,
-        method=method,
-        k=k,
-        search=search,
-        budget=budget,
-        targets=targets,
-        wave=wave,
-        retries=retries,
-        shots=shots,
-        context_file=str(context_file) if context_file else None,
-        per_family=per_family,
-        limit=limit,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        eval_n=eval_n,
-        eval_per_family=eval_per_family,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        lora=lora,
-        beta=beta,
-        min_gain=min_gain,
-        max_family_drop=max_family_drop,
-        confidence=confidence,
-        shard_prompts=shard_prompts,
-        shard_deployment=shard_deployment,
-        runner=runner,
-        dask_address=dask_address,
-        dask_workers=dask_workers,
-        dtype=dtype,
-        threads=threads,
-        warehouse=str(warehouse),
-    )
+    result = run_flow(bake_flow, console, config=config, warehouse=str(warehouse))
     table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
     for r in result["rounds"]:
         table.add_row(
@@ -584,6 +364,9 @@ def bake(
             r["decision"],
         )
     console.print(table)
+
+
+stage_command(app, "bake", [BakeConfig], _bake, fail, [WAREHOUSE])
 
 
 @app.command()
@@ -722,36 +505,28 @@ def demo(
     from distillery.warehouse.records import EvalRecord
 
     prompts_load("seeds", None, warehouse)
-    sampling = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": max_new_tokens, "seed": 0}
     console.rule("[bold]1. the search's success on held-out prompts (what p₀ + search achieves)")
-    held_out = run_flow(
-        search_flow,
-        console,
+    search = SearchConfig(
         model=model,
         suite="seeds",
         split="test",
         budget=budget,
         targets=1,
         per_family=eval_per_family,
-        warehouse=str(warehouse),
-        **sampling,
+        max_new_tokens=max_new_tokens,
     )
+    held_out = run_flow(search_flow, console, config=search, warehouse=str(warehouse))
     console.rule("[bold]2. bake: search train prompts, RSFT, eval p₀ and p_θ, gate, report")
-    result = run_flow(
-        bake_flow,
-        console,
+    bake = BakeConfig(
         name="demo",
         model=model,
-        suite="seeds",
-        rounds=1,
-        method="rsft",
         budget=budget,
         per_family=per_family,
         eval_n=eval_n,
         eval_per_family=eval_per_family,
-        warehouse=str(warehouse),
-        **sampling,
+        max_new_tokens=max_new_tokens,
     )
+    result = run_flow(bake_flow, console, config=bake, warehouse=str(warehouse))
     evals = {
         who: next(EvalRecord(**r) for r in records if r["strategy"] == "sample" and r["k"] == 1)
         for who, records in result["evals"].items()

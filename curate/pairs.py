@@ -18,6 +18,7 @@ from distillery.config.base import Split, StageConfig, at_least, check
 from distillery.curate.selection import Candidate, normalise
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import PairRecord
+from distillery.warehouse.store import Warehouse
 
 Pairing = Literal["pass-fail", "best-worst", "all"]
 
@@ -151,3 +152,25 @@ def build_pairs(candidates: Iterable[Candidate], config: PairConfig) -> PairRepo
             report.no_contrast += 1
         report.pairs += pairs
     return report
+
+
+def stored_pairs(
+    wh: Warehouse, suite: str | None, model: str | None, split: str | None, pairing: str
+) -> list[str]:
+    """Ids of the pairs the `pairs` stage stored for `model`'s samples (chosen and rejected
+    are both its) on `suite`/`split`, built by `pairing`: what DPO trains on."""
+    sql = (
+        "SELECT pr.pair_id FROM pairs pr JOIN prompts p USING (prompt_id) "
+        "JOIN samples c ON c.sample_id = pr.chosen_id "
+        "LEFT JOIN models m ON m.model_id = c.model_id WHERE pr.strategy = ?"
+    )
+    params: list[object] = [pairing]
+    for column, value in (("p.suite", suite), ("p.split", split)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if model:
+        sql += " AND (m.name = ? OR c.model_id = ?)"
+        params += [model, model]
+    sql += " ORDER BY pr.prompt_id, pr.pair_id"
+    return [pid for (pid,) in wh.query(sql, params)]

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from distillery.config.base import StageConfig, at_least
 from distillery.filters import reasons
 from distillery.warehouse.store import Warehouse
 
@@ -37,16 +38,20 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class SelectionConfig:
+class SelectionConfig(StageConfig):
+    """Which verified samples become RSFT's training targets."""
+
     mode: Literal["all", "best"] = "all"
-    per_prompt: int = 4
-    per_family: int | None = None
+    """all: every distinct passing sample (capped); best: the top-scoring one per prompt."""
+    samples_per_prompt: int = 4
+    """At most this many targets per prompt."""
+    samples_per_family: int | None = None
+    """At most this many targets per family (taken round-robin over its prompts)."""
 
     def __post_init__(self) -> None:
-        if self.mode not in ("all", "best"):
-            raise ValueError(f"selection mode must be all or best (got {self.mode!r})")
-        if self.per_prompt < 1 or (self.per_family is not None and self.per_family < 1):
-            raise ValueError("per-prompt and per-family caps must be at least 1")
+        super().__post_init__()
+        at_least(self.samples_per_prompt, 1, "samples_per_prompt")
+        at_least(self.samples_per_family, 1, "samples_per_family")
 
 
 @dataclass
@@ -90,22 +95,22 @@ def select(candidates: Iterable[Candidate], config: SelectionConfig) -> Selectio
                 continue
             seen.add(key)
             unique.append(c)
-        cap = 1 if config.mode == "best" else config.per_prompt
+        cap = 1 if config.mode == "best" else config.samples_per_prompt
         report.capped += max(0, len(unique) - cap)
         kept_by_family[unique[0].family].append(unique[:cap])
     for family in sorted(kept_by_family):
         groups = kept_by_family[family]
         chosen = [c for g in groups for c in g]
-        if config.per_family is not None and len(chosen) > config.per_family:
+        if config.samples_per_family is not None and len(chosen) > config.samples_per_family:
             # Round-robin over the family's prompts, so the cap thins every prompt alike
             # instead of dropping whole prompts.
             chosen = []
             depth = 0
-            while len(chosen) < config.per_family:
+            while len(chosen) < config.samples_per_family:
                 layer = [g[depth] for g in groups if depth < len(g)]
                 if not layer:
                     break
-                chosen += layer[: config.per_family - len(chosen)]
+                chosen += layer[: config.samples_per_family - len(chosen)]
                 depth += 1
             report.capped += sum(len(g) for g in groups) - len(chosen)
         report.selected += chosen

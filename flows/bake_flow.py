@@ -20,44 +20,46 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from rich.console import Console
 
-from distillery.config.groups import Sharding
+from distillery.config.base import project
+from distillery.config.groups import BackendChoice, Decoding, Sharding
 from distillery.curate.pairs import PairsConfig
 from distillery.evals.eval_config import EvalConfig
-from distillery.evals.gate_config import PromoteConfig
+from distillery.evals.gate_config import GateConfig, PromoteConfig
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
+from distillery.flows.bake_config import BakeConfig
 from distillery.flows.sample_flow import sample_flow
 from distillery.flows.stage_flows import (
+    dpo_flow,
     eval_flow,
     pairs_flow,
     promote_flow,
     report_flow,
+    rsft_flow,
     search_flow,
-    train_flow,
     verify_flow,
 )
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig, SearchPolicy
+from distillery.trainers.train_config import DPOConfig, RSFTConfig, TrainArgs
 from distillery.trainers.training_job import TrainingError
 from distillery.warehouse.records import EvalRecord
 from distillery.warehouse.runs import recorded_run
+from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 from distillery.warehouse.store import Warehouse
 
 REPORTS_DIR = "reports"
-# A search yields tens of targets per family, not thousands: one epoch is a handful of
-# optimizer steps, which moved nothing measurable. Three epochs at RSFT's 1e-4 moved
-# held-out pass@1 of SmolLM2-135M significantly (benchmarks/RESULTS.md, "Effect").
-BAKE_EPOCHS = 3.0
 
 
 @contextmanager
@@ -131,155 +133,85 @@ def bake_md(name: str, base: str, rounds: list[dict[str, Any]], final: str) -> s
 
 @flow(name="bake")
 def bake_flow(
-    name: str = "baked",
-    model: str = "smollm2-135m",
-    suite: str = "seeds",
-    rounds: int = 1,
-    method: str = "rsft",
-    k: int = 8,
-    search: str = "sample,prompted,retry",
-    budget: int = 24,
-    targets: int = 2,
-    wave: int = 4,
-    retries: int = 1,
-    shots: int = 3,
-    context_file: str | None = None,
-    per_family: int | None = None,
-    limit: int | None = None,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 128,
-    seed: int = 0,
-    eval_n: int = 8,
-    eval_per_family: int | None = None,
-    learning_rate: float | None = None,
-    epochs: float = BAKE_EPOCHS,
-    max_steps: int = -1,
-    batch_size: int = 8,
-    lora: bool = False,
-    beta: float = 0.1,
-    min_gain: float = 0.0,
-    max_family_drop: float = 0.0,
-    confidence: float = 0.95,
-    shard_prompts: int = 16,
-    shard_deployment: str | None = None,
-    runner: str = "threads",
-    dask_address: str | None = None,
-    dask_workers: int = 2,
-    backend: str = "transformers",
-    dtype: str = "bf16",
-    threads: int | None = None,
-    warehouse: str = "warehouse-data",
+    config: BakeConfig = BakeConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
-    """Sample → verify → (pair) → train → evaluate → gate, for `rounds` rounds."""
-    if rounds < 1:
-        raise TrainingError(f"--rounds must be at least 1 (got {rounds})")
-    if method not in ("rsft", "dpo"):
-        raise TrainingError(f"unknown training method {method!r}; use rsft or dpo")
-    if eval_n < 1:
-        raise TrainingError(f"--eval-n must be at least 1 (got {eval_n})")
-    if search != "plain":
-        SearchPolicy(tuple(search.split(",")), wave, budget, targets, retries, shots)
-    make_task_runner(runner, dask_address, dask_workers)
+    """Search (or sample) → verify → (pair) → train → evaluate → gate, for `rounds` rounds."""
+    c = config
+    make_task_runner(c.runner, c.dask_address, c.dask_workers)
     console = Console()
     wh = Warehouse.open(Path(warehouse))
-    params = {"name": name, "model": model, "suite": suite, "rounds": rounds, "method": method}
-    with recorded_run(wh, "bake", params), stage_runs():
-        sampling = {
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
-        }
-        ks = tuple(sorted({1, eval_n}))
-        current = model
+    # Each stage's config is the bake's fields under the same names (`project`).
+    decoding = project(c, Decoding).as_params()
+    backend = project(c, BackendChoice).as_params()
+    train_args = {
+        f.name: getattr(c, f.name) for f in fields(TrainArgs) if getattr(c, f.name) is not None
+    }
+    with recorded_run(wh, "bake", c.as_params()), stage_runs():
+        ks = tuple(sorted({1, c.eval_n}))
+        current = c.model
         done: list[dict[str, Any]] = []
-        for r in range(1, rounds + 1):
-            out = round_model(name, r)
-            console.rule(f"[bold]bake {name}: round {r}/{rounds}, sampling from {current}")
-            if search == "plain":
+        for r in range(1, c.rounds + 1):
+            out = round_model(c.name, r)
+            console.rule(f"[bold]bake {c.name}: round {r}/{c.rounds}, sampling from {current}")
+            scope = {
+                "suite": c.suite,
+                "split": "train",
+                "limit": c.limit,
+                "per_family": c.per_family,
+            }
+            if c.search == "plain":
                 sampled = sample_flow(
-                    SampleConfig(
-                        model=current,
-                        suite=suite,
-                        split="train",
-                        n=k,
-                        limit=limit,
-                        per_family=per_family,
-                        backend=backend,  # type: ignore[arg-type]
-                        dtype=dtype,  # type: ignore[arg-type]
-                        threads=threads,
-                        **sampling,
-                    ),
-                    Sharding(shard_prompts, shard_deployment, runner, dask_address, dask_workers),  # type: ignore[arg-type]
+                    SampleConfig(model=current, n=c.n, **scope, **decoding, **backend),
+                    project(c, Sharding),
                     warehouse,
                 )
             else:
+                policy = project(c, SearchPolicy).as_params()
                 found = search_flow(
                     SearchConfig(
                         model=current,
-                        suite=suite,
-                        split="train",
-                        procedures=tuple(search.split(",")),
-                        wave=wave,
-                        budget=budget,
-                        targets=targets,
-                        retries=retries,
-                        shots=shots,
-                        context_file=context_file,
-                        limit=limit,
-                        per_family=per_family,
-                        backend=backend,  # type: ignore[arg-type]
-                        dtype=dtype,  # type: ignore[arg-type]
-                        threads=threads,
-                        **sampling,
+                        context_file=c.context_file,
+                        **policy,
+                        **scope,
+                        **decoding,
+                        **backend,
                     ),
                     warehouse,
                 )
                 sampled = {"written": found["written"]}
-            verified = verify_flow(VerifyConfig(suite, current, "train"), warehouse)
-            counts = [FamilyCounts.from_dict(c) for c in verified["per_family"].values()]
-            n_verified = sum(c.verified for c in counts)
-            n_passed = sum(c.passed for c in counts)
-            if search != "plain":
+            verified = verify_flow(VerifyConfig(c.suite, current, "train"), warehouse)
+            counts = [FamilyCounts.from_dict(f) for f in verified["per_family"].values()]
+            n_verified = sum(f.verified for f in counts)
+            n_passed = sum(f.passed for f in counts)
+            if c.search != "plain":
                 # The search verified as it went: its share of prompts with a target.
                 n_verified, n_passed = found["prompts"], found["solved"]
             examples = None
-            if method == "dpo":
-                examples = pairs_flow(PairsConfig(suite=suite, model=current), warehouse)["pairs"]
+            if c.method == "dpo":
+                examples = pairs_flow(PairsConfig(suite=c.suite, model=current), warehouse)["pairs"]
             trained: dict[str, Any] = {}
             if _trained(wh, out, current):
                 console.print(f"{out} is already trained from {current}; not training it again")
             else:
-                trained = train_flow(
-                    method=method,
-                    base=current,
-                    out=out,
-                    suite=suite,
-                    samples_of=current,
-                    learning_rate=learning_rate,
-                    epochs=epochs,
-                    max_steps=max_steps,
-                    batch_size=batch_size,
-                    lora=lora,
-                    beta=beta,
-                    threads=threads,
-                    warehouse=warehouse,
-                )
+                data = {"base": current, "out": out, "suite": c.suite, "samples_of": current}
+                if c.method == "dpo":
+                    dpo = DPOConfig(**data, **train_args, beta=c.beta, loss_type=c.loss_type)
+                    trained = dpo_flow(dpo, warehouse)
+                else:
+                    trained = rsft_flow(RSFTConfig(**data, **train_args), warehouse)
             evals = {}
             for who in (current, out):
                 evals[who] = eval_flow(
                     EvalConfig(
                         model=who,
-                        suite=suite,
+                        suite=c.suite,
                         split="test",
-                        n=eval_n,
+                        n=c.eval_n,
                         k=ks,
-                        per_family=eval_per_family,
-                        backend=backend,  # type: ignore[arg-type]
-                        dtype=dtype,  # type: ignore[arg-type]
-                        threads=threads,
-                        **sampling,
+                        per_family=c.eval_per_family,
+                        **decoding,
+                        **backend,
                     ),
                     warehouse,
                 )
@@ -287,13 +219,11 @@ def bake_flow(
                 PromoteConfig(
                     model=out,
                     parent=current,
-                    suite=suite,
+                    suite=c.suite,
                     split="test",
-                    n=eval_n,
-                    min_gain=min_gain,
-                    max_family_drop=max_family_drop,
-                    confidence=confidence,
-                    **sampling,
+                    n=c.eval_n,
+                    **project(c, GateConfig).as_params(),
+                    **decoding,
                 ),
                 warehouse,
             )
@@ -326,17 +256,17 @@ def bake_flow(
             current = out
         report = report_flow(
             ReportConfig(
-                out=str(Path(warehouse) / REPORTS_DIR / name),
-                base=model,
+                out=str(Path(warehouse) / REPORTS_DIR / c.name),
+                base=c.model,
                 model=done[-1]["model"],
-                suite=suite,
+                suite=c.suite,
                 split="test",
             ),
             warehouse,
         )
         artifacts.publish_markdown(
             "bake-summary",
-            bake_md(name, model, done, current),
+            bake_md(c.name, c.model, done, current),
             "per round: samples, train pass rate, training, held-out pass@1, gate",
         )
         rows = [
@@ -346,10 +276,10 @@ def bake_flow(
         ]
         artifacts.publish_table("bake-pass-at-k", rows, "per-family pass@k, last round")
         artifacts.publish_plots(Path(report).parent, key_prefix="bake")
-        console.print(f"bake {name}: final model [bold]{current}[/]; report {report}")
+        console.print(f"bake {c.name}: final model [bold]{current}[/]; report {report}")
         return {
-            "name": name,
-            "base": model,
+            "name": c.name,
+            "base": c.model,
             "final": current,
             "rounds": done,
             "report": report,
@@ -359,32 +289,12 @@ def bake_flow(
 
 @flow(name="sample-and-verify")
 def sample_verify_flow(
-    model: str = "smollm2-135m",
-    suite: str = "seeds",
-    split: str | None = "train",
-    k: int = 8,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 128,
-    seed: int = 0,
-    shard_prompts: int = 16,
-    warehouse: str = "warehouse-data",
+    config: SampleConfig = SampleConfig(n=8),  # noqa: B008 - frozen, so one shared default is safe
+    sharding: Sharding = Sharding(),  # noqa: B008
+    warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """Sample the prompts that lack samples (new ones, after a `prompts load`) and verify."""
     with stage_runs():
-        sampled = sample_flow(
-            SampleConfig(
-                model=model,
-                suite=suite,
-                split=split,  # type: ignore[arg-type]
-                n=k,
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-            ),
-            Sharding(shard_prompts=shard_prompts),
-            warehouse,
-        )
-        verified = verify_flow(VerifyConfig(suite, model, split), warehouse)
+        sampled = sample_flow(config, sharding, warehouse)
+        verified = verify_flow(VerifyConfig(config.suite, config.model, config.split), warehouse)
     return {"sampled": sampled["written"], "verified": verified["written"]}

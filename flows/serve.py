@@ -21,14 +21,15 @@ def deployments(
     from distillery.flows.bake_flow import bake_flow, sample_verify_flow
     from distillery.flows.sample_flow import sample_flow, sample_shard_flow
     from distillery.flows.stage_flows import (
+        dpo_flow,
         eval_flow,
         import_flow,
         pairs_flow,
         promote_flow,
         prompts_flow,
         report_flow,
+        rsft_flow,
         search_flow,
-        train_flow,
         verify_flow,
     )
 
@@ -42,7 +43,7 @@ def deployments(
             cron=nightly,
             paused=paused,
             tags=TAGS,
-            parameters={**common, "model": model, "suite": suite},
+            parameters={**common, "config": {"model": model, "suite": suite, "n": 8}},
             description="Sample prompts that lack samples, then verify them.",
         ),
         bake_flow.to_deployment(
@@ -50,7 +51,10 @@ def deployments(
             cron=weekly,
             paused=paused,
             tags=TAGS,
-            parameters={**common, "model": model, "suite": suite, "name": f"{model}-weekly"},
+            parameters={
+                **common,
+                "config": {"model": model, "suite": suite, "name": f"{model}-weekly"},
+            },
             description="Sample, verify, train, evaluate and gate one round.",
         ),
     ]
@@ -61,7 +65,8 @@ def deployments(
         search_flow,
         verify_flow,
         pairs_flow,
-        train_flow,
+        rsft_flow,
+        dpo_flow,
         eval_flow,
         promote_flow,
         report_flow,

@@ -1,4 +1,5 @@
-"""One Prefect flow per stage: load prompts, verify, pair, train, evaluate, promote, report.
+"""One Prefect flow per stage: load prompts, search, verify, pair, train (RSFT or DPO),
+evaluate, promote, report.
 
 Each flow has plain typed parameters (the UI shows them as a form), calls the stage's
 plain function, leaves its summary as artifacts, and returns a small JSON-able dict.
@@ -24,6 +25,7 @@ from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.generators.search_config import SearchConfig
+from distillery.trainers.train_config import DPOConfig, RSFTConfig
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
@@ -145,63 +147,17 @@ def pairs_flow(
     return {"prompts": report.prompts, "pairs": len(report.pairs), "new": new}
 
 
-@flow(name="train")
-def train_flow(
-    method: str = "rsft",
-    base: str = "smollm2-135m",
-    out: str = "rsft-model",
-    suite: str | None = None,
-    samples_of: str | None = None,
-    mode: str = "all",
-    per_prompt: int = 4,
-    per_family: int | None = None,
-    strategy: str = "pass-fail",
-    max_per_prompt: int = 4,
-    min_margin: float = 0.0,
-    beta: float = 0.1,
-    loss: str = "sigmoid",
-    lora: bool = False,
-    learning_rate: float | None = None,
-    epochs: float = 1.0,
-    max_steps: int = -1,
-    batch_size: int = 8,
-    max_length: int = 512,
-    threads: int | None = None,
-    warehouse: str = "warehouse-data",
-) -> dict[str, Any]:
-    """RSFT (TRL SFTTrainer) on verified samples or DPO (TRL DPOTrainer) on pairs."""
-    from distillery.trainers.train_stage import build_training, train_job
+def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
+    from distillery.trainers.train_stage import train_stage
 
-    job, config, launcher = build_training(
-        method,
-        base,
-        out,
-        suite,
-        samples_of,
-        mode=mode,
-        per_prompt=per_prompt,
-        per_family=per_family,
-        strategy=strategy,
-        max_per_prompt=max_per_prompt,
-        min_margin=min_margin,
-        beta=beta,
-        loss=loss,
-        lora=lora,
-        learning_rate=learning_rate,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        max_length=max_length,
-        threads=threads,
-    )
-    outcome = train_job(job, config, launcher, Path(warehouse), Console())
+    outcome = train_stage(config, Path(warehouse), Console())
     r = outcome.result
-    assert r is not None  # train_job raises on a failed job
+    assert r is not None  # train_stage raises on a failed job
     artifacts.publish_markdown(
         "training-summary",
         artifacts.training_md(
-            job.kind,
-            job.out,
+            config.kind,
+            config.out,
             outcome.rows,
             r.steps,
             r.seconds,
@@ -220,6 +176,24 @@ def train_flow(
         "loss_first": r.loss_curve[0][1] if r.loss_curve else None,
         "loss_last": r.loss_curve[-1][1] if r.loss_curve else None,
     }
+
+
+@flow(name="train-rsft")
+def rsft_flow(
+    config: RSFTConfig = RSFTConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
+) -> dict[str, Any]:
+    """RSFT: TRL's SFTTrainer on verified samples (completion-only loss)."""
+    return _train(config, warehouse)
+
+
+@flow(name="train-dpo")
+def dpo_flow(
+    config: DPOConfig = DPOConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
+) -> dict[str, Any]:
+    """DPO: TRL's DPOTrainer on the stored chosen/rejected pairs."""
+    return _train(config, warehouse)
 
 
 @flow(name="eval")

@@ -1,5 +1,6 @@
-"""What every training launcher shares: the config fields, the result, the callback that
-records the loss curve, stops on NaN and drives the progress bar."""
+"""What every training launcher shares: the result, the callback that records the loss
+curve, stops on NaN and drives the progress bar, and TRL's common arguments (the configs
+are in `train_config.py`)."""
 
 from __future__ import annotations
 
@@ -11,39 +12,7 @@ from typing import Any, Protocol
 
 from transformers import TrainerCallback
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Defaults sized for a 135M model on a CPU; raise them on a GPU."""
-
-    learning_rate: float = 5e-5
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    warmup_steps: int = 0
-    seed: int = 0
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    logging_steps: int = 1
-    # Off by default: a 135M model fits easily, and recomputing activations costs ~30 %.
-    gradient_checkpointing: bool = False
-    # torch threads on a CPU; None or 0: DISTILLERY_THREADS, else measured on the model.
-    # Not part of a job's identity (trainers/training_job.py); the count used is in `final`.
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("learning rate must be > 0 and batch size / grad accum >= 1")
-        if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
-            raise ValueError("train for at least one step: --max-steps > 0 or --epochs > 0")
-        if self.threads is not None and self.threads < 0:
-            raise ValueError(
-                f"--threads must be 0 (measure) or a positive count (got {self.threads})"
-            )
+from distillery.trainers.train_config import TrainArgs
 
 
 @dataclass
@@ -130,7 +99,7 @@ def trainer_device_args() -> dict[str, Any]:
     return {"use_cpu": True, "bf16": False, "fp16": False}
 
 
-def training_threads(model: Any, config: TrainConfig) -> int | None:
+def training_threads(model: Any, config: TrainArgs) -> int | None:
     """torch threads for this run: the config's, DISTILLERY_THREADS, or measured on `model`.
 
     None on a GPU with nothing asked for: the GPU does the work, torch is left alone. Call it
@@ -151,7 +120,7 @@ def training_threads(model: Any, config: TrainConfig) -> int | None:
     return best
 
 
-def lora_config(config: TrainConfig) -> Any:
+def lora_config(config: TrainArgs) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
@@ -163,19 +132,26 @@ def lora_config(config: TrainConfig) -> Any:
     )
 
 
-def common_args(config: TrainConfig, out_dir: str) -> dict[str, Any]:
+# TrainArgs fields handed to TRL under the same name.
+TRL_ARGS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "warmup_steps",
+    "seed",
+    "logging_steps",
+)
+
+
+def common_args(config: TrainArgs, out_dir: str) -> dict[str, Any]:
     """The TrainingArguments values SFTConfig and DPOConfig share."""
     return {
         "output_dir": out_dir,
-        "learning_rate": config.learning_rate,
-        "num_train_epochs": config.epochs,
-        "max_steps": config.max_steps,
-        "per_device_train_batch_size": config.batch_size,
-        "gradient_accumulation_steps": config.grad_accum,
-        "max_length": config.max_length,
-        "warmup_steps": config.warmup_steps,
-        "seed": config.seed,
-        "logging_steps": config.logging_steps,
+        **{name: getattr(config, name) for name in TRL_ARGS},
+        # TRL 1.x's name for transformers' gradient_checkpointing.
         "activation_checkpointing": config.gradient_checkpointing,
         # We want to see a NaN loss, not have it averaged away.
         "logging_nan_inf_filter": False,

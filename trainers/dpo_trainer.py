@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from distillery.trainers.base import (
     RecordingCallback,
-    TrainConfig,
     TrainResult,
     common_args,
     lora_config,
@@ -17,28 +15,13 @@ from distillery.trainers.base import (
     run_trainer,
     training_threads,
 )
-
-LOSSES = ("sigmoid", "ipo")
-
-
-@dataclass(frozen=True)
-class DPOTrainConfig(TrainConfig):
-    learning_rate: float = 5e-6
-    beta: float = 0.1
-    loss: str = "sigmoid"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {', '.join(LOSSES)} (got {self.loss!r})")
-        if self.beta <= 0:
-            raise ValueError(f"--beta must be > 0 (got {self.beta})")
+from distillery.trainers.train_config import DPOConfig
 
 
 class DPOLauncher:
     kind = "dpo"
 
-    def __init__(self, config: DPOTrainConfig) -> None:
+    def __init__(self, config: DPOConfig) -> None:
         self.config = config
 
     def train(
@@ -50,12 +33,13 @@ class DPOLauncher:
         progress: Callable[[int, int, float, float], None] | None = None,
     ) -> TrainResult:
         from datasets import Dataset
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig as TRLDPOConfig
+        from trl import DPOTrainer
 
         quiet_libraries()
         c = self.config
         threads = training_threads(model, c)  # before the trainer: it reseeds when built
-        args = DPOConfig(**common_args(c, out_dir), beta=c.beta, loss_type=[c.loss])
+        args = TRLDPOConfig(**common_args(c, out_dir), beta=c.beta, loss_type=[c.loss_type])
         data = Dataset.from_list(
             [
                 {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
@@ -65,7 +49,7 @@ class DPOLauncher:
         callback = RecordingCallback(progress)
         # The reference policy is the model as it is now: a frozen copy (with LoRA, the
         # adapter-disabled base serves instead and no copy is needed).
-        ref_model = None if c.lora else copy.deepcopy(model).eval()
+        ref_model = None if c.use_peft else copy.deepcopy(model).eval()
         trainer = DPOTrainer(
             model=model,
             ref_model=ref_model,
@@ -73,7 +57,7 @@ class DPOLauncher:
             train_dataset=data,
             processing_class=tokenizer,
             callbacks=[callback],
-            peft_config=lora_config(c) if c.lora else None,
+            peft_config=lora_config(c) if c.use_peft else None,
         )
         result = run_trainer(trainer, callback, threads)
         self.model = trainer.model

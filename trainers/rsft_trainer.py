@@ -7,12 +7,10 @@ loss covers the completion only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from distillery.trainers.base import (
     RecordingCallback,
-    TrainConfig,
     TrainResult,
     common_args,
     lora_config,
@@ -20,11 +18,7 @@ from distillery.trainers.base import (
     run_trainer,
     training_threads,
 )
-
-
-@dataclass(frozen=True)
-class RSFTConfig(TrainConfig):
-    pass
+from distillery.trainers.train_config import RSFTConfig
 
 
 class RSFTLauncher:
@@ -58,7 +52,7 @@ class RSFTLauncher:
             train_dataset=data,
             processing_class=tokenizer,
             callbacks=[callback],
-            peft_config=lora_config(c) if c.lora else None,
+            peft_config=lora_config(c) if c.use_peft else None,
         )
         result = run_trainer(trainer, callback, threads)
         self.model = trainer.model

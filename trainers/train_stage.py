@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from distillery.trainers.base import Launcher, TrainConfig
-from distillery.trainers.training_job import JobOutcome, TrainingError, TrainJob, run_training
+from distillery.trainers.base import Launcher
+from distillery.trainers.train_config import DPOConfig, TrainConfig
+from distillery.trainers.training_job import JobOutcome, TrainingError, run_training
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
-
-# Full fine-tuning of a 135M model on tens to hundreds of search targets: 1e-4 moved
-# held-out pass@1 where 5e-5 for one epoch did not (benchmarks/RESULTS.md, "Effect").
-RSFT_LR = 1e-4
-DPO_LR = 5e-6  # TRL's DPO examples' order of magnitude for full fine-tuning
 
 
 @contextmanager
@@ -45,16 +39,15 @@ def _train_bar(console: Console, label: str):  # type: ignore[no-untyped-def]
         yield update
 
 
-def train_job(
-    job: TrainJob, config: TrainConfig, launcher: Any, root: Path, console: Console
-) -> JobOutcome:
+def train_stage(config: TrainConfig, root: Path, console: Console) -> JobOutcome:
+    """Train per `config`, register the model, print a summary (TrainingError on failure)."""
     wh = Warehouse.open_existing(root)
-    params = {"job": asdict(job), "train": asdict(config)}
+    launcher = launcher_for(config)
     with (
-        recorded_run(wh, f"train-{job.kind}", params) as run_id,
-        _train_bar(console, f"{job.kind} → {job.out}") as bar,
+        recorded_run(wh, f"train-{config.kind}", config.as_params()) as run_id,
+        _train_bar(console, f"{config.kind} → {config.out}") as bar,
     ):
-        outcome = run_training(wh, job, launcher, config, run_id, bar)
+        outcome = run_training(wh, config, launcher, run_id, bar)
     r = outcome.result
     if outcome.status != "completed":
         raise TrainingError(
@@ -64,71 +57,20 @@ def train_job(
     first = r.loss_curve[0][1] if r.loss_curve else float("nan")
     last = r.loss_curve[-1][1] if r.loss_curve else float("nan")
     console.print(
-        f"{job.kind} on {outcome.rows} rows: {r.steps} steps in {r.seconds:.1f}s "
+        f"{config.kind} on {outcome.rows} rows: {r.steps} steps in {r.seconds:.1f}s "
         f"({r.tokens_per_s:.0f} tok/s), loss {first:.4f} → {last:.4f}\n"
-        f"registered [bold]{job.out}[/] ({outcome.model_id}, job {outcome.job_id}); "
+        f"registered [bold]{config.out}[/] ({outcome.model_id}, job {outcome.job_id}); "
         f"TRL-ready data: {outcome.export_path}"
     )
     return outcome
 
 
-def build_training(
-    method: str,
-    base: str,
-    out: str,
-    suite: str | None = None,
-    samples_of: str | None = None,
-    *,
-    mode: str = "all",
-    per_prompt: int = 4,
-    per_family: int | None = None,
-    strategy: str = "pass-fail",
-    max_per_prompt: int = 4,
-    min_margin: float = 0.0,
-    beta: float = 0.1,
-    loss: str = "sigmoid",
-    lora: bool = False,
-    learning_rate: float | None = None,
-    epochs: float = 1.0,
-    max_steps: int = -1,
-    batch_size: int = 8,
-    max_length: int = 512,
-    threads: int | None = None,
-) -> tuple[TrainJob, TrainConfig, Launcher]:
-    """(job, config, launcher) for `method` (rsft | dpo); bad values raise TrainingError."""
-    from distillery.curate.pairs import PairConfig
-    from distillery.curate.selection import SelectionConfig
+def launcher_for(config: TrainConfig) -> Launcher:
+    """The TRL launcher that trains `config` (imports transformers and TRL)."""
+    if isinstance(config, DPOConfig):
+        from distillery.trainers.dpo_trainer import DPOLauncher
 
-    common = {
-        "epochs": epochs,
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "lora": lora,
-        "threads": threads,
-    }
-    try:
-        if method == "rsft":
-            from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+        return DPOLauncher(config)
+    from distillery.trainers.rsft_trainer import RSFTLauncher
 
-            selection = SelectionConfig(mode, per_prompt, per_family)  # type: ignore[arg-type]
-            config: TrainConfig = RSFTConfig(
-                learning_rate=RSFT_LR if learning_rate is None else learning_rate, **common
-            )
-            job = TrainJob("rsft", base, out, suite, samples_of, selection=selection)
-            return job, config, RSFTLauncher(config)
-        if method == "dpo":
-            from distillery.trainers.dpo_trainer import DPOLauncher, DPOTrainConfig
-
-            pairs = PairConfig(strategy, max_per_prompt, min_margin)  # type: ignore[arg-type]
-            config = DPOTrainConfig(
-                learning_rate=DPO_LR if learning_rate is None else learning_rate,
-                beta=beta,
-                loss=loss,
-                **common,
-            )
-            job = TrainJob("dpo", base, out, suite, samples_of, pairs=pairs)
-            return job, config, DPOLauncher(config)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    raise TrainingError(f"unknown training method {method!r}; use rsft or dpo")
+    return RSFTLauncher(config)

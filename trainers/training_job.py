@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distillery.curate.pairs import PairConfig, build_pairs
-from distillery.curate.selection import SelectionConfig, load_candidates, select
+from distillery.curate.pairs import stored_pairs
+from distillery.curate.selection import load_candidates, select
 from distillery.generators import model_registry, model_store
 from distillery.trainers import export
+from distillery.trainers.train_config import DPOConfig, TrainConfig
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import ModelRecord, TrainingJobRecord
 from distillery.warehouse.store import Warehouse
 
 if TYPE_CHECKING:  # trainers.base imports transformers; the CLI needs this module light
-    from distillery.trainers.base import TrainConfig, TrainResult
+    from distillery.trainers.base import TrainResult
 
 MODELS_DIR = "models"
 EXPORTS_DIR = "exports"
@@ -32,18 +33,6 @@ EXPORTS_DIR = "exports"
 
 class TrainingError(ValueError):
     """Bad training input; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    kind: str  # rsft | dpo
-    base: str
-    out: str
-    suite: str | None
-    model_samples: str | None  # whose samples to learn from (default: the base's)
-    split: str = "train"
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
-    pairs: PairConfig = field(default_factory=PairConfig)
 
 
 @dataclass
@@ -58,44 +47,45 @@ class JobOutcome:
 
 
 def _data(
-    wh: Warehouse, job: TrainJob, base: model_registry.ResolvedModel, run_id: str
+    wh: Warehouse, config: TrainConfig, base: model_registry.ResolvedModel
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """(sample_ids, pair_ids, TRL rows) for the job; errors before any training starts."""
-    source = job.model_samples or base.model_id
-    candidates = load_candidates(wh, job.suite, source, job.split)
+    """(sample_ids, pair_ids, TRL rows) for the job; errors before any training starts.
+
+    RSFT selects among the verified samples; DPO reads the pairs the `pairs` stage stored
+    (it never builds pairs of its own)."""
+    source = config.samples_of or base.model_id
+    who = config.samples_of or base.name
+    where = f"in suite {config.suite or 'any'}"
+    if isinstance(config, DPOConfig):
+        pair_ids = stored_pairs(wh, config.suite, source, config.split, config.pairing)
+        if not pair_ids:
+            raise TrainingError(
+                f"no stored {config.pairing} pairs of {who}'s {config.split} samples {where}; "
+                f"run `distillery pairs --pairing {config.pairing} --model {who}` first"
+            )
+        return [], pair_ids, export.dpo_rows(wh, pair_ids)
+    candidates = load_candidates(wh, config.suite, source, config.split)
     if not candidates:
         raise TrainingError(
-            f"no verified {job.split} samples of {job.model_samples or base.name} in suite "
-            f"{job.suite or 'any'}; run `distillery sample` and `distillery verify` first"
+            f"no verified {config.split} samples of {who} {where}; "
+            "run `distillery sample` and `distillery verify` first"
         )
-    if job.kind == "rsft":
-        ids = [c.sample_id for c in select(candidates, job.selection).selected]
-        if not ids:
-            raise TrainingError(
-                "no passing samples to train on; sample more (--k) or check the verifier"
-            )
-        return ids, [], export.rsft_rows(wh, ids)
-    pairs = build_pairs(candidates, job.pairs).pairs
-    if not pairs:
-        raise TrainingError("no preference pairs: every prompt was all-pass or all-fail")
-    records = [p.to_record(job.pairs.pairing, run_id) for p in pairs]
-    # The pairs a job trains on are stored first, so its pair ids resolve in the warehouse.
-    have = wh.existing("pairs", "pair_id", (r.pair_id for r in records))
-    wh.write([r for r in records if r.pair_id not in have])
-    pair_ids = [r.pair_id for r in records]
-    return [], pair_ids, export.dpo_rows(wh, pair_ids)
+    ids = [c.sample_id for c in select(candidates, config).selected]
+    if not ids:
+        raise TrainingError(
+            "no passing samples to train on; sample more (--n) or check the verifier"
+        )
+    return ids, [], export.rsft_rows(wh, ids)
 
 
 def run_training(
     wh: Warehouse,
-    job: TrainJob,
-    launcher: Any,
     config: TrainConfig,
+    launcher: Any,
     run_id: str,
     progress: Callable[[int, int, float, float], None] | None = None,
 ) -> JobOutcome:
-    if job.kind not in ("rsft", "dpo"):
-        raise TrainingError(f"unknown training kind {job.kind!r}; use rsft or dpo")
+    kind = config.kind
     from distillery.generators.threads import fixed_threads
 
     try:  # a malformed DISTILLERY_THREADS fails here, before a job row says "running"
@@ -103,21 +93,22 @@ def run_training(
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
     registered = model_store.registered(wh)
-    if job.out in registered or job.out in model_registry.ALIASES:
-        raise TrainingError(f"a model named {job.out!r} exists; pick another --out")
-    base = model_registry.resolve(job.base, registered)
-    sample_ids, pair_ids, rows = _data(wh, job, base, run_id)
+    if config.out in registered or config.out in model_registry.ALIASES:
+        raise TrainingError(f"a model named {config.out!r} exists; pick another --out")
+    base = model_registry.resolve(config.base, registered)
+    sample_ids, pair_ids, rows = _data(wh, config, base)
     # The thread count says how the job ran, not what it trains: the same job at another
-    # count keeps its id (and ids from before the field existed stay as they were).
-    train = {k: v for k, v in asdict(config).items() if k != "threads"}
-    config_json = canonical_json({"job": _plain(asdict(job)), "train": train})
-    job_id = content_id("job", job.kind, base.model_id, sample_ids, pair_ids, config_json)
+    # count keeps its id.
+    config_json = canonical_json(
+        _plain({k: v for k, v in config.as_params().items() if k != "threads"})
+    )
+    job_id = content_id("job", kind, base.model_id, sample_ids, pair_ids, config_json)
     export_path = export.write_parquet(
-        rows, wh.root / EXPORTS_DIR / job_id / f"{job.kind}-train.parquet"
+        rows, wh.root / EXPORTS_DIR / job_id / f"{kind}-train.parquet"
     )
     record = TrainingJobRecord(
         job_id=job_id,
-        kind=job.kind,
+        kind=kind,
         base_model_id=base.model_id,
         output_model_id=None,
         sample_ids=sample_ids,
@@ -130,8 +121,8 @@ def run_training(
     )
     wh.write([record])
     model_store.register(wh, base, run_id)
-    out_dir = wh.root / MODELS_DIR / job.out
-    work_dir = wh.root / MODELS_DIR / f".{job.out}.tmp-{job_id[-8:]}"
+    out_dir = wh.root / MODELS_DIR / config.out
+    work_dir = wh.root / MODELS_DIR / f".{config.out}.tmp-{job_id[-8:]}"
     result: TrainResult | None = None
     try:
         import torch
@@ -173,7 +164,7 @@ def run_training(
         [
             ModelRecord(
                 model_id=model_id,
-                name=job.out,
+                name=config.out,
                 source=job_id,
                 source_kind=model_registry.TRAINED,
                 path=str(out_dir.resolve()),

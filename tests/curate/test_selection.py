@@ -33,7 +33,7 @@ def test_cap_per_prompt_keeps_the_best_then_shortest():
         c("d", "p", True, 0.9, "short"),
         c("e", "p", True, 0.5, "e"),
     ]
-    r = select(cands, SelectionConfig(per_prompt=2))
+    r = select(cands, SelectionConfig(samples_per_prompt=2))
     assert [s.sample_id for s in r.selected] == ["b", "d"]
     assert r.capped == 2
     best = select(cands, SelectionConfig(mode="best"))
@@ -48,7 +48,7 @@ def test_ties_break_stably_by_length_then_id():
 def test_family_cap_thins_every_prompt_alike():
     easy = [c(f"e{p}{i}", f"easy{p}", True, family="easy") for p in range(3) for i in range(4)]
     hard = [c("h0", "hard0", True, family="hard")]
-    r = select(easy + hard, SelectionConfig(per_prompt=4, per_family=6))
+    r = select(easy + hard, SelectionConfig(samples_per_prompt=4, samples_per_family=6))
     assert r.per_family == {"easy": 6, "hard": 1}
     per_prompt = {}
     for s in r.selected:
@@ -58,7 +58,7 @@ def test_family_cap_thins_every_prompt_alike():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="all or best"):
-        SelectionConfig(mode="some")
-    with pytest.raises(ValueError, match="at least 1"):
-        SelectionConfig(per_prompt=0)
+    with pytest.raises(ValueError, match="--mode must be one of all, best"):
+        SelectionConfig(mode="some")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="--samples-per-prompt must be at least 1"):
+        SelectionConfig(samples_per_prompt=0)

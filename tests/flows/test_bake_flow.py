@@ -78,7 +78,7 @@ def bake_args(*extra: str) -> list[str]:
         "8",
         "--eval-n",
         "4",
-        "--lr",
+        "--learning-rate",
         "1e-3",
         # Four held-out prompts cannot show a significant gain, and these tests are about
         # the plumbing: ask the gate only that the child is not worse by 100 points.
@@ -97,7 +97,7 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     wh = tmp_path / "wh"
     load_suite(tmp_path, wh, train=8, test=4)
     r = run_cli(
-        *bake_args("--rounds", "2", "--k", "4", "--shard-prompts", "3", "--max-steps", "3"),
+        *bake_args("--rounds", "2", "--n", "4", "--shard-prompts", "3", "--max-steps", "3"),
         warehouse=wh,
     )
     assert r.returncode == 0, r.stderr
@@ -106,7 +106,7 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     assert prefect_api.flow_run(bake).state == "Completed"
 
     stages = prefect_api.children(bake)
-    per_round = ["sample", "verify", "train", "eval", "eval", "promote"]
+    per_round = ["sample", "verify", "train-rsft", "eval", "eval", "promote"]
     assert [s.flow for s in stages] == per_round * 2 + ["report"]
     assert {s.state for s in stages} == {"Completed"}
     # 8 prompts in shards of 3: three shard tasks, each a task run of the sample flow.
@@ -176,7 +176,7 @@ def test_bake_survives_kill_9_in_sampling_and_in_training(tmp_path):
     wh = tmp_path / "wh"
     load_suite(tmp_path, wh, train=24, test=4)
     args = bake_args(
-        "--k", "8", "--shard-prompts", "4", "--max-new-tokens", "24", "--max-steps", "40"
+        "--n", "8", "--shard-prompts", "4", "--max-new-tokens", "24", "--max-steps", "40"
     )
     train_total = 24 * 8
 

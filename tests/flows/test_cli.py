@@ -274,7 +274,10 @@ def _snapshot(root: Path) -> dict[str, float]:
             "--shard-prompts must be at least 1",
         ),
         (["bake", "--model", "tiny-random", "--rounds", "0"], "--rounds must be at least 1"),
-        (["bake", "--model", "tiny-random", "--method", "ppo"], "unknown training method 'ppo'"),
+        (
+            ["bake", "--model", "tiny-random", "--method", "ppo"],
+            "Invalid value for '--method': 'ppo' is not one of 'rsft', 'dpo'.",
+        ),
         (["bake", "--model", "tiny-random", "--eval-n", "0"], "--eval-n must be at least 1"),
         (
             ["bake", "--model", "tiny-random", "--runner", "dask", "--dask-workers", "0"],

@@ -76,7 +76,7 @@ def _train(wh, base, samples_of, suite, out):
         suite,
         "--out",
         out,
-        "--lr",
+        "--learning-rate",
         "3e-3",
         "--max-steps",
         "60",

@@ -27,16 +27,16 @@ def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(t
     load_suite(tmp_path, wh, train=6, test=4)
     args = [
         "bake", "--model", "tiny-random", "--suite", "vowels", "--name", "s",
-        "--max-new-tokens", "8", "--eval-n", "4", "--lr", "1e-3", "--max-steps", "2",
+        "--max-new-tokens", "8", "--eval-n", "4", "--learning-rate", "1e-3", "--max-steps", "2",
         "--min-gain=-1", "--max-family-drop", "1",
-        "--search", "sample,prompted,retry", "--wave", "2", "--budget", "6", "--targets", "2",
+        "--procedures", "sample,prompted,retry", "--wave", "2", "--budget", "6", "--targets", "2",
     ]  # fmt: skip
     r = run_cli(*args, warehouse=wh)
     assert r.returncode == 0, r.stderr
     bake = prefect_api.run_id_from(r.stdout)
     stages = prefect_api.children(bake)
     assert [s.flow for s in stages] == [
-        "search", "verify", "train", "eval", "eval", "promote", "report",
+        "search", "verify", "train-rsft", "eval", "eval", "promote", "report",
     ]  # fmt: skip
     summary = prefect_api.artifacts(stages[0].id)["search-summary"][1]
     assert "## Search sample+prompted+retry on vowels/train" in summary

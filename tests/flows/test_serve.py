@@ -27,7 +27,8 @@ STAGES = {
     "search",
     "verify",
     "pairs",
-    "train",
+    "train-rsft",
+    "train-dpo",
     "eval",
     "promote",
     "report",
@@ -77,8 +78,7 @@ def test_serve_schedules_and_runs_on_demand(tmp_path):
         assert nightly.paused and weekly.paused  # --paused: nothing fires until resumed
         assert nightly.parameters == {
             "warehouse": str(wh.resolve()),
-            "model": "tiny-random",
-            "suite": "seeds",
+            "config": {"model": "tiny-random", "suite": "seeds", "n": 8},
         }
         # The UI's "run" button: the served process picks the run up and executes it.
         run = run_deployment(
@@ -106,7 +106,8 @@ def test_prefect_yaml_entrypoints_are_flows_taking_those_parameters():
         "sample-shard/pool",
         "search/workers",
         "verify/workers",
-        "train/workers",
+        "train-rsft/workers",
+        "train-dpo/workers",
         "eval/workers",
     ]
 

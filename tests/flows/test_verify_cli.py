@@ -171,7 +171,7 @@ def test_pairs_from_verdicts(loaded):
     )
     n = n["n"]
     assert 0 < n < 15
-    r = run_cli("pairs", "--strategy", "pass-fail", warehouse=loaded)
+    r = run_cli("pairs", "--pairing", "pass-fail", warehouse=loaded)
     assert r.returncode == 0, r.stderr
     assert (
         f"{n} prompts: {n} pairs ({n} new), 0 all-pass and 0 all-fail prompts gave none" in r.stdout
@@ -198,5 +198,5 @@ def test_pairs_from_verdicts(loaded):
         assert (x["chosen_idx"], x["rejected_idx"]) == (0, 1)  # the reference over the wrong one
         assert (x["chosen_passed"], x["rejected_passed"]) == (True, False)
         assert x["strategy"] == "pass-fail" and x["margin"] > 0
-    bad = run_cli("pairs", "--strategy", "coinflip", warehouse=loaded)
-    assert bad.returncode == 1 and "--strategy must be one of" in bad.stderr
+    bad = run_cli("pairs", "--pairing", "coinflip", warehouse=loaded)
+    assert bad.returncode == 2 and "Invalid value for '--pairing'" in bad.stderr

@@ -224,14 +224,15 @@ def test_the_backend_refuses_a_malformed_environment_before_loading(monkeypatch)
 
 
 def test_training_records_the_threads_it_ran_with(tmp_path):
-    from distillery.trainers.base import TrainConfig, training_threads
-    from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
+    from distillery.trainers.base import training_threads
+    from distillery.trainers.rsft_trainer import RSFTLauncher
+    from distillery.trainers.train_config import RSFTConfig, TrainArgs
 
     model, tok = load(resolve("tiny-random"), dtype=torch.float32)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     # Auto: measured with forward + backward on the model, which keeps no gradients.
-    assert training_threads(model, TrainConfig()) in default_candidates()
+    assert training_threads(model, TrainArgs()) in default_candidates()
     assert all(p.grad is None for p in model.parameters())
     rows = [
         {
@@ -240,7 +241,9 @@ def test_training_records_the_threads_it_ran_with(tmp_path):
         }
         for i in range(2)
     ]
-    launcher = RSFTLauncher(RSFTConfig(max_steps=1, batch_size=2, max_length=64, threads=1))
+    launcher = RSFTLauncher(
+        RSFTConfig(max_steps=1, per_device_train_batch_size=2, max_length=64, threads=1)
+    )
     torch.set_num_threads(2)
     result = launcher.train(model, tok, rows, str(tmp_path / "out"))
     assert result.status == "completed"
@@ -249,10 +252,10 @@ def test_training_records_the_threads_it_ran_with(tmp_path):
 
 
 def test_a_negative_training_count_is_refused():
-    from distillery.trainers.base import TrainConfig
+    from distillery.trainers.train_config import TrainArgs
 
     with pytest.raises(ValueError, match="--threads must be 0"):
-        TrainConfig(threads=-1)
+        TrainArgs(threads=-1)
 
 
 def test_describe_marks_figures_that_may_have_been_cut_short():

@@ -41,12 +41,12 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "oracle",
         "--out",
         "smol-lora",
-        "--lora",
-        "--lr",
+        "--use-peft",
+        "--learning-rate",
         "1e-4",
         "--max-steps",
         "3",
-        "--batch-size",
+        "--per-device-train-batch-size",
         "4",
         "--max-length",
         "128",
@@ -73,7 +73,7 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "smollm2-135m",
         "trained",
     )
-    assert json.loads(job["config"])["train"]["lora"] is True
+    assert json.loads(job["config"])["use_peft"] is True
     curve = json.loads(
         json.loads(
             run_cli(

@@ -104,7 +104,7 @@ def test_rsft_teaches_tiny_random_the_target(tmp_path):
         "tiny",
         "--out",
         "tiny-ok",
-        "--lr",
+        "--learning-rate",
         "3e-3",
         "--max-steps",
         "60",
@@ -182,6 +182,21 @@ def _margin(path, tok_prompt_pairs):
 
 def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
     wh = _prepare(tmp_path, "yes", "no")
+    # DPO trains on the pairs the pairs stage stored, and says so when there are none.
+    r = run_cli(
+        "train",
+        "dpo",
+        "--base",
+        "tiny-random",
+        "--samples-of",
+        "oracle",
+        "--suite",
+        "tiny",
+        warehouse=wh,
+    )
+    assert r.returncode == 1 and "run `distillery pairs --pairing pass-fail" in r.stderr, r.stderr
+    r = run_cli("pairs", "--model", "oracle", "--suite", "tiny", warehouse=wh)
+    assert r.returncode == 0, r.stderr
     r = run_cli(
         "train",
         "dpo",
@@ -193,7 +208,7 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
         "tiny",
         "--out",
         "tiny-yes",
-        "--lr",
+        "--learning-rate",
         "1e-3",
         "--max-steps",
         "20",
