@@ -162,7 +162,9 @@ def stored_pairs(
     sql = (
         "SELECT pr.pair_id FROM pairs pr JOIN prompts p USING (prompt_id) "
         "JOIN samples c ON c.sample_id = pr.chosen_id "
-        "LEFT JOIN models m ON m.model_id = c.model_id WHERE pr.strategy = ?"
+        "JOIN samples r ON r.sample_id = pr.rejected_id "
+        "LEFT JOIN models mc ON mc.model_id = c.model_id "
+        "LEFT JOIN models mr ON mr.model_id = r.model_id WHERE pr.strategy = ?"
     )
     params: list[object] = [pairing]
     for column, value in (("p.suite", suite), ("p.split", split)):
@@ -170,7 +172,7 @@ def stored_pairs(
             sql += f" AND {column} = ?"
             params.append(value)
     if model:
-        sql += " AND (m.name = ? OR c.model_id = ?)"
-        params += [model, model]
+        sql += " AND (mc.name = ? OR c.model_id = ?) AND (mr.name = ? OR r.model_id = ?)"
+        params += [model, model, model, model]
     sql += " ORDER BY pr.prompt_id, pr.pair_id"
     return [pid for (pid,) in wh.query(sql, params)]

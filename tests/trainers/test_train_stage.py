@@ -1,25 +1,39 @@
-"""The training stage without TRL: `build_training` maps arguments onto the right job,
-config and launcher; the job's data step picks exact sample and pair ids from verified rows
-in a real warehouse; `run_training` records a job around a stand-in launcher on tiny-random
-(built in-process in well under a second). TRL itself runs in test_training_tiny.py."""
+"""The training stage without TRL: `RSFTConfig` / `DPOConfig` hold TRL's arguments, what to
+train on and what to call the result, and refuse bad values with one line; `launcher_for`
+picks the launcher; the job's data step picks exact sample ids from verified rows (RSFT) or
+reads exact stored pair ids (DPO) in a real warehouse; `run_training` and `train_stage`
+record a job around a stand-in launcher on tiny-random (built in-process in well under a
+second). TRL itself runs in test_training_tiny.py."""
 
+import dataclasses
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from distillery.curate.pairs import PairConfig
+from distillery.config.base import ConfigError
+from distillery.curate.pairs import PairsConfig, stored_pairs
+from distillery.curate.pairs_stage import pairs_stage
 from distillery.curate.selection import SelectionConfig
 from distillery.filters import reasons
 from distillery.generators.model_registry import ResolvedModel, resolve
+from distillery.trainers import train_stage as train_stage_module
 from distillery.trainers.base import TrainResult
-from distillery.trainers.dpo_trainer import DPOLauncher, DPOTrainConfig
-from distillery.trainers.rsft_trainer import RSFTConfig, RSFTLauncher
-from distillery.trainers.train_stage import RSFT_LR, build_training
-from distillery.trainers.training_job import TrainingError, TrainJob, _data, run_training
-from distillery.warehouse.ids import content_id
+from distillery.trainers.dpo_trainer import DPOLauncher
+from distillery.trainers.rsft_trainer import RSFTLauncher
+from distillery.trainers.train_config import (
+    DPO_LR,
+    RSFT_LR,
+    DPOConfig,
+    RSFTConfig,
+    TrainArgs,
+    TrainData,
+)
+from distillery.trainers.train_stage import launcher_for, train_stage
+from distillery.trainers.training_job import TrainingError, _data, run_training
+from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import (
     ModelRecord,
     PromptRecord,
@@ -27,150 +41,262 @@ from distillery.warehouse.records import (
     VerdictRecord,
 )
 
-# ------------------------------------------------------------------ build_training
+# ------------------------------------------------------------------ configs and launchers
+
+TRAIN_ARGS = {
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "warmup_steps",
+    "seed",
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "logging_steps",
+    "gradient_checkpointing",
+    "threads",
+}
+TRAIN_DATA = {"base", "out", "suite", "samples_of", "split"}
+
+
+def names(cls):
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_the_configs_hold_trl_names_the_data_and_their_own_fields():
+    assert names(TrainArgs) == TRAIN_ARGS
+    assert names(TrainData) == TRAIN_DATA
+    assert names(RSFTConfig) == TRAIN_ARGS | TRAIN_DATA | names(SelectionConfig)
+    assert names(SelectionConfig) == {"mode", "samples_per_prompt", "samples_per_family"}
+    # DPO builds no pairs: how pairs are built is the pairs stage's, not a DPO field.
+    assert names(DPOConfig) == TRAIN_ARGS | TRAIN_DATA | {"beta", "loss_type", "pairing"}
+    assert issubclass(RSFTConfig, SelectionConfig)  # the config is what `select` takes
+    # `kind` is a class constant, not a field: no option, not in the recorded parameters.
+    assert (RSFTConfig.kind, RSFTConfig().kind) == ("rsft", "rsft")
+    assert (DPOConfig.kind, DPOConfig().kind) == ("dpo", "dpo")
+    assert "kind" not in RSFTConfig().as_params() and "kind" not in DPOConfig().as_params()
 
 
 def test_rsft_defaults():
-    job, config, launcher = build_training("rsft", "base", "out")
-    assert job == TrainJob("rsft", "base", "out", None, None, selection=SelectionConfig())
-    assert job.selection == SelectionConfig("all", 4, None)
-    assert (job.split, job.pairs) == ("train", PairConfig())
-    assert type(config) is RSFTConfig
-    assert config == RSFTConfig(
-        learning_rate=1e-4,
-        epochs=1.0,
-        max_steps=-1,
-        batch_size=8,
-        max_length=512,
-        lora=False,
-        threads=None,
-    )
+    config = RSFTConfig()
     assert RSFT_LR == 1e-4
-    assert isinstance(launcher, RSFTLauncher)
+    assert (config.out, config.learning_rate) == ("rsft-model", RSFT_LR)
+    assert (config.suite, config.samples_of, config.split) == (None, None, "train")
+    assert (config.mode, config.samples_per_prompt, config.samples_per_family) == ("all", 4, None)
+    assert (
+        config.num_train_epochs,
+        config.max_steps,
+        config.per_device_train_batch_size,
+        config.gradient_accumulation_steps,
+        config.max_length,
+        config.warmup_steps,
+        config.seed,
+    ) == (1.0, -1, 8, 1, 512, 0, 0)
+    assert (config.use_peft, config.lora_r, config.lora_alpha, config.lora_dropout) == (
+        False,
+        16,
+        32,
+        0.0,
+    )
+    assert (config.logging_steps, config.gradient_checkpointing, config.threads) == (
+        1,
+        False,
+        None,
+    )
+    # The shared bases keep their own defaults; RSFT overrides the name and the rate only.
+    assert (TrainData().out, TrainArgs().learning_rate) == ("trained", 5e-5)
+    assert config.base == TrainData().base
+    launcher = launcher_for(config)
+    assert type(launcher) is RSFTLauncher
     assert (launcher.kind, launcher.config) == ("rsft", config)
 
 
-def test_rsft_arguments_reach_the_selection_and_the_config():
-    job, config, launcher = build_training(
-        "rsft",
-        "smollm2-135m",
-        "tuned",
-        "seeds",
-        "teacher",
-        mode="best",
-        per_prompt=2,
-        per_family=3,
-        learning_rate=3e-3,
-        epochs=2.0,
-        max_steps=5,
-        batch_size=2,
-        max_length=64,
-        lora=True,
-        threads=1,
-    )
-    assert (job.kind, job.base, job.out, job.suite, job.model_samples) == (
-        "rsft",
-        "smollm2-135m",
-        "tuned",
-        "seeds",
-        "teacher",
-    )
-    assert job.selection == SelectionConfig("best", 2, 3)
-    assert config == RSFTConfig(
-        learning_rate=3e-3,
-        epochs=2.0,
-        max_steps=5,
-        batch_size=2,
-        max_length=64,
-        lora=True,
-        threads=1,
-    )
-    assert launcher.config is config
-
-
 def test_dpo_defaults():
-    job, config, launcher = build_training("dpo", "base", "out")
-    assert job == TrainJob("dpo", "base", "out", None, None, pairs=PairConfig())
-    assert job.pairs == PairConfig("pass-fail", 4, 0.0)
-    assert job.selection == SelectionConfig()
-    assert type(config) is DPOTrainConfig
-    assert (config.learning_rate, config.beta, config.loss) == (5e-6, 0.1, "sigmoid")
-    assert (config.epochs, config.max_steps, config.batch_size, config.max_length) == (
-        1.0,
-        -1,
-        8,
-        512,
-    )
-    assert isinstance(launcher, DPOLauncher)
+    config = DPOConfig()
+    assert DPO_LR == 5e-6
+    assert (config.out, config.learning_rate) == ("dpo-model", DPO_LR)
+    assert (config.beta, config.loss_type, config.pairing) == (0.1, "sigmoid", "pass-fail")
+    assert (config.suite, config.samples_of, config.split) == (None, None, "train")
+    assert (
+        config.num_train_epochs,
+        config.max_steps,
+        config.per_device_train_batch_size,
+        config.max_length,
+        config.use_peft,
+        config.threads,
+    ) == (1.0, -1, 8, 512, False, None)
+    launcher = launcher_for(config)
+    assert type(launcher) is DPOLauncher
     assert (launcher.kind, launcher.config) == ("dpo", config)
 
 
-def test_dpo_arguments_reach_the_pairs_and_the_config():
-    job, config, _ = build_training(
-        "dpo",
-        "base",
-        "out",
-        "s",
-        "teacher",
-        strategy="all",
-        max_per_prompt=2,
-        min_margin=0.5,
+def test_rsft_values_reach_the_launcher_unchanged():
+    config = RSFTConfig(
+        base="smollm2-135m",
+        out="tuned",
+        suite="seeds",
+        samples_of="teacher",
+        split="test",
+        mode="best",
+        samples_per_prompt=2,
+        samples_per_family=3,
+        learning_rate=3e-3,
+        num_train_epochs=2.0,
+        max_steps=5,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        max_length=64,
+        warmup_steps=2,
+        seed=7,
+        use_peft=True,
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        logging_steps=5,
+        gradient_checkpointing=True,
+        threads=1,
+    )
+    assert config.as_params() == {
+        "base": "smollm2-135m",
+        "out": "tuned",
+        "suite": "seeds",
+        "samples_of": "teacher",
+        "split": "test",
+        "mode": "best",
+        "samples_per_prompt": 2,
+        "samples_per_family": 3,
+        "learning_rate": 3e-3,
+        "num_train_epochs": 2.0,
+        "max_steps": 5,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 4,
+        "max_length": 64,
+        "warmup_steps": 2,
+        "seed": 7,
+        "use_peft": True,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.1,
+        "logging_steps": 5,
+        "gradient_checkpointing": True,
+        "threads": 1,
+    }
+    launcher = launcher_for(config)
+    assert type(launcher) is RSFTLauncher and launcher.config is config
+
+
+def test_dpo_values_reach_the_launcher_unchanged():
+    config = DPOConfig(
+        out="aligned",
+        suite="s",
+        samples_of="teacher",
         beta=0.2,
-        loss="ipo",
+        loss_type="ipo",
+        pairing="all",
         learning_rate=1e-5,
-        lora=True,
+        use_peft=True,
         max_steps=3,
     )
-    assert (job.suite, job.model_samples) == ("s", "teacher")
-    assert job.pairs == PairConfig("all", 2, 0.5)
-    assert config == DPOTrainConfig(
-        learning_rate=1e-5, beta=0.2, loss="ipo", lora=True, max_steps=3
-    )
+    assert {k: v for k, v in config.as_params().items() if v != getattr(DPOConfig(), k)} == {
+        "out": "aligned",
+        "suite": "s",
+        "samples_of": "teacher",
+        "beta": 0.2,
+        "loss_type": "ipo",
+        "pairing": "all",
+        "learning_rate": 1e-5,
+        "use_peft": True,
+        "max_steps": 3,
+    }
+    launcher = launcher_for(config)
+    assert type(launcher) is DPOLauncher and launcher.config is config
 
 
 @pytest.mark.parametrize(
-    ("method", "bad", "message"),
+    ("cls", "bad", "message"),
     [
-        ("ppo", {}, "unknown training method 'ppo'; use rsft or dpo"),
-        ("rsft", {"mode": "top"}, "selection mode must be all or best (got 'top')"),
-        ("rsft", {"per_prompt": 0}, "per-prompt and per-family caps must be at least 1"),
-        ("rsft", {"per_family": 0}, "per-prompt and per-family caps must be at least 1"),
+        (RSFTConfig, {"mode": "top"}, "--mode must be one of all, best (got 'top')"),
+        (RSFTConfig, {"samples_per_prompt": 0}, "--samples-per-prompt must be at least 1 (got 0)"),
+        (RSFTConfig, {"samples_per_family": 0}, "--samples-per-family must be at least 1 (got 0)"),
+        (RSFTConfig, {"split": "dev"}, "--split must be one of train, test (got 'dev')"),
+        (DPOConfig, {"split": "dev"}, "--split must be one of train, test (got 'dev')"),
         (
-            "dpo",
-            {"strategy": "best"},
-            "--strategy must be one of pass-fail, best-worst, all (got 'best')",
+            DPOConfig,
+            {"pairing": "best"},
+            "--pairing must be one of pass-fail, best-worst, all (got 'best')",
         ),
-        ("dpo", {"max_per_prompt": 0}, "--max-per-prompt must be at least 1 (got 0)"),
-        ("dpo", {"min_margin": -0.5}, "--min-margin must be >= 0 (got -0.5)"),
-        ("dpo", {"beta": 0.0}, "--beta must be > 0 (got 0.0)"),
-        ("dpo", {"loss": "hinge"}, "--loss must be one of sigmoid, ipo (got 'hinge')"),
+        (DPOConfig, {"beta": 0.0}, "--beta must be > 0 (got 0.0)"),
+        (DPOConfig, {"beta": -0.1}, "--beta must be > 0 (got -0.1)"),
         (
-            "rsft",
-            {"learning_rate": -1e-4},
-            "learning rate must be > 0 and batch size / grad accum >= 1",
+            DPOConfig,
+            {"loss_type": "hinge"},
+            "--loss-type must be one of sigmoid, ipo (got 'hinge')",
         ),
+        (RSFTConfig, {"learning_rate": -1e-4}, "--learning-rate must be > 0 (got -0.0001)"),
         # 0 is a value, not "use the default": refused like any other rate <= 0.
+        (RSFTConfig, {"learning_rate": 0.0}, "--learning-rate must be > 0 (got 0.0)"),
+        (DPOConfig, {"learning_rate": 0.0}, "--learning-rate must be > 0 (got 0.0)"),
+        (TrainArgs, {"learning_rate": 0}, "--learning-rate must be > 0 (got 0)"),
         (
-            "rsft",
-            {"learning_rate": 0.0},
-            "learning rate must be > 0 and batch size / grad accum >= 1",
+            DPOConfig,
+            {"per_device_train_batch_size": 0},
+            "--per-device-train-batch-size must be at least 1 (got 0)",
         ),
         (
-            "dpo",
-            {"learning_rate": 0.0},
-            "learning rate must be > 0 and batch size / grad accum >= 1",
+            RSFTConfig,
+            {"gradient_accumulation_steps": 0},
+            "--gradient-accumulation-steps must be at least 1 (got 0)",
         ),
-        ("dpo", {"batch_size": 0}, "learning rate must be > 0 and batch size / grad accum >= 1"),
-        ("rsft", {"max_steps": 0}, "train for at least one step: --max-steps > 0 or --epochs > 0"),
-        ("dpo", {"epochs": 0.0}, "train for at least one step: --max-steps > 0 or --epochs > 0"),
-        ("rsft", {"threads": -1}, "--threads must be 0 (measure) or a positive count (got -1)"),
+        (RSFTConfig, {"max_length": 15}, "--max-length must be at least 16 (got 15)"),
+        (
+            RSFTConfig,
+            {"max_steps": 0},
+            "train for at least one step: --max-steps > 0 or --num-train-epochs > 0",
+        ),
+        (
+            DPOConfig,
+            {"num_train_epochs": 0.0},
+            "train for at least one step: --max-steps > 0 or --num-train-epochs > 0",
+        ),
+        (
+            RSFTConfig,
+            {"threads": -1},
+            "--threads must be 0 (measure) or a positive count (got -1)",
+        ),
+        (RSFTConfig, {"out": ""}, "--out needs a name for the trained model"),
+        (DPOConfig, {"out": ""}, "--out needs a name for the trained model"),
     ],
 )
-def test_bad_values_are_one_line_training_errors(method, bad, message):
-    with pytest.raises(TrainingError) as err:
-        build_training(method, "base", "out", **bad)
+def test_bad_values_are_one_line_config_errors(cls, bad, message):
+    with pytest.raises(ConfigError) as err:
+        cls(**bad)
     assert str(err.value) == message
-    assert err.value.__cause__ is None  # `from None`: the message is the whole story
+    assert isinstance(err.value, ValueError)
+    assert err.value.__cause__ is None and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "good"),
+    [
+        (RSFTConfig, {"max_steps": 1, "num_train_epochs": 0.0}),  # steps override epochs
+        (RSFTConfig, {"threads": 0}),  # 0: measure
+        (RSFTConfig, {"max_length": 16, "samples_per_family": 1}),
+        (DPOConfig, {"split": "test", "pairing": "best-worst", "loss_type": "ipo"}),
+    ],
+)
+def test_edge_values_are_accepted(cls, good):
+    config = cls(**good)
+    assert {k: getattr(config, k) for k in good} == good
+
+
+def test_a_dpo_config_takes_no_pair_building_or_selection_fields():
+    for field in ("pairs_per_prompt", "min_margin", "mode", "samples_per_prompt"):
+        with pytest.raises(TypeError, match=f"unexpected keyword argument '{field}'"):
+            DPOConfig(**{field: 1})
 
 
 # ------------------------------------------------------------------ the data step
@@ -207,7 +333,9 @@ SAMPLES = [
     ("s4d", "p4", "mdl-base", "crash", "sample", [(False, reasons.VERIFIER_ERROR)]),
     ("s4e", "p4", "mdl-base", "flipped", "sample", [OK, WRONG]),  # its latest verdict counts
     ("s5a", "p5", "mdl-base", "ok", "sample", [OK]),  # test split
+    ("s5b", "p5", "mdl-base", "bad", "sample", [WRONG]),  # test split
     ("o1a", "p1", "mdl-other", "other ok", "sample", [OK]),  # another model's
+    ("o1b", "p1", "mdl-other", "other wrong", "sample", [WRONG]),
     ("f2a", "p2", "mdl-fail", "z", "sample", [WRONG]),
 ]
 
@@ -275,20 +403,55 @@ def data_wh(wh):
     return wh
 
 
-def rsft(**selection):
-    return TrainJob("rsft", "base", "out", "s", None, selection=SelectionConfig(**selection))
+def rsft(**change):
+    return RSFTConfig(**{"out": "out", "suite": "s", **change})
 
 
-def dpo(**pairs):
-    return TrainJob("dpo", "base", "out", "s", None, pairs=PairConfig(**pairs))
+def dpo(**change):
+    return DPOConfig(**{"out": "out", "suite": "s", **change})
 
 
-def pair_id(prompt, chosen, rejected, strategy="pass-fail"):
-    return content_id("pair", prompt, chosen, rejected, strategy)
+def pair_id(prompt, chosen, rejected, pairing="pass-fail"):
+    return content_id("pair", prompt, chosen, rejected, pairing)
+
+
+def stored(*pairs, pairing="pass-fail"):
+    """The ids of (prompt, chosen, rejected) pairs in stored order: by prompt, then id."""
+    return [
+        pair_id(*p, pairing=pairing)
+        for p in sorted(pairs, key=lambda p: (p[0], pair_id(*p, pairing=pairing)))
+    ]
+
+
+def store_pairs(wh, **config):
+    """Run the pairs stage (suite s, the base's train samples unless told otherwise)."""
+    _, new = pairs_stage(
+        PairsConfig(**{"suite": "s", "model": "mdl-base", **config}), wh.root, Console(quiet=True)
+    )
+    return new
+
+
+def pair_count(wh):
+    return wh.query("SELECT count(*) FROM pairs")[0][0]
+
+
+# The pairs the pairs stage builds from the base's train samples, per pairing. pass-fail:
+# p1 zips its best passing with its worst failing ("OK " repeats "ok"); p4's retry is
+# chosen over the bare draw that failed last (s4e), never over the failed retry; p2 all
+# fail and p3 all pass: no pair. all / best-worst: every passing x bare failing draw.
+PASS_FAIL = [("p1", "s1a", "s1e"), ("p1", "s1c", "s1d"), ("p4", "s4a", "s4e")]
+EVERY = [
+    ("p1", "s1a", "s1e"),
+    ("p1", "s1a", "s1d"),
+    ("p1", "s1c", "s1e"),
+    ("p1", "s1c", "s1d"),
+    ("p4", "s4a", "s4e"),
+    ("p4", "s4a", "s4b"),
+]
 
 
 def test_rsft_data_is_every_distinct_passing_train_sample_capped_per_prompt(data_wh):
-    sample_ids, pair_ids, rows = _data(data_wh, rsft(), BASE, "run-t")
+    sample_ids, pair_ids, rows = _data(data_wh, rsft(samples_of="mdl-base"), BASE)
     # alpha then beta; p1's "OK " repeats "ok"; p2 never passes; p3's longest is capped; p4's
     # retry passes; s4e's latest verdict fails; test split, other models, no verdict: out.
     assert sample_ids == ["s1a", "s1c", "s3a", "s3b", "s3c", "s3d", "s4a"]
@@ -308,123 +471,167 @@ def test_rsft_data_is_every_distinct_passing_train_sample_capped_per_prompt(data
         "dddd",
         "right",
     ]
-    assert data_wh.query("SELECT count(*) FROM pairs") == [(0,)]
+    # Without samples_of the base's own samples (by id) are the ones used.
+    assert _data(data_wh, rsft(), BASE)[0] == sample_ids
+    assert pair_count(data_wh) == 0
 
 
 @pytest.mark.parametrize(
     ("selection", "expected"),
     [
         ({"mode": "best"}, ["s1a", "s3a", "s4a"]),
-        ({"per_prompt": 1}, ["s1a", "s3a", "s4a"]),
-        ({"per_prompt": 2}, ["s1a", "s1c", "s3a", "s3b", "s4a"]),
+        ({"samples_per_prompt": 1}, ["s1a", "s3a", "s4a"]),
+        ({"samples_per_prompt": 2}, ["s1a", "s1c", "s3a", "s3b", "s4a"]),
         # Round-robin within a family: beta gives one from each prompt before a second.
-        ({"per_family": 2}, ["s1a", "s1c", "s3a", "s4a"]),
-        ({"per_family": 3}, ["s1a", "s1c", "s3a", "s4a", "s3b"]),
+        ({"samples_per_family": 2}, ["s1a", "s1c", "s3a", "s4a"]),
+        ({"samples_per_family": 3}, ["s1a", "s1c", "s3a", "s4a", "s3b"]),
+        ({"split": "test"}, ["s5a"]),
+        ({"suite": None}, ["s1a", "s1c", "s3a", "s3b", "s3c", "s3d", "s4a"]),
     ],
 )
 def test_rsft_selection_settings_choose_exact_ids(data_wh, selection, expected):
-    sample_ids, _, _ = _data(data_wh, rsft(**selection), BASE, "run-t")
+    sample_ids, _, rows = _data(data_wh, rsft(**selection), BASE)
     assert sample_ids == expected
+    assert [r["sample_id"] for r in rows] == expected
 
 
-def test_samples_of_another_model_by_name(data_wh):
-    job = replace(rsft(), model_samples="other")
-    assert _data(data_wh, job, BASE, "run-t")[0] == ["o1a"]
+def test_samples_of_another_model_by_name_or_id(data_wh):
+    assert _data(data_wh, rsft(samples_of="other"), BASE)[0] == ["o1a"]
+    assert _data(data_wh, rsft(samples_of="mdl-other"), BASE)[0] == ["o1a"]
 
 
-def test_dpo_data_pairs_best_passing_with_worst_failing_and_stores_the_pairs(data_wh):
-    sample_ids, pair_ids, rows = _data(data_wh, dpo(), BASE, "run-t")
-    # p1: (ok, "nope, wrong") and (fine, no); p4: its retry over the bare draw that failed
-    # last (s4e), never over the failed retry; p2 all fail and p3 all pass: no pair.
-    expected = [
-        pair_id("p1", "s1a", "s1e"),
-        pair_id("p1", "s1c", "s1d"),
-        pair_id("p4", "s4a", "s4e"),
-    ]
+def test_dpo_data_reads_the_stored_pairs_of_its_pairing_and_model(data_wh):
+    assert store_pairs(data_wh) == 3
+    assert store_pairs(data_wh, pairing="all") == 6
+    assert store_pairs(data_wh, model="other") == 1  # p1: "other ok" over "other wrong"
+    assert store_pairs(data_wh, split="test") == 1  # p5: "ok" over "bad"
+    assert pair_count(data_wh) == 11
+
+    sample_ids, pair_ids, rows = _data(data_wh, dpo(), BASE)
+    expected = stored(*PASS_FAIL)
     assert (sample_ids, pair_ids) == ([], expected)
-    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows] == [
-        ("ok", "nope, wrong"),
-        ("fine", "no"),
-        ("right", "flipped"),
-    ]
-    assert rows[0]["prompt"] == [{"role": "user", "content": "question p1?"}]
-    stored = data_wh.query(
-        "SELECT pair_id, prompt_id, chosen_id, rejected_id, margin, strategy, run_id "
-        "FROM pairs ORDER BY prompt_id, chosen_id"
-    )
-    assert stored == [
-        (expected[0], "p1", "s1a", "s1e", 1.0, "pass-fail", "run-t"),
-        (expected[1], "p1", "s1c", "s1d", 1.0, "pass-fail", "run-t"),
-        (expected[2], "p4", "s4a", "s4e", 1.0, "pass-fail", "run-t"),
-    ]
-    # The same job again writes no second copy of its pairs.
-    assert _data(data_wh, dpo(), BASE, "run-u")[1] == expected
-    assert data_wh.query("SELECT count(*) FROM pairs") == [(3,)]
+    assert [r["pair_id"] for r in rows] == expected
+    texts = {"s1a": "ok", "s1c": "fine", "s1d": "no", "s1e": "nope, wrong", "s4a": "right"}
+    texts["s4e"] = "flipped"
+    by_id = {pair_id(*p): p for p in PASS_FAIL}
+    for row in rows:
+        prompt, chosen, rejected = by_id[row["pair_id"]]
+        assert row == {
+            "pair_id": pair_id(prompt, chosen, rejected),
+            "prompt": [{"role": "user", "content": f"question {prompt}?"}],
+            "chosen": [{"role": "assistant", "content": texts[chosen]}],
+            "rejected": [{"role": "assistant", "content": texts[rejected]}],
+        }
+
+    # Another pairing reads its own pairs only; another model, its own; another split, its own.
+    assert _data(data_wh, dpo(pairing="all"), BASE)[1] == stored(*EVERY, pairing="all")
+    assert _data(data_wh, dpo(samples_of="other"), BASE)[1] == [pair_id("p1", "o1a", "o1b")]
+    assert _data(data_wh, dpo(samples_of="mdl-base"), BASE)[1] == expected
+    assert _data(data_wh, dpo(split="test"), BASE)[1] == [pair_id("p5", "s5a", "s5b")]
+    assert _data(data_wh, dpo(suite=None), BASE)[1] == expected
+    # DPO builds and writes no pairs of its own.
+    assert pair_count(data_wh) == 11
+    assert stored_pairs(data_wh, "s", "mdl-base", "train", "pass-fail") == expected
 
 
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
-        (
-            {"strategy": "all"},
-            [
-                ("p1", "s1a", "s1e"),
-                ("p1", "s1a", "s1d"),
-                ("p1", "s1c", "s1e"),
-                ("p1", "s1c", "s1d"),
-                ("p4", "s4a", "s4e"),
-                ("p4", "s4a", "s4b"),
-            ],
-        ),
-        (
-            {"strategy": "all", "max_per_prompt": 1},
-            [("p1", "s1a", "s1e"), ("p4", "s4a", "s4e")],
-        ),
+        ({"pairing": "all"}, EVERY),
+        ({"pairing": "all", "pairs_per_prompt": 1}, [("p1", "s1a", "s1e"), ("p4", "s4a", "s4e")]),
+        ({"pairing": "best-worst"}, EVERY),
     ],
 )
-def test_dpo_pair_settings_choose_exact_pairs(data_wh, pairs, expected):
-    job = dpo(**pairs)
-    _, pair_ids, _ = _data(data_wh, job, BASE, "run-t")
-    assert pair_ids == [pair_id(*p, strategy=job.pairs.strategy) for p in expected]
-    assert data_wh.query("SELECT count(*) FROM pairs") == [(len(expected),)]
+def test_dpo_reads_exactly_the_pairs_the_pairs_settings_stored(data_wh, pairs, expected):
+    assert store_pairs(data_wh, **pairs) == len(expected)
+    pairing = pairs["pairing"]
+    _, pair_ids, rows = _data(data_wh, dpo(pairing=pairing), BASE)
+    assert pair_ids == stored(*expected, pairing=pairing)
+    assert len(rows) == len(expected)
+    assert pair_count(data_wh) == len(expected)
 
 
-def test_a_margin_no_pair_meets_leaves_no_pairs(data_wh):
-    # Every pass/fail margin here is 1.0. (The message then still blames all-pass or
-    # all-fail prompts, though p1 and p4 are mixed: only its start is pinned here.)
-    with pytest.raises(TrainingError, match=r"^no preference pairs"):
-        _data(data_wh, dpo(min_margin=1.5), BASE, "run-t")
-    assert data_wh.query("SELECT count(*) FROM pairs") == [(0,)]
+def test_a_pair_of_two_models_samples_is_neither_models(data_wh):
+    # The pairs stage over every model's samples pairs base's "fine" with other's "wrong".
+    store_pairs(data_wh, model=None)
+    mixed = pair_id("p1", "s1c", "o1b")
+    assert mixed in [pid for (pid,) in data_wh.query("SELECT pair_id FROM pairs")]
+    assert mixed not in _data(data_wh, dpo(), BASE)[1]
+    with pytest.raises(TrainingError, match="no stored pass-fail pairs of other's"):
+        _data(data_wh, dpo(samples_of="other"), BASE)
+
+
+def test_pairs_of_another_pairing_are_not_used(data_wh):
+    assert store_pairs(data_wh, pairing="all") == 6
+    with pytest.raises(TrainingError) as err:
+        _data(data_wh, dpo(), BASE)
+    assert str(err.value) == (
+        "no stored pass-fail pairs of base's train samples in suite s; "
+        "run `distillery pairs --pairing pass-fail --model base` first"
+    )
+    with pytest.raises(TrainingError, match=r"^no stored best-worst pairs of base's"):
+        _data(data_wh, dpo(pairing="best-worst"), BASE)
+    assert pair_count(data_wh) == 6
+
+
+def test_a_margin_no_pair_meets_leaves_dpo_nothing_to_read(data_wh):
+    # Every pass/fail margin here is 1.0.
+    assert store_pairs(data_wh, min_margin=1.5) == 0
+    with pytest.raises(TrainingError, match=r"^no stored pass-fail pairs of base's train"):
+        _data(data_wh, dpo(), BASE)
 
 
 @pytest.mark.parametrize(
-    ("job", "message"),
+    ("config", "message"),
     [
         (
-            replace(rsft(), suite="none"),
+            rsft(suite="none"),
             "no verified train samples of base in suite none; run `distillery sample` and "
             "`distillery verify` first",
         ),
         (
-            replace(rsft(), model_samples="nobody"),
+            rsft(samples_of="nobody"),
             "no verified train samples of nobody in suite s; run `distillery sample` and "
             "`distillery verify` first",
         ),
         (
-            replace(rsft(), model_samples="failer"),
-            "no passing samples to train on; sample more (--k) or check the verifier",
+            rsft(samples_of="failer"),
+            "no passing samples to train on; sample more (--n) or check the verifier",
         ),
         (
-            replace(dpo(), model_samples="failer"),
-            "no preference pairs: every prompt was all-pass or all-fail",
+            dpo(),
+            "no stored pass-fail pairs of base's train samples in suite s; "
+            "run `distillery pairs --pairing pass-fail --model base` first",
+        ),
+        (
+            dpo(suite=None, pairing="all"),
+            "no stored all pairs of base's train samples in suite any; "
+            "run `distillery pairs --pairing all --model base` first",
+        ),
+        (
+            dpo(samples_of="failer", split="test"),
+            "no stored pass-fail pairs of failer's test samples in suite s; "
+            "run `distillery pairs --pairing pass-fail --model failer` first",
         ),
     ],
 )
-def test_no_usable_data_is_a_training_error_before_anything_is_written(data_wh, job, message):
+def test_no_usable_data_is_a_training_error_before_anything_is_written(data_wh, config, message):
     with pytest.raises(TrainingError) as err:
-        _data(data_wh, job, BASE, "run-t")
+        _data(data_wh, config, BASE)
     assert str(err.value) == message
-    assert data_wh.query("SELECT count(*) FROM pairs") == [(0,)]
+    assert pair_count(data_wh) == 0
+
+
+def test_dpo_finds_no_pairs_of_a_model_whose_samples_never_paired(data_wh):
+    # Pairs are stored, but none of them chose a sample of "failer" or "other".
+    assert store_pairs(data_wh) == 3
+    for who in ("failer", "other"):
+        with pytest.raises(TrainingError) as err:
+            _data(data_wh, dpo(samples_of=who), BASE)
+        assert str(err.value) == (
+            f"no stored pass-fail pairs of {who}'s train samples in suite s; "
+            f"run `distillery pairs --pairing pass-fail --model {who}` first"
+        )
 
 
 # ------------------------------------------------------------------ the job around a launcher
@@ -433,7 +640,7 @@ def test_no_usable_data_is_a_training_error_before_anything_is_written(data_wh, 
 class StandIn:
     """A launcher that trains nothing: it returns the model it was given and a fixed result."""
 
-    kind = "rsft"
+    kind = "stand-in"  # the job's kind comes from its config, not from the launcher
 
     def __init__(self, status="completed", reason=None):
         self.status, self.reason = status, reason
@@ -455,16 +662,30 @@ def job_statuses(wh):
     return [s for (s,) in rows]
 
 
-def tiny_job(out="tuned"):
-    job, config, _ = build_training("rsft", "tiny-random", out, "s", "mdl-base", threads=1)
-    return job, config
+def tiny_rsft(**change):
+    return RSFTConfig(
+        **{"base": "tiny-random", "out": "tuned", "suite": "s", "samples_of": "mdl-base"}
+        | {"threads": 1, **change}
+    )
+
+
+def tiny_dpo(**change):
+    return DPOConfig(
+        **{"base": "tiny-random", "out": "tuned", "suite": "s", "samples_of": "mdl-base"}
+        | {"threads": 1, **change}
+    )
+
+
+def job_config(config):
+    """What `training_jobs.config` holds: the config's fields without the thread count."""
+    return {k: v for k, v in config.as_params().items() if k != "threads"}
 
 
 def test_a_completed_job_records_its_ids_and_registers_the_model(data_wh):
-    job, config = tiny_job()
+    config = tiny_rsft()
     launcher = StandIn()
     seen = []
-    outcome = run_training(data_wh, job, launcher, config, "run-t", lambda *a: seen.append(a))
+    outcome = run_training(data_wh, config, launcher, "run-t", lambda *a: seen.append(a))
     ids = ["s1a", "s1c", "s3a", "s3b", "s3c", "s3d", "s4a"]
     assert (outcome.status, outcome.reason, outcome.rows) == ("completed", None, 7)
     assert [r["sample_id"] for r in launcher.rows] == ids
@@ -473,7 +694,7 @@ def test_a_completed_job_records_its_ids_and_registers_the_model(data_wh):
     # The view keeps a job's latest row; its first ("running") row is in the files too.
     (job_row,) = data_wh.query(
         "SELECT job_id, status, kind, base_model_id, output_model_id, sample_ids, pair_ids, "
-        "metrics FROM training_jobs"
+        "metrics, config, run_id FROM training_jobs"
     )
     assert (*job_row[:5], list(job_row[5]), list(job_row[6])) == (
         outcome.job_id,
@@ -485,6 +706,15 @@ def test_a_completed_job_records_its_ids_and_registers_the_model(data_wh):
         [],
     )
     assert json.loads(job_row[7])["loss_curve"] == [[1, 0.5]]
+    recorded = json.loads(job_row[8])
+    assert recorded == job_config(config)
+    assert "threads" not in recorded and "kind" not in recorded
+    assert (recorded["learning_rate"], recorded["mode"], recorded["out"]) == (1e-4, "all", "tuned")
+    assert job_row[8] == canonical_json(job_config(config))
+    assert job_row[9] == "run-t"
+    assert outcome.job_id == content_id(
+        "job", "rsft", tiny.model_id, ids, [], canonical_json(job_config(config))
+    )
     assert job_statuses(data_wh) == ["running", "completed"]
     models = data_wh.query(
         "SELECT name, parent_id, job_id, trained, promoted FROM models WHERE model_id = ?",
@@ -504,13 +734,49 @@ def test_a_completed_job_records_its_ids_and_registers_the_model(data_wh):
     exported = pq.read_table(outcome.export_path).to_pylist()
     assert [r["sample_id"] for r in exported] == ids
     assert outcome.export_path.name == "rsft-train.parquet"
+    assert outcome.export_path.parent.name == outcome.job_id
+    # The trained model's name is taken now: a second job may not overwrite it.
+    again = StandIn()
+    with pytest.raises(TrainingError) as err:
+        run_training(data_wh, config, again, "run-u")
+    assert str(err.value) == "a model named 'tuned' exists; pick another --out"
+    assert again.rows is None and job_statuses(data_wh) == ["running", "completed"]
+
+
+def test_a_dpo_job_trains_on_the_stored_pairs_and_records_them(data_wh):
+    assert store_pairs(data_wh) == 3
+    assert store_pairs(data_wh, pairing="all") == 6
+    config = tiny_dpo(out="aligned", beta=0.2)
+    launcher = StandIn()
+    outcome = run_training(data_wh, config, launcher, "run-t")
+    expected = stored(*PASS_FAIL)
+    assert (outcome.status, outcome.rows) == ("completed", 3)
+    assert [r["pair_id"] for r in launcher.rows] == expected
+    ((kind, sample_ids, pair_ids, config_json),) = data_wh.query(
+        "SELECT kind, sample_ids, pair_ids, config FROM training_jobs"
+    )
+    assert (kind, list(sample_ids), list(pair_ids)) == ("dpo", [], expected)
+    recorded = json.loads(config_json)
+    assert recorded == job_config(config)
+    assert (recorded["pairing"], recorded["beta"], recorded["loss_type"]) == (
+        "pass-fail",
+        0.2,
+        "sigmoid",
+    )
+    assert data_wh.query("SELECT name FROM models WHERE model_id = ?", [outcome.model_id]) == [
+        ("aligned",)
+    ]
+    import pyarrow.parquet as pq
+
+    exported = pq.read_table(outcome.export_path).to_pylist()
+    assert [r["pair_id"] for r in exported] == expected
+    assert set(exported[0]) == {"pair_id", "prompt", "chosen", "rejected"}
+    assert outcome.export_path.name == "dpo-train.parquet"
+    assert pair_count(data_wh) == 9  # the job wrote no pairs
 
 
 def test_a_failed_launcher_marks_the_job_failed_and_registers_nothing(data_wh):
-    job, config = tiny_job()
-    outcome = run_training(
-        data_wh, job, StandIn("failed", "loss is nan at step 1"), config, "run-t"
-    )
+    outcome = run_training(data_wh, tiny_rsft(), StandIn("failed", "loss is nan at step 1"), "r")
     assert (outcome.status, outcome.reason, outcome.model_id) == (
         "failed",
         "loss is nan at step 1",
@@ -529,27 +795,84 @@ def test_a_failed_launcher_marks_the_job_failed_and_registers_nothing(data_wh):
 
 
 @pytest.mark.parametrize(
-    ("change", "env", "message"),
+    ("config", "env", "message"),
     [
-        ({"out": "tiny-random"}, None, "a model named 'tiny-random' exists; pick another --out"),
-        ({"kind": "ppo"}, None, "unknown training kind 'ppo'; use rsft or dpo"),
         (
-            {},
+            tiny_rsft(out="tiny-random"),
+            None,
+            "a model named 'tiny-random' exists; pick another --out",
+        ),
+        (
+            tiny_dpo(out="smollm2-135m"),
+            None,
+            "a model named 'smollm2-135m' exists; pick another --out",
+        ),
+        (
+            tiny_rsft(threads=None),
             "many",
             "DISTILLERY_THREADS must be a positive whole number of torch threads (got 'many'); "
             "set it to e.g. 1, or unset it to measure",
         ),
+        (
+            tiny_dpo(),
+            None,
+            "no stored pass-fail pairs of mdl-base's train samples in suite s; "
+            "run `distillery pairs --pairing pass-fail --model mdl-base` first",
+        ),
+        (
+            tiny_rsft(samples_of="failer"),
+            None,
+            "no passing samples to train on; sample more (--n) or check the verifier",
+        ),
     ],
 )
-def test_bad_jobs_fail_before_a_job_row_is_written(data_wh, monkeypatch, change, env, message):
-    job, config = tiny_job()
+def test_bad_jobs_fail_before_a_job_row_is_written(data_wh, monkeypatch, config, env, message):
     if env is not None:
-        config = replace(config, threads=None)
         monkeypatch.setenv("DISTILLERY_THREADS", env)
     launcher = StandIn()
     with pytest.raises(TrainingError) as err:
-        run_training(data_wh, replace(job, **change), launcher, config, "run-t")
+        run_training(data_wh, config, launcher, "run-t")
     assert str(err.value) == message
+    assert err.value.__cause__ is None
     assert launcher.rows is None
     assert data_wh.query("SELECT count(*) FROM training_jobs") == [(0,)]
     assert data_wh.query("SELECT name FROM models ORDER BY name") == [("failer",), ("other",)]
+    assert not (data_wh.root / "exports").exists()
+
+
+# ------------------------------------------------------------------ the stage
+
+
+def test_train_stage_records_a_run_and_prints_a_summary(data_wh, monkeypatch):
+    launchers = []
+
+    def stand_in(config):
+        launchers.append((config, StandIn()))
+        return launchers[-1][1]
+
+    monkeypatch.setattr(train_stage_module, "launcher_for", stand_in)
+    config = tiny_rsft()
+    console = Console(record=True, width=200)
+    outcome = train_stage(config, data_wh.root, console)
+    assert [c for c, _ in launchers] == [config]
+    assert outcome.status == "completed"
+    ((flow, parameters, status, run_id),) = data_wh.query(
+        "SELECT flow, parameters, status, run_id FROM runs"
+    )
+    assert (flow, status) == ("train-rsft", "completed")
+    assert json.loads(parameters) == config.as_params()  # the run keeps the thread count
+    assert data_wh.query("SELECT run_id FROM training_jobs") == [(run_id,)]
+    text = console.export_text()
+    assert "rsft on 7 rows: 1 steps in 0.1s (100 tok/s), loss 0.5000 → 0.5000" in text
+    assert f"registered tuned ({outcome.model_id}, job {outcome.job_id})" in text
+
+
+def test_train_stage_turns_a_failed_job_into_a_training_error(data_wh, monkeypatch):
+    monkeypatch.setattr(
+        train_stage_module, "launcher_for", lambda config: StandIn("failed", "loss is nan")
+    )
+    with pytest.raises(TrainingError) as err:
+        train_stage(tiny_rsft(), data_wh.root, Console(quiet=True))
+    ((job_id,),) = data_wh.query("SELECT job_id FROM training_jobs WHERE status = 'failed'")
+    assert str(err.value) == f"training job {job_id} failed: loss is nan; no model registered"
+    assert data_wh.query("SELECT flow FROM runs") == [("train-rsft",)]
