@@ -208,12 +208,13 @@ def quiet_stdout() -> Iterator[None]:
 
 def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatch) -> str:
     """bake_flow's steps as plain calls in this process; returns the final model's name."""
-    from distillery.config.groups import Sharding
+    from distillery.config.base import project
+    from distillery.config.groups import BackendChoice, Sharding
     from distillery.console.progress import sampling_bar
     from distillery.evals.eval_config import EvalConfig
     from distillery.evals.eval_stage import eval_stage, params_identity
     from distillery.evals.gate import gate
-    from distillery.evals.gate_config import GateConfig
+    from distillery.evals.gate_config import PromoteConfig
     from distillery.evals.report import write_report
     from distillery.filters.verify_config import VerifyConfig
     from distillery.filters.verify_stage import verify_stage
@@ -256,7 +257,7 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                 )
                 params = sampling_params(job)
                 prompts = select_prompts(wh, SUITE, "train")
-                model, backend = open_backend(wh, console, current, job.backend, dtype=c.dtype)
+                model, backend = open_backend(wh, console, current, project(job, BackendChoice))
                 # The same run parameters the sample flow records, shards aside.
                 run_params = {**job.as_params(), **Sharding().as_params()}
                 try:
@@ -305,14 +306,20 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                         console,
                     )
             with watch.stage("promote"):
-                gate_config = GateConfig(c.min_gain, c.max_family_drop)
+                gate_config = PromoteConfig(
+                    model=out,
+                    parent=current,
+                    suite=SUITE,
+                    split="test",
+                    n=c.eval_n,
+                    min_gain=c.min_gain,
+                    max_family_drop=c.max_family_drop,
+                )
                 identity = params_identity(
                     SamplingParams(c.eval_n, c.temperature, c.top_p, c.max_new_tokens, c.seed)
                 )
                 with recorded_run(wh, "promote", {"model": out, "parent": current}) as run_id:
-                    decision, _ = gate(
-                        wh, out, SUITE, "test", c.eval_n, identity, gate_config, run_id, current
-                    )
+                    decision, _ = gate(wh, gate_config, identity, run_id)
             last = out
             if not decision.promoted:
                 break

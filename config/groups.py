@@ -67,12 +67,26 @@ class BackendChoice(StageConfig):
     threads: int | None = None
     """torch threads on a CPU (default: DISTILLERY_THREADS, else measured; on a busy 2-core
     host 1 thread samples many times faster than 2)."""
+    batch_rows: int | None = None
+    """transformers backend: rows per decode batch."""
+    base_url: str | None = None
+    """openai backend: the server's endpoint (e.g. http://127.0.0.1:8000/v1)."""
+    served_model: str | None = None
+    """openai backend: the model name the server expects (default: --model)."""
+    concurrency: int = 8
+    """openai backend: requests in flight."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(
             self.threads is None or self.threads >= 0,
             f"--threads must be 0 (measure) or a positive count (got {self.threads})",
+        )
+        at_least(self.batch_rows, 1, "batch_rows")
+        at_least(self.concurrency, 1, "concurrency")
+        check(
+            self.backend != "openai" or bool(self.base_url),
+            "--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)",
         )
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from distillery.config.base import project
+from distillery.config.groups import BackendChoice
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.stats import (
     Figures,
@@ -54,25 +56,19 @@ def sampling_params(job: EvalConfig) -> SamplingParams:
     return SamplingParams(job.n, job.temperature, job.top_p, job.max_new_tokens, job.seed)
 
 
+@dataclass
 class WarehouseContext:
     """Strategy context over the warehouse: draws and follow-ups are stored and verified."""
 
-    def __init__(
-        self,
-        wh: Warehouse,
-        backend: Backend,
-        model: ResolvedModel,
-        params: SamplingParams,
-        prompts: Sequence[PromptRow],
-        verifiers: Verifiers,
-        run_id: str,
-        workers: int,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        self.wh, self.backend, self.model, self.params = wh, backend, model, params
-        self.prompts = {p.prompt_id: p for p in prompts}
-        self.verifiers, self.run_id, self.workers = verifiers, run_id, workers
-        self.progress = progress
+    wh: Warehouse
+    backend: Backend
+    model: ResolvedModel
+    params: SamplingParams
+    prompts: dict[str, PromptRow]  # by prompt id
+    verifiers: Verifiers
+    run_id: str
+    workers: int
+    progress: Callable[[int, int], None] | None = None
 
     def _verified(self, sample_ids: list[str]) -> dict[str, Attempt]:
         got = verified_attempts(self.wh, self.verifiers, sample_ids, self.run_id, self.workers)
@@ -132,56 +128,63 @@ def params_identity(params: SamplingParams) -> str:
     return canonical_json(params.identity() | {"seed": params.seed})
 
 
-def _record(
-    job: EvalConfig,
-    model_id: str,
-    strategy: str,
-    n: int,
-    f: Figures,
-    params: str,
-    run_id: str,
-    digest: str,
-    outcomes: Sequence[tuple[str, str, int]],
-) -> EvalRecord:
-    """`outcomes`: (prompt_id, family, passes) per prompt, passes as EvalRecord.passes."""
-    per_family = canonical_json(f.per_family)
-    ordered = sorted(outcomes)
-    return EvalRecord(
-        eval_id=content_id(
-            "evl",
-            model_id,
-            job.suite,
-            job.split,
-            strategy,
-            n,
-            f.k,
-            params,
-            digest,
-            EVAL_ROW_VERSION,
-        ),
-        model_id=model_id,
-        suite=job.suite,
-        split=job.split,
-        strategy=strategy,
-        n=n,
-        k=f.k,
-        prompts=f.prompts,
-        pass_at_1=f.pass_at_1,
-        pass_at_k=f.pass_at_k,
-        ci_low=f.ci_low,
-        ci_high=f.ci_high,
-        per_family=per_family,
-        samples_per_query=f.samples_per_query,
-        tokens_per_query=f.tokens_per_query,
-        seconds_per_query=f.seconds_per_query,
-        tokens=f.tokens,
-        seconds=f.seconds,
-        params=params,
-        run_id=run_id,
-        prompt_ids=[o[0] for o in ordered],
-        prompt_families=[o[1] for o in ordered],
-        passes=[o[2] for o in ordered],
-    )
+@dataclass(frozen=True)
+class _Rows:
+    """What every evals row of one run shares: the job, the model, the sampling identity
+    and the run."""
+
+    job: EvalConfig
+    model_id: str
+    params: str
+    run_id: str
+
+    def record(
+        self,
+        strategy: str,
+        n: int,
+        f: Figures,
+        digest: str,
+        outcomes: Sequence[tuple[str, str, int]],
+    ) -> EvalRecord:
+        """`outcomes`: (prompt_id, family, passes) per prompt, passes as EvalRecord.passes."""
+        per_family = canonical_json(f.per_family)
+        ordered = sorted(outcomes)
+        return EvalRecord(
+            eval_id=content_id(
+                "evl",
+                self.model_id,
+                self.job.suite,
+                self.job.split,
+                strategy,
+                n,
+                f.k,
+                self.params,
+                digest,
+                EVAL_ROW_VERSION,
+            ),
+            model_id=self.model_id,
+            suite=self.job.suite,
+            split=self.job.split,
+            strategy=strategy,
+            n=n,
+            k=f.k,
+            prompts=f.prompts,
+            pass_at_1=f.pass_at_1,
+            pass_at_k=f.pass_at_k,
+            ci_low=f.ci_low,
+            ci_high=f.ci_high,
+            per_family=per_family,
+            samples_per_query=f.samples_per_query,
+            tokens_per_query=f.tokens_per_query,
+            seconds_per_query=f.seconds_per_query,
+            tokens=f.tokens,
+            seconds=f.seconds,
+            params=self.params,
+            run_id=self.run_id,
+            prompt_ids=[o[0] for o in ordered],
+            prompt_families=[o[1] for o in ordered],
+            passes=[o[2] for o in ordered],
+        )
 
 
 def run_eval(
@@ -207,8 +210,9 @@ def run_eval(
     # Programs never see the warehouse (or anything else of the host): see filters/sandbox/root.py.
     verifiers = Verifiers(workers=workers)
     try:
+        by_id = {p.prompt_id: p for p in prompts}
         ctx = WarehouseContext(
-            wh, backend, model, params, prompts, verifiers, run_id, workers, progress
+            wh, backend, model, params, by_id, verifiers, run_id, workers, progress
         )
         draws = ctx.draws([p.prompt_id for p in prompts], job.n)
         per_prompt = [
@@ -226,15 +230,12 @@ def run_eval(
         digest = content_id("dig", sorted((d.prompt_id, d.n, d.c) for d in per_prompt))
         identity = params_identity(params)
         draw_outcomes = [(d.prompt_id, d.family, d.c) for d in per_prompt]
+        rows = _Rows(job, model.model_id, identity, run_id)
         records = [
-            _record(
-                job,
-                model.model_id,
+            rows.record(
                 "sample",
                 job.n,
                 sampling_figures(per_prompt, k, job.bootstrap, job.seed),
-                identity,
-                run_id,
                 digest,
                 draw_outcomes,
             )
@@ -262,11 +263,7 @@ def run_eval(
             )
             answers = content_id("dig", sorted((o.prompt_id, o.answer, o.passed) for o in outcomes))
             solved = [(o.prompt_id, o.family, int(o.passed)) for o in outcomes]
-            records.append(
-                _record(
-                    job, model.model_id, name, budget, figures, identity, run_id, answers, solved
-                )
-            )
+            records.append(rows.record(name, budget, figures, answers, solved))
     finally:
         verifiers.close()
     have = wh.existing("evals", "eval_id", (r.eval_id for r in records))
@@ -280,9 +277,7 @@ def eval_stage(job: EvalConfig, root: Path, console: Console) -> list[EvalRecord
 
     wh = Warehouse.open(root)
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
-    model, backend = open_backend(
-        wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
-    )
+    model, backend = open_backend(wh, console, job.model, project(job, BackendChoice))
     try:
         with (
             recorded_run(wh, "eval", job.as_params()) as run_id,

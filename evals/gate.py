@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distillery.config.base import project
-from distillery.evals.gate_config import GateConfig
+from distillery.evals.gate_config import GateConfig, PromoteConfig
 from distillery.evals.paired import ComparisonError, Delta, compare, outcomes, read_evals
 from distillery.generators import model_store
 from distillery.warehouse.ids import canonical_json, content_id
@@ -110,17 +110,17 @@ def latest_eval(
 
 
 def gate(
-    wh: Warehouse,
-    model: str,
-    suite: str,
-    split: str,
-    n: int,
-    params: str,
-    config: GateConfig,
-    run_id: str,
-    parent: str | None = None,
+    wh: Warehouse, config: PromoteConfig, params: str, run_id: str
 ) -> tuple[GateDecision, PromotionRecord]:
-    """Decide on `model` against its parent (or `parent`), record it, promote if it passed."""
+    """Decide on `config.model` against its parent (or `config.parent`), record it, promote
+    if it passed. `params`: the sampling identity both evals must share."""
+    model, parent, suite, split, n = (
+        config.model,
+        config.parent,
+        config.suite,
+        config.split,
+        config.n,
+    )
     row = model_store.model_row(wh, model)
     if row is None:
         raise PromotionError(f"no model {model!r} in the warehouse; train or sample it first")

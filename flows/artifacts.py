@@ -17,6 +17,8 @@ from typing import Any
 
 from distillery.filters import reasons
 from distillery.filters.verification import FamilyCounts
+from distillery.generators.sampling import SampleSummary
+from distillery.trainers.training_job import JobOutcome
 from distillery.warehouse.records import EvalRecord
 
 # Plots are embedded as data URIs: the UI then shows them with no file server behind it.
@@ -30,27 +32,18 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def sample_md(
-    model: str,
-    k: int,
-    prompts: int,
-    already: int,
-    written: int,
-    tokens: int,
-    seconds: float,
-    per_family: dict[str, int],
-    shards: int,
-    processes: int | None = None,
+    model: str, n: int, s: SampleSummary, shards: int, processes: int | None = None
 ) -> str:
-    rate = tokens / seconds if seconds > 0 else 0.0
+    rate = s.tokens / s.seconds if s.seconds > 0 else 0.0
     where = f" in {processes} process(es)" if processes else ""
     text = (
         f"## Sampling {model}\n\n"
-        f"{prompts} prompts × k={k} = **{prompts * k}** samples: {already} already in the "
-        f"warehouse, **{written}** written by {shards} shard(s){where}; {tokens} tokens in "
-        f"{seconds:.1f}s ({rate:.0f} tok/s).\n\n"
+        f"{s.prompts} prompts × n={n} = **{s.prompts * n}** samples: {s.already} already in "
+        f"the warehouse, **{s.written}** written by {shards} shard(s){where}; {s.tokens} "
+        f"tokens in {s.seconds:.1f}s ({rate:.0f} tok/s).\n\n"
     )
-    if per_family:
-        text += md_table(["family", "new samples"], sorted(per_family.items()))
+    if s.per_family:
+        text += md_table(["family", "new samples"], sorted(s.per_family.items()))
     return text
 
 
@@ -111,23 +104,16 @@ def pairs_md(
     )
 
 
-def training_md(
-    kind: str,
-    out: str,
-    rows: int,
-    steps: int,
-    seconds: float,
-    tokens_per_s: float,
-    loss_curve: Sequence[Sequence[float]],
-    model_id: str,
-    job_id: str,
-) -> str:
+def training_md(kind: str, out: str, outcome: JobOutcome) -> str:
+    r = outcome.result
+    assert r is not None  # a failed job raises before any artifact
+    loss_curve = r.loss_curve
     first = loss_curve[0][1] if loss_curve else float("nan")
     last = loss_curve[-1][1] if loss_curve else float("nan")
     text = (
-        f"## Training ({kind})\n\n**{out}** ({model_id}, job {job_id}): {rows} rows, "
-        f"{steps} steps in {seconds:.1f}s ({tokens_per_s:.0f} tok/s), "
-        f"loss {first:.4f} → {last:.4f}.\n\n"
+        f"## Training ({kind})\n\n**{out}** ({outcome.model_id or ''}, job {outcome.job_id}): "
+        f"{outcome.rows} rows, {r.steps} steps in {r.seconds:.1f}s ({r.tokens_per_s:.0f} "
+        f"tok/s), loss {first:.4f} → {last:.4f}.\n\n"
     )
     if loss_curve:
         every = max(1, len(loss_curve) // 10)

@@ -26,7 +26,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from rich.console import Console
 
-from distillery.config.groups import Sharding
+from distillery.config.base import project
+from distillery.config.groups import BackendChoice, Sharding
 from distillery.flows.artifacts import ProgressArtifact, publish_markdown, sample_md
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
@@ -95,18 +96,8 @@ def _backend(
             for _, old, _ in _BACKENDS.values():
                 old.close()
             _BACKENDS.clear()
-            model, backend = open_backend(
-                wh,
-                Console(quiet=True),
-                job.model,
-                job.backend,
-                job.base_url,
-                job.served_model,
-                job.dtype,
-                job.batch_rows,
-                job.concurrency,
-                job.threads,
-            )
+            choice = project(job, BackendChoice)
+            model, backend = open_backend(wh, Console(quiet=True), job.model, choice)
             if model.model_id != model_id:
                 backend.close()
                 raise SamplingError(
@@ -289,18 +280,7 @@ def run_sample_stage(
     print_summary(console, job, summary)
     publish_markdown(
         "sample-summary",
-        sample_md(
-            model.name,
-            job.n,
-            summary.prompts,
-            summary.already,
-            summary.written,
-            summary.tokens,
-            summary.seconds,
-            summary.per_family,
-            len(shards),
-            len(processes) or None,
-        ),
+        sample_md(model.name, job.n, summary, len(shards), len(processes) or None),
     )
     return summary
 

@@ -155,17 +155,7 @@ def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     assert r is not None  # train_stage raises on a failed job
     artifacts.publish_markdown(
         "training-summary",
-        artifacts.training_md(
-            config.kind,
-            config.out,
-            outcome.rows,
-            r.steps,
-            r.seconds,
-            r.tokens_per_s,
-            r.loss_curve,
-            outcome.model_id or "",
-            outcome.job_id,
-        ),
+        artifacts.training_md(config.kind, config.out, outcome),
     )
     return {
         "job_id": outcome.job_id,
@@ -234,7 +224,7 @@ def promote_flow(
     params = params_identity(SamplingParams(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed))
     wh = Warehouse.open(Path(warehouse))
     with recorded_run(wh, "promote", {"model": c.model, "parent": c.parent}) as run_id:
-        decision, record = gate(wh, c.model, c.suite, c.split, c.n, params, c, run_id, c.parent)
+        decision, record = gate(wh, c, params, run_id)
     artifacts.publish_markdown(
         "promotion-decision",
         artifacts.promotion_md(c.model, decision.promoted, decision.numbers, decision.reasons),

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import typing
+
+from distillery.config.groups import Backend as BackendName
+from distillery.config.groups import BackendChoice
 from distillery.generators import model_registry
 from distillery.generators.base import Backend, SamplingError
 
-BACKENDS = ("transformers", "vllm", "openai")
+BACKENDS = typing.get_args(BackendName)
 
 
 def make_backend(
-    name: str,
     resolved: model_registry.ResolvedModel | None,
-    *,
-    base_url: str | None = None,
-    served_model: str | None = None,
-    dtype: str = "bf16",
-    batch_rows: int | None = None,
-    concurrency: int = 8,
-    threads: int | None = None,
+    choice: BackendChoice,
+    served_model: str = "default",
 ) -> Backend:
-    """`threads`: torch threads for the transformers backend; None or 0 measures them."""
+    """The backend `choice` names, for `resolved` (None for a server's model).
+    `choice.threads`: torch threads for the transformers backend; None or 0 measures them."""
+    name = choice.backend
     if name == "transformers":
         from distillery.generators.sampler_transformers import (
             DEFAULT_BATCH_ROWS,
@@ -28,7 +28,10 @@ def make_backend(
 
         assert resolved is not None
         return TransformersBackend(
-            resolved, dtype=dtype, batch_rows=batch_rows or DEFAULT_BATCH_ROWS, threads=threads
+            resolved,
+            dtype=choice.dtype,
+            batch_rows=choice.batch_rows or DEFAULT_BATCH_ROWS,
+            threads=choice.threads,
         )
     if name == "vllm":
         from distillery.generators.sampler_vllm import VLLMBackend
@@ -38,7 +41,9 @@ def make_backend(
     if name == "openai":
         from distillery.generators.sampler_openai import OpenAIBackend
 
-        if not base_url:
+        if not choice.base_url:
             raise SamplingError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        return OpenAIBackend(base_url, served_model or "default", concurrency=concurrency)
+        return OpenAIBackend(
+            choice.base_url, choice.served_model or served_model, concurrency=choice.concurrency
+        )
     raise SamplingError(f"unknown backend {name!r}; use one of {', '.join(BACKENDS)}")

@@ -17,17 +17,7 @@ class SampleConfig(PromptScope, Decoding, BackendChoice):
     """Alias, model directory, hub id or registered name."""
     n: int = 16
     """Completions per prompt (the n of pass@k)."""
-    base_url: str | None = None
-    """openai backend: the server's endpoint."""
-    served_model: str | None = None
-    """openai backend: the model name the server expects."""
-    batch_rows: int | None = None
-    """transformers backend: rows per decode batch."""
-    concurrency: int = 8
-    """openai backend: requests in flight."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         at_least(self.n, 1, "n")
-        at_least(self.batch_rows, 1, "batch_rows")
-        at_least(self.concurrency, 1, "concurrency")

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from distillery.config.groups import BackendChoice
 from distillery.generators import model_store
 from distillery.generators.backends import BACKENDS, make_backend
 from distillery.generators.base import Backend, SamplingError, SamplingParams
@@ -49,34 +50,15 @@ def resolve_model(
 
 
 def open_backend(
-    wh: Warehouse,
-    console: Console,
-    model_name: str,
-    backend_name: str = "transformers",
-    base_url: str | None = None,
-    served_model: str | None = None,
-    dtype: str = "bf16",
-    batch_rows: int | None = None,
-    concurrency: int = 8,
-    threads: int | None = None,
+    wh: Warehouse, console: Console, model_name: str, choice: BackendChoice
 ) -> tuple[ResolvedModel, Backend]:
-    """Resolve the model and start its backend; errors name the fix.
+    """Resolve the model and start the backend `choice` names; errors name the fix.
 
-    `threads`: torch threads for the transformers backend on a CPU; None or 0 uses
+    `choice.threads`: torch threads for the transformers backend on a CPU; None or 0 uses
     DISTILLERY_THREADS or measures (generators/threads.py).
     """
-    model = resolve_model(wh, console, model_name, backend_name, base_url)
-    backend = make_backend(
-        backend_name,
-        model,
-        base_url=base_url,
-        served_model=served_model or model_name,
-        dtype=dtype,
-        batch_rows=batch_rows,
-        concurrency=concurrency,
-        threads=threads,
-    )
-    return model, backend
+    model = resolve_model(wh, console, model_name, choice.backend, choice.base_url)
+    return model, make_backend(model, choice, served_model=model_name)
 
 
 def print_summary(console: Console, job: SampleConfig, s: SampleSummary) -> None:

@@ -172,7 +172,7 @@ def to_record(
     )
 
 
-def run_sampling(
+def run_sampling(  # noqa: PLR0913 - the engine under every stage that draws
     wh: Warehouse,
     backend: Backend,
     model: ResolvedModel,

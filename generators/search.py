@@ -91,7 +91,7 @@ class _Prompt:
     undrawable: bool = False
 
 
-def run_search(
+def run_search(  # noqa: PLR0913 - the engine the search stage configures
     wh: Warehouse,
     backend: Backend,
     model: ResolvedModel,
@@ -185,7 +185,7 @@ def run_search(
     return summary
 
 
-def _retry(
+def _retry(  # noqa: PLR0913 - one wave's follow-ups need the whole search state
     first: int,
     wh: Warehouse,
     backend: Backend,

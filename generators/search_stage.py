@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from distillery.config.base import project
+from distillery.config.groups import BackendChoice
 from distillery.filters.registry import Verifiers
 from distillery.generators import model_store
 from distillery.generators.attempts import verified_attempts
@@ -80,9 +82,7 @@ def search_stage(job: SearchConfig, root: Path, console: Console) -> SearchSumma
     select_prompts(wh, job.suite, job.split, job.limit, job.per_family)  # fail fast
     if job.context_file:
         read_context_file(Path(job.context_file))  # a bad file stops us before any work
-    model, backend = open_backend(
-        wh, console, job.model, job.backend, dtype=job.dtype, threads=job.threads
-    )
+    model, backend = open_backend(wh, console, job.model, project(job, BackendChoice))
     try:
         with (
             recorded_run(wh, "search", job.as_params()) as run_id,

@@ -15,7 +15,7 @@ IDS = ["p0", "p1", "p2"]
 FAMS = ["alpha", "beta", "alpha"]
 
 
-def _eval(model_id, n, k, passes, minutes, p1, pk=None, strategy="sample", params=HOT):
+def _eval(model_id, n, k, passes, minutes, p1, pk=None, strategy="sample", params=HOT):  # noqa: PLR0913
     pk = p1 if pk is None else pk
     fam = {"prompts": 1, "pass_at_1": p1, "pass_at_k": pk, "ci_low": 0.0, "ci_high": 1.0}
     return EvalRecord(

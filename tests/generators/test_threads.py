@@ -5,6 +5,7 @@ import logging
 import pytest
 import torch
 
+from distillery.config.groups import BackendChoice
 from distillery.generators import threads
 from distillery.generators.backends import make_backend
 from distillery.generators.base import SamplingParams
@@ -206,9 +207,9 @@ def test_the_backend_sets_a_count_it_is_given():
 
 
 def test_make_backend_passes_threads_and_auto_measures():
-    be = make_backend("transformers", resolve("tiny-random"), dtype="fp32", threads=1)
+    be = make_backend(resolve("tiny-random"), BackendChoice(dtype="fp32", threads=1))
     assert be.threads_used == 1
-    auto = make_backend("transformers", resolve("tiny-random"), dtype="fp32")
+    auto = make_backend(resolve("tiny-random"), BackendChoice(dtype="fp32"))
     assert auto.threads_used in default_candidates()
     assert torch.get_num_threads() == auto.threads_used
     assert (threads.os.getpid(), "sampling") in threads._MEASURED
