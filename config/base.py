@@ -7,8 +7,8 @@ carry `metadata={"help": ...}`. Everything else is derived from that declaration
 - the `distillery` command's options (`cli/options.py`): `--field-name`, the type, the
   default, the help, the choices;
 - the Prefect flow's parameters: a flow takes the config itself, so the UI's run form
-  shows each field with its help and a dropdown for a choice (pydantic reads the attribute
-  docstrings because of `__pydantic_config__`).
+  shows each field with its help and a dropdown for a choice (`__pydantic_config__` hands
+  pydantic the help while it builds the schema).
 
 Checks that need no warehouse and no model run in `__post_init__` and raise `ConfigError`
 with one line naming the option, so bad input stops before any flow starts. Shared groups
@@ -50,12 +50,22 @@ def at_least(value: int | float | None, low: int | float, name: str) -> None:
     check(value is None or value >= low, f"{flag(name)} must be at least {low} (got {value})")
 
 
+def _schema_help(schema: dict[str, Any], cls: type) -> None:
+    """pydantic's hook while it builds the JSON schema Prefect's run form is drawn from:
+    each field's help as its description (pydantic's own docstring reading sees only the
+    class itself, not the shared groups a config inherits)."""
+    helps = field_help(cls)
+    for name, prop in schema.get("properties", {}).items():
+        if name in helps:
+            prop["description"] = helps[name]
+
+
 @dataclasses.dataclass(frozen=True)
 class StageConfig:
     """Base of every stage's config: field help is the attribute's docstring."""
 
     # Read by pydantic (Prefect's parameter schema); a plain dict, so no import here.
-    __pydantic_config__ = {"use_attribute_docstrings": True}  # noqa: RUF012
+    __pydantic_config__ = {"json_schema_extra": _schema_help}  # noqa: RUF012
 
     def __post_init__(self) -> None:
         """Every `Literal` field holds one of its choices (subclasses call this first)."""
