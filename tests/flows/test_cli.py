@@ -237,6 +237,8 @@ def _snapshot(root: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
 
 
+# Bad values of a stage's config fail before any flow (tests/cli/test_options.py, in-process);
+# these need a warehouse, a model or a flow to find out.
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -248,37 +250,14 @@ def _snapshot(root: Path) -> dict[str, float]:
             ["sample", "--model", "tiny-random", "--suite", "nosuite"],
             "no prompts for suite 'nosuite'",
         ),
-        (["sample", "--model", "tiny-random", "--n", "0"], "--n must be at least 1"),
         (
             ["sample", "--model", "tiny-random", "--suite", "humaneval", "--split", "train"],
             "suite 'humaneval' has no prompts in split 'train'",
         ),
-        (["sample", "--model", "tiny-random", "--limit", "0"], "--limit must be at least 1"),
-        (
-            ["sample", "--model", "tiny-random", "--backend", "tpu"],
-            "Invalid value for '--backend': 'tpu' is not one of 'transformers', 'vllm', 'openai'.",
-        ),
         (["prompts", "load", "nosuite"], "unknown suite 'nosuite'"),
         (["sql", "--format", "xml", "SELECT 1"], "--format must be table, csv or json"),
-        (["verify", "--workers", "0"], "--workers must be at least 1"),
         (["sql", "SELECT * FROM nope"], "Table with name nope does not exist"),
         (["samples", "import", "missing.jsonl", "--model-name", "x"], "need an existing .jsonl"),
-        (
-            ["sample", "--model", "tiny-random", "--runner", "ray"],
-            "Invalid value for '--runner': 'ray' is not one of 'threads', 'dask'.",
-        ),
-        (["smaple"], "No such command 'smaple'. Did you mean 'sample', 'samples'?"),
-        (["sample", "--n", "abc"], "Invalid value for '--n'"),
-        (
-            ["sample", "--model", "tiny-random", "--shard-prompts", "0"],
-            "--shard-prompts must be at least 1",
-        ),
-        (["bake", "--model", "tiny-random", "--rounds", "0"], "--rounds must be at least 1"),
-        (
-            ["bake", "--model", "tiny-random", "--method", "ppo"],
-            "Invalid value for '--method': 'ppo' is not one of 'rsft', 'dpo'.",
-        ),
-        (["bake", "--model", "tiny-random", "--eval-n", "0"], "--eval-n must be at least 1"),
         (
             ["bake", "--model", "tiny-random", "--runner", "dask", "--dask-workers", "0"],
             "--dask-workers must be at least 1",
@@ -290,8 +269,7 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, messag
     assert run_cli("prompts", "load", "humaneval", warehouse=wh).returncode == 0
     before = _snapshot(wh)
     r = run_cli(*args, warehouse=wh)
-    # A value a check refused: 1; a mistyped command, option or choice (usage): 2.
-    assert r.returncode == (2 if "Invalid value" in message or "No such" in message else 1)
+    assert r.returncode == 1
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], r.stderr
     after = _snapshot(wh)
