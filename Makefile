@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# The inner loop: no Prefect server, no CLI process, no model, no attack suites (< 1 min).
+# The inner loop: no Prefect server, no CLI process, no model, no attack suites.
 test-fast: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not e2e and not attack and not slow"

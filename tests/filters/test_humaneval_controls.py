@@ -13,6 +13,8 @@ from distillery.filters import reasons
 from distillery.filters.registry import Verifiers
 from distillery.tasks.suite_humaneval import HumanEvalSuite
 
+pytestmark = pytest.mark.attack
+
 
 @pytest.fixture(scope="module")
 def problems():

@@ -16,6 +16,8 @@ from distillery.filters.verifier_json import first_json_object
 from distillery.filters.verifier_style import count_sentences
 from distillery.warehouse.records import PromptRecord, SampleRecord
 
+pytestmark = pytest.mark.attack
+
 BUDGET = 1.0
 SLACK = 2.0  # what a verdict may take past its budget: a worker's start, a linear pass
 
