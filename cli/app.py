@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distillery.cli.options import stage_command
-from distillery.config.groups import Sharding
+from distillery.config.groups import DEFAULT_MODEL, Sharding
 from distillery.curate.pairs import PairsConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
@@ -375,9 +375,9 @@ def serve(
         str, typer.Option(help="Cron of the sample-and-verify deployment.")
     ] = "0 2 * * *",
     weekly: Annotated[str, typer.Option(help="Cron of the bake deployment.")] = "0 4 * * 0",
-    model: Annotated[str, typer.Option(help="Model the schedules sample and bake.")] = (
-        "smollm2-135m"
-    ),
+    model: Annotated[
+        str, typer.Option(help="Model the schedules sample and bake.")
+    ] = DEFAULT_MODEL,
     suite: str = "seeds",
     paused: Annotated[
         bool, typer.Option("--paused/--active", help="Register the schedules paused.")
@@ -479,7 +479,7 @@ def print_rows(cols: list[str], rows: list[tuple[Any, ...]], format: str) -> Non
 
 @app.command()
 def demo(
-    model: str = "smollm2-135m",
+    model: str = DEFAULT_MODEL,
     per_family: Annotated[
         int, typer.Option("--per-family", help="Train prompts per family to search.")
     ] = DEMO_TRAIN_PER_FAMILY,

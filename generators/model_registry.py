@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillery.config.groups import DEFAULT_MODEL
 from distillery.warehouse.ids import content_id
 
 DIR = "dir"
@@ -50,7 +51,7 @@ ALIASES: dict[str, Alias] = {
     a.name: a
     for a in (
         Alias(
-            name="smollm2-135m",
+            name=DEFAULT_MODEL,
             description="SmolLM2-135M-Instruct (default)",
             trained=True,
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -66,7 +67,6 @@ ALIASES: dict[str, Alias] = {
         ),
     )
 }
-DEFAULT_MODEL = "smollm2-135m"
 
 
 @dataclass(frozen=True)
