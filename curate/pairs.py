@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from distillery.config.base import Split, StageConfig, at_least, check
-from distillery.curate.selection import Candidate, normalise
+from distillery.curate.selection import Candidate, normalise, scope_filter
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import PairRecord
 from distillery.warehouse.store import Warehouse
@@ -166,13 +166,7 @@ def stored_pairs(
         "LEFT JOIN models mc ON mc.model_id = c.model_id "
         "LEFT JOIN models mr ON mr.model_id = r.model_id WHERE pr.strategy = ?"
     )
-    params: list[object] = [pairing]
-    for column, value in (("p.suite", suite), ("p.split", split)):
-        if value:
-            sql += f" AND {column} = ?"
-            params.append(value)
-    if model:
-        sql += " AND (mc.name = ? OR c.model_id = ?) AND (mr.name = ? OR r.model_id = ?)"
-        params += [model, model, model, model]
-    sql += " ORDER BY pr.prompt_id, pr.pair_id"
+    where, params = scope_filter(suite, split, model, [("mc", "c"), ("mr", "r")])
+    sql += where + " ORDER BY pr.prompt_id, pr.pair_id"
+    params.insert(0, pairing)
     return [pid for (pid,) in wh.query(sql, params)]

@@ -118,6 +118,27 @@ def select(candidates: Iterable[Candidate], config: SelectionConfig) -> Selectio
     return report
 
 
+def scope_filter(
+    suite: str | None,
+    split: str | None,
+    model: str | None,
+    samples: list[tuple[str, str]],
+) -> tuple[str, list[object]]:
+    """` AND ...` conditions (and their parameters) for rows of `suite` and `split` (prompts
+    aliased `p`) whose samples are all `model`'s, by name or id: `samples` lists each
+    sample's (models alias, samples alias)."""
+    sql, params = "", []
+    for column, value in (("p.suite", suite), ("p.split", split)):
+        if value:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if model:
+        for m, s in samples:
+            sql += f" AND ({m}.name = ? OR {s}.model_id = ?)"
+            params += [model, model]
+    return sql, params
+
+
 def load_candidates(
     wh: Warehouse, suite: str | None, model: str | None, split: str | None
 ) -> list[Candidate]:
@@ -128,14 +149,8 @@ def load_candidates(
         "FROM samples s JOIN prompts p USING (prompt_id) JOIN verdicts v USING (sample_id) "
         "LEFT JOIN models m USING (model_id) WHERE true"
     )
-    params: list[object] = []
-    for column, value in (("p.suite", suite), ("p.split", split)):
-        if value:
-            sql += f" AND {column} = ?"
-            params.append(value)
-    if model:
-        sql += " AND (m.name = ? OR s.model_id = ?)"
-        params += [model, model]
+    where, params = scope_filter(suite, split, model, [("m", "s")])
+    sql += where
     sql += (
         " QUALIFY row_number() OVER (PARTITION BY s.sample_id ORDER BY v.created_at DESC) = 1"
         # A verifier that failed on the text says nothing of the model: neither a target
