@@ -21,6 +21,7 @@ from rich.table import Table
 from distillery.cli.options import stage_command
 from distillery.config.groups import DEFAULT_MODEL, Sharding
 from distillery.curate.pairs import PairsConfig
+from distillery.curate.selection import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
@@ -256,6 +257,16 @@ def _pairs(config: PairsConfig, warehouse: Path) -> None:
 
 
 stage_command(app, "pairs", [PairsConfig], _pairs, fail, [WAREHOUSE])
+
+
+def _select(config: SelectConfig, warehouse: Path) -> None:
+    from distillery.flows.runtime import run_flow
+    from distillery.flows.stage_flows import select_flow
+
+    run_flow(select_flow, console, config=config, warehouse=str(warehouse))
+
+
+stage_command(app, "select", [SelectConfig], _select, fail, [WAREHOUSE])
 
 
 def _train(config: RSFTConfig | DPOConfig, warehouse: Path) -> None:

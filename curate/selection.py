@@ -3,7 +3,8 @@
 Passing samples only, deduplicated by normalised text within a prompt, capped per prompt,
 optionally capped per family so easy families do not dominate, and optionally only the
 best-scoring one per prompt (best-of-N as the training target). Prompts with no passing
-sample are counted: they are what RSFT cannot teach.
+sample are counted: they are what RSFT cannot teach. The select stage stores a selection
+(`selections`); RSFT reads the latest one for its scope and settings (`stored_selection`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from distillery.config.base import StageConfig, at_least
+from distillery.config.base import Split, StageConfig, at_least
+from distillery.config.groups import DEFAULT_MODEL
 from distillery.filters import reasons
+from distillery.warehouse.ids import content_id
+from distillery.warehouse.records import SelectionRecord
 from distillery.warehouse.store import Warehouse
 
 _SPACE = re.compile(r"\s+")
@@ -52,6 +56,18 @@ class SelectionConfig(StageConfig):
         super().__post_init__()
         at_least(self.samples_per_prompt, 1, "samples_per_prompt")
         at_least(self.samples_per_family, 1, "samples_per_family")
+
+
+@dataclass(frozen=True)
+class SelectConfig(SelectionConfig):
+    """Select RSFT's training targets from verified samples into the `selections` table."""
+
+    suite: str | None = None
+    """Only samples of this suite (none: every suite)."""
+    model: str = DEFAULT_MODEL
+    """Whose samples (name or id); `train rsft --samples-of` reads this model's selection."""
+    split: Split | None = "train"
+    """Only prompts of this split (none: both)."""
 
 
 @dataclass
@@ -171,3 +187,61 @@ def load_candidates(
         )
         for sid, pid, fam, text, passed, score, procedure in wh.query(sql, params)
     ]
+
+
+def model_id_of(wh: Warehouse, name_or_id: str) -> str:
+    """The id of a registered model named `name_or_id`; else the string itself (an id)."""
+    from distillery.generators.model_store import model_row
+
+    row = model_row(wh, name_or_id)
+    return row.model_id if row is not None else name_or_id
+
+
+def selection_record(
+    config: SelectionConfig,
+    scope: tuple[str | None, str, str | None],
+    report: SelectionReport,
+    run_id: str,
+) -> SelectionRecord:
+    """The stored form of `report`, chosen with `config` in `scope` (suite, model id, split)."""
+    suite, model_id, split = scope
+    ids = [c.sample_id for c in report.selected]
+    settings = (config.mode, config.samples_per_prompt, config.samples_per_family)
+    return SelectionRecord(
+        selection_id=content_id("sel", suite, model_id, split, *settings, ids),
+        suite=suite,
+        model_id=model_id,
+        split=split,
+        mode=config.mode,
+        samples_per_prompt=config.samples_per_prompt,
+        samples_per_family=config.samples_per_family,
+        sample_ids=ids,
+        prompts=report.prompts,
+        prompts_without_pass=report.prompts_without_pass,
+        run_id=run_id,
+    )
+
+
+def stored_selection(
+    wh: Warehouse,
+    config: SelectionConfig,
+    scope: tuple[str | None, str, str | None],
+) -> tuple[str, list[str]] | None:
+    """(selection id, sample ids) of the latest selection the select stage stored for
+    `scope` (suite, model id, split) with `config`'s settings: what RSFT trains on."""
+    suite, model_id, split = scope
+    rows = wh.query(
+        "SELECT selection_id, sample_ids FROM selections "
+        "WHERE suite IS NOT DISTINCT FROM ? AND model_id = ? AND split IS NOT DISTINCT FROM ? "
+        "AND mode = ? AND samples_per_prompt = ? AND samples_per_family IS NOT DISTINCT FROM ? "
+        "ORDER BY created_at DESC LIMIT 1",
+        [
+            suite,
+            model_id,
+            split,
+            config.mode,
+            config.samples_per_prompt,
+            config.samples_per_family,
+        ],
+    )
+    return (rows[0][0], list(rows[0][1])) if rows else None

@@ -104,6 +104,24 @@ def pairs_md(
     )
 
 
+def selection_md(
+    selection_id: str,
+    prompts: int,
+    selected: int,
+    without_pass: int,
+    duplicates: int,
+    capped: int,
+    per_family: dict[str, int],
+) -> str:
+    families = "".join(f"| {f} | {n} |\n" for f, n in sorted(per_family.items()))
+    return (
+        f"## RSFT selection\n\n{prompts} prompts: **{selected}** targets "
+        f"(selection `{selection_id}`); {without_pass} prompts had no passing sample, "
+        f"{duplicates} duplicates dropped, {capped} over the caps.\n\n"
+        "| family | targets |\n|---|---|\n" + families
+    )
+
+
 def training_md(kind: str, out: str, outcome: JobOutcome) -> str:
     r = outcome.result
     assert r is not None  # a failed job raises before any artifact

@@ -4,9 +4,10 @@ Each stage is a child flow run.
 
 Round r searches the train split with the current model for verified answers (bare
 best-of-N, a prompted context, validate-and-retry, adaptive k; `--search plain` draws k
-bare samples instead), verifies what is left, pairs (DPO), trains `NAME-rR` from the
-current model on those answers against the bare prompt, evaluates the current and the
-new model on the held-out split with the bare prompt, and runs the promotion gate. A
+bare samples instead), verifies what is left, stores the training data (the RSFT
+selection or the DPO pairs), trains `NAME-rR` from the current model on it against the
+bare prompt, evaluates the current and the new model on the held-out split with the bare
+prompt, and runs the promotion gate. A
 promoted model is the next round's current model and searches again (ReST-EM); a
 refused one ends the bake (the next round would search with the same model and seeds).
 
@@ -30,6 +31,7 @@ from rich.console import Console
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice, Decoding, Sharding
 from distillery.curate.pairs import PairsConfig
+from distillery.curate.selection import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import GateConfig, PromoteConfig
 from distillery.evals.report_config import ReportConfig
@@ -46,6 +48,7 @@ from distillery.flows.stage_flows import (
     report_flow,
     rsft_flow,
     search_flow,
+    select_flow,
     verify_flow,
 )
 from distillery.flows.task_runners import make_task_runner
@@ -118,7 +121,7 @@ def bake_md(name: str, base: str, rounds: list[dict[str, Any]], final: str) -> s
                 "sampled from",
                 "new samples",
                 "train pass rate",
-                "pairs/rows",
+                "targets/pairs",
                 "steps",
                 "loss",
                 "parent pass@1",
@@ -187,9 +190,12 @@ def bake_flow(
             if c.search != "plain":
                 # The search verified as it went: its share of prompts with a target.
                 n_verified, n_passed = found["prompts"], found["solved"]
-            examples = None
+            # Training reads what these store: the pairs (DPO) or the selection (RSFT).
             if c.method == "dpo":
                 examples = pairs_flow(PairsConfig(suite=c.suite, model=current), warehouse)["pairs"]
+            else:
+                chosen = select_flow(SelectConfig(suite=c.suite, model=current), warehouse)
+                examples = chosen["selected"]
             trained: dict[str, Any] = {}
             if _trained(wh, out, current):
                 console.print(f"{out} is already trained from {current}; not training it again")
@@ -235,7 +241,7 @@ def bake_flow(
                     "model": out,
                     "sampled": sampled["written"],
                     "train_pass_rate": n_passed / n_verified if n_verified else 0.0,
-                    "examples": examples if examples is not None else trained.get("rows", "-"),
+                    "examples": examples,
                     "steps": trained.get("steps", "-"),
                     "loss": (
                         f"{trained['loss_first']:.3f} → {trained['loss_last']:.3f}"

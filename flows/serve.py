@@ -30,6 +30,7 @@ def deployments(
         report_flow,
         rsft_flow,
         search_flow,
+        select_flow,
         verify_flow,
     )
 
@@ -64,6 +65,7 @@ def deployments(
         sample_flow,
         search_flow,
         verify_flow,
+        select_flow,
         pairs_flow,
         rsft_flow,
         dpo_flow,

@@ -1,4 +1,4 @@
-"""One Prefect flow per stage: load prompts, search, verify, pair, train (RSFT or DPO),
+"""One Prefect flow per stage: load prompts, search, verify, select or pair, train (RSFT or DPO),
 evaluate, promote, report.
 
 Each flow has plain typed parameters (the UI shows them as a form), calls the stage's
@@ -19,6 +19,7 @@ from prefect import flow
 from rich.console import Console
 
 from distillery.curate.pairs import PairsConfig
+from distillery.curate.selection import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
@@ -147,6 +148,34 @@ def pairs_flow(
     return {"prompts": report.prompts, "pairs": len(report.pairs), "new": new}
 
 
+@flow(name="select")
+def select_flow(
+    config: SelectConfig = SelectConfig(),  # noqa: B008 - frozen, so one shared default is safe
+    warehouse: str = WAREHOUSE,
+) -> dict[str, Any]:
+    """Select RSFT's training targets from verified samples."""
+    from distillery.curate.select_stage import select_stage
+
+    report, record = select_stage(config, Path(warehouse), Console())
+    artifacts.publish_markdown(
+        "selection-summary",
+        artifacts.selection_md(
+            record.selection_id,
+            report.prompts,
+            len(report.selected),
+            report.prompts_without_pass,
+            report.duplicates_dropped,
+            report.capped,
+            dict(report.per_family),
+        ),
+    )
+    return {
+        "selection_id": record.selection_id,
+        "prompts": report.prompts,
+        "selected": len(report.selected),
+    }
+
+
 def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     from distillery.trainers.train_stage import train_stage
 
@@ -173,7 +202,7 @@ def rsft_flow(
     config: RSFTConfig = RSFTConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
-    """RSFT: TRL's SFTTrainer on verified samples (completion-only loss)."""
+    """RSFT: TRL's SFTTrainer on the stored selection (completion-only loss)."""
     return _train(config, warehouse)
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distillery.curate.pairs import stored_pairs
-from distillery.curate.selection import load_candidates, select
+from distillery.curate.selection import model_id_of, stored_selection
 from distillery.generators import model_registry, model_store
 from distillery.trainers import export
-from distillery.trainers.train_config import DPOConfig, TrainConfig
+from distillery.trainers.train_config import DPOConfig, RSFTConfig, TrainConfig
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import ModelRecord, TrainingJobRecord
 from distillery.warehouse.store import Warehouse
@@ -51,8 +51,8 @@ def _data(
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """(sample_ids, pair_ids, TRL rows) for the job; errors before any training starts.
 
-    RSFT selects among the verified samples; DPO reads the pairs the `pairs` stage stored
-    (it never builds pairs of its own)."""
+    RSFT reads the selection the `select` stage stored, DPO the pairs the `pairs` stage
+    stored: neither builds its data itself."""
     source = config.samples_of or base.model_id
     who = config.samples_of or base.name
     where = f"in suite {config.suite or 'any'}"
@@ -64,13 +64,13 @@ def _data(
                 f"run `distillery pairs --pairing {config.pairing} --model {who}` first"
             )
         return [], pair_ids, export.dpo_rows(wh, pair_ids)
-    candidates = load_candidates(wh, config.suite, source, config.split)
-    if not candidates:
+    stored = stored_selection(wh, config, (config.suite, model_id_of(wh, source), config.split))
+    if stored is None:
         raise TrainingError(
-            f"no verified {config.split} samples of {who} {where}; "
-            "run `distillery sample` and `distillery verify` first"
+            f"no stored selection of {who}'s {config.split} samples {where} with these "
+            f"settings; run `{_select_command(config, who)}` first"
         )
-    ids = [c.sample_id for c in select(candidates, config).selected]
+    _, ids = stored
     if not ids:
         raise TrainingError(
             "no passing samples to train on; sample more (--n) or check the verifier"
@@ -184,6 +184,18 @@ def run_training(
         ]
     )
     return JobOutcome(job_id, "completed", None, len(rows), result, model_id, export_path)
+
+
+def _select_command(config: RSFTConfig, who: str) -> str:
+    """The `distillery select` that stores the selection `config` trains on."""
+    flags = [f"--model {who}"]
+    if config.suite:
+        flags.append(f"--suite {config.suite}")
+    flags.append(f"--split {config.split}")
+    flags.append(f"--mode {config.mode} --samples-per-prompt {config.samples_per_prompt}")
+    if config.samples_per_family is not None:
+        flags.append(f"--samples-per-family {config.samples_per_family}")
+    return "distillery select " + " ".join(flags)
 
 
 class _Failed(Exception):

@@ -110,6 +110,28 @@ class PairRecord:
 
 
 @dataclass(frozen=True)
+class SelectionRecord:
+    """One RSFT selection: the samples chosen as training targets for a scope and settings.
+
+    A selection is one row (its sample ids a list, `unnest` them in SQL): RSFT trains on the
+    latest selection stored for its scope and settings, never on one of its own.
+    """
+
+    selection_id: str  # hash(scope, settings, the chosen sample ids)
+    suite: str | None  # None: every suite
+    model_id: str  # whose samples
+    split: str | None  # None: both splits
+    mode: str  # all | best
+    samples_per_prompt: int
+    samples_per_family: int | None
+    sample_ids: list[str]  # in training order: by family, prompts round-robin
+    prompts: int  # prompts with a verified sample
+    prompts_without_pass: int
+    run_id: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
 class TrainingJobRecord:
     job_id: str
     kind: str  # rsft | dpo

@@ -18,6 +18,7 @@ MODELS = "models"
 SAMPLES = "samples"
 VERDICTS = "verdicts"
 PAIRS = "pairs"
+SELECTIONS = "selections"
 TRAINING_JOBS = "training_jobs"
 EVALS = "evals"
 PROMOTIONS = "promotions"
@@ -56,6 +57,8 @@ TABLES: dict[str, TableSpec] = {
             VERDICTS, records.VerdictRecord, ("sample_id", "verifier", "verifier_version"), "first"
         ),
         TableSpec(PAIRS, records.PairRecord, ("pair_id",), "first"),
+        # "last": storing the same selection again makes it the latest for its scope.
+        TableSpec(SELECTIONS, records.SelectionRecord, ("selection_id",), "last"),
         TableSpec(TRAINING_JOBS, records.TrainingJobRecord, ("job_id",), "last"),
         TableSpec(EVALS, records.EvalRecord, ("eval_id",), "first"),
         TableSpec(PROMOTIONS, records.PromotionRecord, ("promotion_id",), "first"),

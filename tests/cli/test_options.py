@@ -12,6 +12,7 @@ import pytest
 from distillery.cli import app as cli
 from distillery.config.base import field_help, flag
 from distillery.curate.pairs import PairsConfig
+from distillery.curate.selection import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
@@ -25,6 +26,7 @@ COMMANDS = [
     (["sample"], SampleConfig),
     (["search"], SearchConfig),
     (["verify"], VerifyConfig),
+    (["select"], SelectConfig),
     (["pairs"], PairsConfig),
     (["train", "rsft"], RSFTConfig),
     (["train", "dpo"], DPOConfig),

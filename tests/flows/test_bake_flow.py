@@ -106,7 +106,7 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     assert prefect_api.flow_run(bake).state == "Completed"
 
     stages = prefect_api.children(bake)
-    per_round = ["sample", "verify", "train-rsft", "eval", "eval", "promote"]
+    per_round = ["sample", "verify", "select", "train-rsft", "eval", "eval", "promote"]
     assert [s.flow for s in stages] == per_round * 2 + ["report"]
     assert {s.state for s in stages} == {"Completed"}
     # 8 prompts in shards of 3: three shard tasks, each a task run of the sample flow.
@@ -117,12 +117,13 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     assert "**32** written by 3 shard(s)" in sample_art["sample-summary"][1]
     verify_art = prefect_api.artifacts(stages[1].id)
     assert sum(row["verified"] for row in verify_art["verify-families"][1]) == 32
-    assert "t-r1" in prefect_api.artifacts(stages[2].id)["training-summary"][1]
-    eval_rows = prefect_api.artifacts(stages[3].id)["eval-pass-at-k"][1]
+    assert "## RSFT selection" in prefect_api.artifacts(stages[2].id)["selection-summary"][1]
+    assert "t-r1" in prefect_api.artifacts(stages[3].id)["training-summary"][1]
+    eval_rows = prefect_api.artifacts(stages[4].id)["eval-pass-at-k"][1]
     assert {(x["family"], x["k"]) for x in eval_rows} == {
         (f, k) for f in ("all", "alpha", "beta") for k in (1, 4)
     }
-    assert "PROMOTED" in prefect_api.artifacts(stages[5].id)["promotion-decision"][1]
+    assert "PROMOTED" in prefect_api.artifacts(stages[6].id)["promotion-decision"][1]
     bake_art = prefect_api.artifacts(bake)
     assert "base **tiny-random** → final **t-r2** after 2 round(s)" in bake_art["bake-summary"][1]
     assert bake_art["bake-plot-pass-at-k"][0] == "image"
@@ -148,6 +149,15 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     assert sql(wh, "SELECT count(*) AS n FROM verdicts")[0]["n"] == 112
     jobs = sql(wh, "SELECT status FROM training_jobs")
     assert [j["status"] for j in jobs] == ["completed", "completed"]
+    # Each round trained on exactly the selection its select stage stored.
+    trained_on = sql(
+        wh,
+        "SELECT m.name AS model, len(j.sample_ids) AS n FROM training_jobs j "
+        "JOIN selections s ON s.sample_ids = j.sample_ids AND s.model_id = j.base_model_id "
+        "JOIN models m ON m.model_id = j.base_model_id ORDER BY 1",
+    )
+    assert [x["model"] for x in trained_on] == ["t-r1", "tiny-random"]
+    assert all(x["n"] > 0 for x in trained_on)
     assert sql(wh, "SELECT count(*) AS n FROM evals")[0]["n"] == 6  # 3 models × k ∈ {1, 4}
     promos = sql(
         wh, "SELECT m.name, p.promoted FROM promotions p JOIN models m USING (model_id) ORDER BY 1"

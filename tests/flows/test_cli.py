@@ -99,6 +99,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
         "samples",
         "verdicts",
         "pairs",
+        "selections",
         "training_jobs",
         "evals",
         "runs",

@@ -65,6 +65,8 @@ def _load(tmp_path, wh, suite, train_expected):
 
 
 def _train(wh, base, samples_of, suite, out):
+    r = run_cli("select", "--model", samples_of, "--suite", suite, warehouse=wh)
+    assert r.returncode == 0, r.stderr
     r = run_cli(
         "train",
         "rsft",

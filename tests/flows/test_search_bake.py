@@ -36,7 +36,7 @@ def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(t
     bake = prefect_api.run_id_from(r.stdout)
     stages = prefect_api.children(bake)
     assert [s.flow for s in stages] == [
-        "search", "verify", "train-rsft", "eval", "eval", "promote", "report",
+        "search", "verify", "select", "train-rsft", "eval", "eval", "promote", "report",
     ]  # fmt: skip
     summary = prefect_api.artifacts(stages[0].id)["search-summary"][1]
     assert "## Search sample+prompted+retry on vowels/train" in summary

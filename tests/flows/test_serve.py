@@ -26,6 +26,7 @@ STAGES = {
     "sample",
     "search",
     "verify",
+    "select",
     "pairs",
     "train-rsft",
     "train-dpo",

@@ -1,9 +1,9 @@
 """The training stage without TRL: `RSFTConfig` / `DPOConfig` hold TRL's arguments, what to
 train on and what to call the result, and refuse bad values with one line; `launcher_for`
-picks the launcher; the job's data step picks exact sample ids from verified rows (RSFT) or
-reads exact stored pair ids (DPO) in a real warehouse; `run_training` and `train_stage`
-record a job around a stand-in launcher on tiny-random (built in-process in well under a
-second). TRL itself runs in test_training_tiny.py."""
+picks the launcher; the job's data step reads the exact sample ids the select stage stored
+(RSFT) or the exact pair ids the pairs stage stored (DPO) in a real warehouse;
+`run_training` and `train_stage` record a job around a stand-in launcher on tiny-random
+(built in-process in well under a second). TRL itself runs in test_training_tiny.py."""
 
 import dataclasses
 import json
@@ -16,8 +16,10 @@ from rich.console import Console
 from distillery.config.base import ConfigError
 from distillery.curate.pairs import PairsConfig, stored_pairs
 from distillery.curate.pairs_stage import pairs_stage
-from distillery.curate.selection import SelectionConfig
+from distillery.curate.select_stage import select_stage
+from distillery.curate.selection import SelectConfig, SelectionConfig
 from distillery.filters import reasons
+from distillery.filters.verification import VerifyError
 from distillery.generators.model_registry import ResolvedModel, resolve
 from distillery.trainers import train_stage as train_stage_module
 from distillery.trainers.base import TrainResult
@@ -431,6 +433,19 @@ def store_pairs(wh, **config):
     return new
 
 
+def store_selection(wh, **config):
+    """Run the select stage (suite s, the base's train samples unless told otherwise);
+    returns the stored sample ids."""
+    _, record = select_stage(
+        SelectConfig(**{"suite": "s", "model": "mdl-base", **config}), wh.root, Console(quiet=True)
+    )
+    return record.sample_ids
+
+
+def selection_count(wh):
+    return wh.query("SELECT count(*) FROM selections")[0][0]
+
+
 def pair_count(wh):
     return wh.query("SELECT count(*) FROM pairs")[0][0]
 
@@ -451,7 +466,9 @@ EVERY = [
 
 
 def test_rsft_data_is_every_distinct_passing_train_sample_capped_per_prompt(data_wh):
+    stored_ids = store_selection(data_wh)
     sample_ids, pair_ids, rows = _data(data_wh, rsft(samples_of="mdl-base"), BASE)
+    assert stored_ids == sample_ids
     # alpha then beta; p1's "OK " repeats "ok"; p2 never passes; p3's longest is capped; p4's
     # retry passes; s4e's latest verdict fails; test split, other models, no verdict: out.
     assert sample_ids == ["s1a", "s1c", "s3a", "s3b", "s3c", "s3d", "s4a"]
@@ -474,6 +491,7 @@ def test_rsft_data_is_every_distinct_passing_train_sample_capped_per_prompt(data
     # Without samples_of the base's own samples (by id) are the ones used.
     assert _data(data_wh, rsft(), BASE)[0] == sample_ids
     assert pair_count(data_wh) == 0
+    assert selection_count(data_wh) == 1  # training stored no selection of its own
 
 
 @pytest.mark.parametrize(
@@ -490,14 +508,122 @@ def test_rsft_data_is_every_distinct_passing_train_sample_capped_per_prompt(data
     ],
 )
 def test_rsft_selection_settings_choose_exact_ids(data_wh, selection, expected):
+    assert store_selection(data_wh, **selection) == expected
     sample_ids, _, rows = _data(data_wh, rsft(**selection), BASE)
     assert sample_ids == expected
     assert [r["sample_id"] for r in rows] == expected
 
 
 def test_samples_of_another_model_by_name_or_id(data_wh):
+    assert store_selection(data_wh, model="other") == ["o1a"]
     assert _data(data_wh, rsft(samples_of="other"), BASE)[0] == ["o1a"]
     assert _data(data_wh, rsft(samples_of="mdl-other"), BASE)[0] == ["o1a"]
+
+
+def test_rsft_reads_only_a_selection_of_its_own_scope_and_settings(data_wh):
+    store_selection(data_wh, mode="best")
+    store_selection(data_wh, split="test")
+    store_selection(data_wh, suite=None, samples_per_prompt=2)
+    store_selection(data_wh, model="other")
+    assert selection_count(data_wh) == 4
+    with pytest.raises(TrainingError) as err:
+        _data(data_wh, rsft(), BASE)  # mode all, 4 per prompt, suite s, train: none stored
+    assert str(err.value) == (
+        "no stored selection of base's train samples in suite s with these settings; run "
+        "`distillery select --model base --suite s --split train --mode all "
+        "--samples-per-prompt 4` first"
+    )
+    with pytest.raises(TrainingError) as err:
+        _data(data_wh, rsft(suite=None, samples_per_family=2, samples_of="failer"), BASE)
+    assert str(err.value) == (
+        "no stored selection of failer's train samples in suite any with these settings; run "
+        "`distillery select --model failer --split train --mode all --samples-per-prompt 4 "
+        "--samples-per-family 2` first"
+    )
+    assert _data(data_wh, rsft(mode="best"), BASE)[0] == ["s1a", "s3a", "s4a"]
+    assert _data(data_wh, rsft(suite=None, samples_per_prompt=2), BASE)[0] == [
+        "s1a",
+        "s1c",
+        "s3a",
+        "s3b",
+        "s4a",
+    ]
+    assert selection_count(data_wh) == 4
+
+
+def test_a_selection_with_no_passing_sample_leaves_rsft_nothing_to_train(data_wh):
+    assert store_selection(data_wh, model="failer") == []
+    with pytest.raises(TrainingError) as err:
+        _data(data_wh, rsft(samples_of="failer"), BASE)
+    assert str(err.value) == (
+        "no passing samples to train on; sample more (--n) or check the verifier"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"suite": "none"}, "no verified samples of mdl-base match; run `distillery verify` first"),
+        ({"model": "nobody"}, "no verified samples of nobody match; run `distillery verify` first"),
+    ],
+)
+def test_selecting_without_verified_samples_stores_nothing(data_wh, config, message):
+    with pytest.raises(VerifyError) as err:
+        store_selection(data_wh, **config)
+    assert str(err.value) == message
+    assert selection_count(data_wh) == 0
+
+
+def test_rsft_reads_the_latest_selection_of_its_scope(data_wh):
+    first = store_selection(data_wh)
+    # A new passing sample arrives and is verified; selecting again stores a new selection.
+    data_wh.write(
+        [
+            SampleRecord(
+                "s2z",
+                "p2",
+                "mdl-base",
+                "run-y",
+                "imported",
+                0,
+                0,
+                0.8,
+                0.95,
+                16,
+                "yes",
+                1,
+                1,
+                "stop",
+                0.0,
+            ),
+            VerdictRecord("s2z", "answer", "1", True, 1.0, reasons.OK, "", 0.0, "run-y"),
+        ]
+    )
+    assert _data(data_wh, rsft(), BASE)[0] == first  # until selected again, the old one
+    second = store_selection(data_wh)
+    assert second == ["s1a", "s1c", "s2z", "s3a", "s3b", "s3c", "s3d", "s4a"]
+    assert _data(data_wh, rsft(), BASE)[0] == second
+    # Selecting again with the old result (the sample is judged wrong now) makes the old
+    # selection the latest again: one row per selection, its latest copy.
+    data_wh.write(
+        [
+            VerdictRecord(
+                "s2z",
+                "answer",
+                "2",
+                False,
+                0.0,
+                reasons.WRONG_ANSWER,
+                "",
+                0.0,
+                "run-z",
+                created_at=datetime.now(UTC) + timedelta(1),
+            )
+        ]
+    )
+    assert store_selection(data_wh) == first
+    assert _data(data_wh, rsft(), BASE)[0] == first
+    assert selection_count(data_wh) == 2
 
 
 def test_dpo_data_reads_the_stored_pairs_of_its_pairing_and_model(data_wh):
@@ -585,18 +711,16 @@ def test_a_margin_no_pair_meets_leaves_dpo_nothing_to_read(data_wh):
     ("config", "message"),
     [
         (
-            rsft(suite="none"),
-            "no verified train samples of base in suite none; run `distillery sample` and "
-            "`distillery verify` first",
+            rsft(),
+            "no stored selection of base's train samples in suite s with these settings; run "
+            "`distillery select --model base --suite s --split train --mode all "
+            "--samples-per-prompt 4` first",
         ),
         (
-            rsft(samples_of="nobody"),
-            "no verified train samples of nobody in suite s; run `distillery sample` and "
-            "`distillery verify` first",
-        ),
-        (
-            rsft(samples_of="failer"),
-            "no passing samples to train on; sample more (--n) or check the verifier",
+            rsft(samples_of="nobody", split="test", mode="best"),
+            "no stored selection of nobody's test samples in suite s with these settings; run "
+            "`distillery select --model nobody --suite s --split test --mode best "
+            "--samples-per-prompt 4` first",
         ),
         (
             dpo(),
@@ -682,6 +806,7 @@ def job_config(config):
 
 
 def test_a_completed_job_records_its_ids_and_registers_the_model(data_wh):
+    store_selection(data_wh)
     config = tiny_rsft()
     launcher = StandIn()
     seen = []
@@ -776,6 +901,7 @@ def test_a_dpo_job_trains_on_the_stored_pairs_and_records_them(data_wh):
 
 
 def test_a_failed_launcher_marks_the_job_failed_and_registers_nothing(data_wh):
+    store_selection(data_wh)
     outcome = run_training(data_wh, tiny_rsft(), StandIn("failed", "loss is nan at step 1"), "r")
     assert (outcome.status, outcome.reason, outcome.model_id) == (
         "failed",
@@ -827,6 +953,8 @@ def test_a_failed_launcher_marks_the_job_failed_and_registers_nothing(data_wh):
     ],
 )
 def test_bad_jobs_fail_before_a_job_row_is_written(data_wh, monkeypatch, config, env, message):
+    store_selection(data_wh)
+    store_selection(data_wh, model="failer")
     if env is not None:
         monkeypatch.setenv("DISTILLERY_THREADS", env)
     launcher = StandIn()
@@ -851,13 +979,14 @@ def test_train_stage_records_a_run_and_prints_a_summary(data_wh, monkeypatch):
         return launchers[-1][1]
 
     monkeypatch.setattr(train_stage_module, "launcher_for", stand_in)
+    store_selection(data_wh)
     config = tiny_rsft()
     console = Console(record=True, width=200)
     outcome = train_stage(config, data_wh.root, console)
     assert [c for c, _ in launchers] == [config]
     assert outcome.status == "completed"
     ((flow, parameters, status, run_id),) = data_wh.query(
-        "SELECT flow, parameters, status, run_id FROM runs"
+        "SELECT flow, parameters, status, run_id FROM runs WHERE flow <> 'select'"
     )
     assert (flow, status) == ("train-rsft", "completed")
     assert json.loads(parameters) == config.as_params()  # the run keeps the thread count
@@ -871,8 +1000,12 @@ def test_train_stage_turns_a_failed_job_into_a_training_error(data_wh, monkeypat
     monkeypatch.setattr(
         train_stage_module, "launcher_for", lambda config: StandIn("failed", "loss is nan")
     )
+    store_selection(data_wh)
     with pytest.raises(TrainingError) as err:
         train_stage(tiny_rsft(), data_wh.root, Console(quiet=True))
     ((job_id,),) = data_wh.query("SELECT job_id FROM training_jobs WHERE status = 'failed'")
     assert str(err.value) == f"training job {job_id} failed: loss is nan; no model registered"
-    assert data_wh.query("SELECT flow FROM runs") == [("train-rsft",)]
+    assert data_wh.query("SELECT flow FROM runs ORDER BY created_at") == [
+        ("select",),
+        ("train-rsft",),
+    ]

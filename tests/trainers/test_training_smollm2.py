@@ -32,6 +32,7 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         run_cli("samples", "import", str(f), "--model-name", "oracle", warehouse=wh).returncode == 0
     )
     assert run_cli("verify", warehouse=wh).returncode == 0
+    assert run_cli("select", "--model", "oracle", warehouse=wh).returncode == 0
     r = run_cli(
         "train",
         "rsft",

@@ -93,23 +93,17 @@ def _greedy_pass_rate(wh, model):
 def test_rsft_teaches_tiny_random_the_target(tmp_path):
     wh = _prepare(tmp_path, "ok", "nope")
     assert _greedy_pass_rate(wh, "tiny-random") == 0.0
-    r = run_cli(
-        "train",
-        "rsft",
-        "--base",
-        "tiny-random",
-        "--samples-of",
-        "oracle",
-        "--suite",
-        "tiny",
-        "--out",
-        "tiny-ok",
-        "--learning-rate",
-        "3e-3",
-        "--max-steps",
-        "60",
-        warehouse=wh,
-    )
+    train = (
+        "train", "rsft", "--base", "tiny-random", "--samples-of", "oracle", "--suite", "tiny",
+        "--out", "tiny-ok", "--learning-rate", "3e-3", "--max-steps", "60",
+    )  # fmt: skip
+    # RSFT trains on the selection the select stage stored, and says so when there is none.
+    r = run_cli(*train, warehouse=wh)
+    assert r.returncode == 1 and "run `distillery select --model oracle --suite tiny" in r.stderr
+    r = run_cli("select", "--model", "oracle", "--suite", "tiny", warehouse=wh)
+    assert r.returncode == 0, r.stderr
+    assert f"{N} prompts: {N} targets (tiny {N}); 0 prompts had no passing sample" in r.stdout
+    r = run_cli(*train, warehouse=wh)
     assert r.returncode == 0, r.stderr
     assert f"rsft on {N} rows: 60 steps" in r.stdout
     assert _greedy_pass_rate(wh, "tiny-ok") >= 0.9
@@ -249,6 +243,7 @@ def test_a_nan_loss_fails_the_job_and_registers_no_model(tmp_path):
         model.model.norm.weight.fill_(float("nan"))
     model.save_pretrained(broken)
     tok.save_pretrained(broken)
+    assert run_cli("select", "--model", "oracle", warehouse=wh).returncode == 0
     r = run_cli(
         "train",
         "rsft",

@@ -10,6 +10,7 @@ def test_every_design_table_exists_with_its_key():
         "samples",
         "verdicts",
         "pairs",
+        "selections",  # the RSFT targets the select stage stored
         "training_jobs",
         "evals",
         "promotions",  # beyond DESIGN.md's list: the promotion gate's decisions
