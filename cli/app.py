@@ -576,7 +576,7 @@ def demo(
         )
     console.print(f"report: {result['report']}")
     which = (
-        "SELECT s.strategy AS procedure, coalesce(s.context, '-') AS context, "
+        "SELECT s.procedure, coalesce(s.context, '-') AS context, "
         "count(*) AS targets FROM training_jobs t, unnest(t.sample_ids) AS u(sample_id) "
         "JOIN sample_outcomes s USING (sample_id) GROUP BY ALL ORDER BY targets DESC"
     )

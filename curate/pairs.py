@@ -2,9 +2,9 @@
 
 Pairings: `pass-fail` (a passing sample over a failing one), `best-worst` (the highest
 score over the lowest, pass or not), `all` (every passing × failing combination); the
-`pairs` table stores it as `strategy`. No pair
-has two texts that are the same after normalising; prompts whose samples are all passing
-or all failing (or all of one score) yield no pair and are counted.
+`pairs` table stores it as `pairing`. No pair has two texts that are the same after
+normalising; prompts whose samples are all passing or all failing (or all of one score)
+yield no pair and are counted.
 """
 
 from __future__ import annotations
@@ -63,19 +63,19 @@ class Pair:
     def margin(self) -> float:
         return self.chosen.score - self.rejected.score
 
-    def pair_id(self, strategy: str) -> str:
+    def pair_id(self, pairing: str) -> str:
         return content_id(
-            "pair", self.prompt_id, self.chosen.sample_id, self.rejected.sample_id, strategy
+            "pair", self.prompt_id, self.chosen.sample_id, self.rejected.sample_id, pairing
         )
 
-    def to_record(self, strategy: str, run_id: str) -> PairRecord:
+    def to_record(self, pairing: str, run_id: str) -> PairRecord:
         return PairRecord(
-            pair_id=self.pair_id(strategy),
+            pair_id=self.pair_id(pairing),
             prompt_id=self.prompt_id,
             chosen_id=self.chosen.sample_id,
             rejected_id=self.rejected.sample_id,
             margin=self.margin,
-            strategy=strategy,
+            pairing=pairing,
             run_id=run_id,
         )
 
@@ -164,7 +164,7 @@ def stored_pairs(
         "JOIN samples c ON c.sample_id = pr.chosen_id "
         "JOIN samples r ON r.sample_id = pr.rejected_id "
         "LEFT JOIN models mc ON mc.model_id = c.model_id "
-        "LEFT JOIN models mr ON mr.model_id = r.model_id WHERE pr.strategy = ?"
+        "LEFT JOIN models mr ON mr.model_id = r.model_id WHERE pr.pairing = ?"
     )
     where, params = scope_filter(suite, split, model, [("mc", "c"), ("mr", "r")])
     sql += where + " ORDER BY pr.prompt_id, pr.pair_id"

@@ -161,7 +161,7 @@ def load_candidates(
     """Verified samples (their latest verdict) of a suite, model and split."""
     sql = (
         "SELECT s.sample_id, s.prompt_id, p.family, s.text, v.passed, v.score, "
-        "coalesce(s.strategy, 'sample') "
+        "coalesce(s.procedure, 'sample') "
         "FROM samples s JOIN prompts p USING (prompt_id) JOIN verdicts v USING (sample_id) "
         "LEFT JOIN models m USING (model_id) WHERE true"
     )

@@ -3,7 +3,7 @@
 Draws are ordinary samples (content-hashed ids), so an evaluation reuses what the
 warehouse already holds for the same model and parameters and samples only the rest.
 Inference-time strategies run through `WarehouseContext`, which stores every completion
-they ask for (retries as strategy "retry" samples of the original prompt) and its verdict.
+they ask for (retries as procedure "retry" samples of the original prompt) and its verdict.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def to_record(
         completion_tokens=c.completion_tokens,
         finish_reason=c.finish_reason,
         latency_s=c.latency_s,
-        strategy="sample" if context is None else "prompted",
+        procedure="sample" if context is None else "prompted",
         context_id=context,
     )
 

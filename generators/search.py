@@ -11,7 +11,7 @@ completions per open prompt with each sampling procedure:
 A prompt closes once it has `targets` distinct passing answers (solved) or has spent
 `budget` completions (adaptive k: solved prompts stop early, unsolved ones get more).
 Every completion is an ordinary content-hashed sample row that says which procedure
-(`samples.strategy`) and context (`samples.context_id`) produced it, and every passing
+(`samples.procedure`) and context (`samples.context_id`) produced it, and every passing
 one, whatever found it, is a training target for the *bare* prompt. A rerun finds its
 samples and verdicts in the warehouse and makes the same decisions, so it resumes.
 """
@@ -73,12 +73,12 @@ def retry_id(model_id: str, params: Params, prompt_id: str, attempt: int, messag
 def retry_record(
     c: Completion, model_id: str, params: Params, backend: str, run_id: str, sample_id: str
 ) -> SampleRecord:
-    """A follow-up's row: the id of its conversation, strategy "retry", idx without the base."""
+    """A follow-up's row: the id of its conversation, procedure "retry", idx without the base."""
     return replace(
         to_record(c, model_id, params, backend, run_id),
         sample_id=sample_id,
         idx=c.idx - RETRY_INDEX_BASE,
-        strategy="retry",
+        procedure="retry",
     )
 
 

@@ -20,7 +20,7 @@ from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "3"
+CATALOG_VERSION = "4"
 
 
 def _quote(text: str) -> str:
@@ -41,8 +41,19 @@ def _duck_type(t: pa.DataType) -> str:
 
 
 def _typed_empty(spec: TableSpec) -> str:
-    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in spec.schema)
+    types = {f.name: _duck_type(f.type) for f in spec.schema}
+    types |= {former: types[column] for column, former in spec.renamed}
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {name}" for name, t in types.items())
     return f"SELECT {cols} WHERE false"
+
+
+def _current_names(spec: TableSpec) -> str:
+    """The select list that reads a renamed column's former name as its new one."""
+    if not spec.renamed:
+        return "*"
+    former = ", ".join(f for _, f in spec.renamed)
+    merged = ", ".join(f"coalesce({c}, {f}) AS {c}" for c, f in spec.renamed)
+    return f"* EXCLUDE ({former}) REPLACE ({merged})"
 
 
 def view_sql(root: Path, spec: TableSpec) -> str:
@@ -60,7 +71,7 @@ def view_sql(root: Path, spec: TableSpec) -> str:
     key = ", ".join(spec.key)
     order = "created_at DESC" if spec.keep == "last" else "created_at ASC"
     return (
-        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM ({source}) "
+        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT {_current_names(spec)} FROM ({source}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
     )
 

@@ -3,7 +3,7 @@
 Defined in every connection and in `catalog.duckdb`, after the table views:
 
 - `sample_outcomes`: each sample with its prompt's suite/family/split, its model's name,
-  the procedure that drew it (`strategy`: sample, prompted, retry) and its context's name,
+  the procedure that drew it (`procedure`: sample, prompted, retry) and its context's name,
   and its latest verdict (passed is NULL while unverified).
 - `prompt_outcomes`: per (model, prompt, sampling parameters) the number of verified
   independent draws n and how many passed c. Validate-and-retry follow-ups are not
@@ -22,7 +22,7 @@ from distillery.warehouse.passk import PASS_AT_K_MACRO
 SAMPLE_OUTCOMES = """
 CREATE OR REPLACE VIEW sample_outcomes AS
 SELECT s.sample_id, s.prompt_id, s.model_id, m.name AS model, p.suite, p.family, p.split,
-       coalesce(s.strategy, 'sample') AS strategy, s.context_id, ctx.name AS context,
+       coalesce(s.procedure, 'sample') AS procedure, s.context_id, ctx.name AS context,
        s.idx, s.seed, s.temperature, s.top_p, s.max_new_tokens, s.completion_tokens,
        s.latency_s, s.text,
        v.passed, v.reason, v.detail, v.seconds AS verify_seconds
@@ -42,7 +42,7 @@ SELECT model_id, any_value(model) AS model, prompt_id, suite, family, split,
        temperature, top_p, max_new_tokens,
        count(*) AS n, sum(passed::INT) AS c
 FROM sample_outcomes
-WHERE strategy = 'sample' AND passed IS NOT NULL
+WHERE procedure = 'sample' AND passed IS NOT NULL
 GROUP BY model_id, prompt_id, suite, family, split, temperature, top_p, max_new_tokens
 """
 

@@ -55,9 +55,10 @@ class SampleRecord:
     completion_tokens: int
     finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
     latency_s: float  # this row's share of its batch's wall time
-    # "sample" for independent draws (what pass@k counts); "retry" for a validate-and-retry
-    # follow-up of the same prompt (an RSFT target, never counted as an independent draw).
-    strategy: str = "sample"
+    # What drew it: "sample" for independent draws from the bare prompt (what pass@k counts);
+    # "prompted" for a draw with a context before the prompt; "retry" for a
+    # validate-and-retry follow-up (RSFT targets, never counted as independent draws).
+    procedure: str = "sample"
     # The context (system prompt, exemplars: the `contexts` table) put before the prompt by
     # a "prompted" draw; None for a draw from the bare prompt.
     context_id: str | None = None
@@ -104,7 +105,7 @@ class PairRecord:
     chosen_id: str
     rejected_id: str
     margin: float
-    strategy: str
+    pairing: str  # how the pair was built: pass-fail | best-worst | all
     run_id: str
     created_at: datetime = field(default_factory=utcnow)
 

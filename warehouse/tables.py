@@ -34,6 +34,9 @@ class TableSpec:
     # "first": content-addressed rows, a rerun's copy is a duplicate.
     # "last": rows that record a state change (a run finishing, a model promoted).
     keep: Literal["first", "last"]
+    # (column, its former name): files written before a rename still read under the new
+    # name (the views coalesce the two), so an existing warehouse needs no rewrite.
+    renamed: tuple[tuple[str, str], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -52,11 +55,13 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         TableSpec(PROMPTS, records.PromptRecord, ("prompt_id",), "first"),
         TableSpec(MODELS, records.ModelRecord, ("model_id",), "last"),
-        TableSpec(SAMPLES, records.SampleRecord, ("sample_id",), "first"),
+        TableSpec(
+            SAMPLES, records.SampleRecord, ("sample_id",), "first", (("procedure", "strategy"),)
+        ),
         TableSpec(
             VERDICTS, records.VerdictRecord, ("sample_id", "verifier", "verifier_version"), "first"
         ),
-        TableSpec(PAIRS, records.PairRecord, ("pair_id",), "first"),
+        TableSpec(PAIRS, records.PairRecord, ("pair_id",), "first", (("pairing", "strategy"),)),
         # "last": storing the same selection again makes it the latest for its scope.
         TableSpec(SELECTIONS, records.SelectionRecord, ("selection_id",), "last"),
         TableSpec(TRAINING_JOBS, records.TrainingJobRecord, ("job_id",), "last"),

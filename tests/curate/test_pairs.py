@@ -60,7 +60,7 @@ def test_min_margin_and_stable_ids():
     (pair,) = build_pairs(cands, PairConfig()).pairs
     assert pair.pair_id("pass-fail") == pair.pair_id("pass-fail") != pair.pair_id("all")
     rec = pair.to_record("pass-fail", "run-1")
-    assert (rec.chosen_id, rec.rejected_id, rec.strategy) == ("p", "f", "pass-fail")
+    assert (rec.chosen_id, rec.rejected_id, rec.pairing) == ("p", "f", "pass-fail")
 
 
 @pytest.mark.parametrize(
@@ -76,8 +76,8 @@ def test_bad_config(kwargs, message):
         PairConfig(**kwargs)
 
 
-@pytest.mark.parametrize("strategy", ["pass-fail", "all", "best-worst"])
-def test_search_passes_are_chosen_and_only_bare_failures_are_rejected(strategy):
+@pytest.mark.parametrize("pairing", ["pass-fail", "all", "best-worst"])
+def test_search_passes_are_chosen_and_only_bare_failures_are_rejected(pairing):
     def d(sid, passed, procedure):
         return Candidate(sid, "q", "f", f"t {sid}", passed, float(passed), procedure)
 
@@ -88,9 +88,9 @@ def test_search_passes_are_chosen_and_only_bare_failures_are_rejected(strategy):
         d("retry-bad", False, "retry"),
         d("bare-bad", False, "sample"),
     ]
-    r = build_pairs(cands, PairConfig(strategy, pairs_per_prompt=8))
+    r = build_pairs(cands, PairConfig(pairing, pairs_per_prompt=8))
     assert {p.rejected.sample_id for p in r.pairs} == {"bare-bad"}
     assert {p.chosen.sample_id for p in r.pairs} <= {"prompted-ok", "retry-ok"}
     # A prompt whose only failures came from the search itself has nothing to reject.
     only_search = [x for x in cands if x.procedure != "sample"]
-    assert build_pairs(only_search, PairConfig(strategy)).pairs == []
+    assert build_pairs(only_search, PairConfig(pairing)).pairs == []

@@ -105,7 +105,7 @@ def test_sample_evals_have_exact_pass_at_k_overall_and_per_family(wh, ids):
     # n draws of each test prompt, nothing of the train prompt.
     assert sorted(backend.asked) == sorted((q, i) for q in TEST for i in range(N))
     assert count(wh, "samples") == 16
-    assert count(wh, "samples", "strategy = 'sample' AND run_id = 'run-eval-test'") == 16
+    assert count(wh, "samples", "procedure = 'sample' AND run_id = 'run-eval-test'") == 16
     assert count(wh, "verdicts") == 16
     assert count(wh, "verdicts", "passed") == 4 + 1 + 0 + 2
 
@@ -198,7 +198,9 @@ def test_strategies_reuse_the_draws_and_store_their_follow_ups(wh, ids):
     retries = [("b0", RETRY_INDEX_BASE + 1), ("b0", RETRY_INDEX_BASE + 2)]
     assert sorted(backend.asked) == sorted(draws + retries)
     assert count(wh, "samples") == 18
-    assert wh.query("SELECT prompt_id, idx FROM samples WHERE strategy = 'retry' ORDER BY idx") == [
+    assert wh.query(
+        "SELECT prompt_id, idx FROM samples WHERE procedure = 'retry' ORDER BY idx"
+    ) == [
         (ids["b0"], 1),
         (ids["b0"], 2),
     ]

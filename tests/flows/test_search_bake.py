@@ -49,10 +49,10 @@ def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(t
     ]
     rows = sql(
         wh,
-        "SELECT strategy, context, count(*) AS n, count(*) FILTER (WHERE passed) AS passed "
+        "SELECT procedure, context, count(*) AS n, count(*) FILTER (WHERE passed) AS passed "
         "FROM sample_outcomes WHERE split = 'train' GROUP BY ALL ORDER BY ALL",
     )
-    by = {(x["strategy"], x["context"]): (x["n"], x["passed"]) for x in rows}
+    by = {(x["procedure"], x["context"]): (x["n"], x["passed"]) for x in rows}
     assert set(by) <= {
         ("sample", None),
         ("retry", None),
@@ -63,9 +63,9 @@ def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(t
     # here), and a prompt stopped only once it had 2 distinct passes or spent its 6.
     per_prompt = sql(
         wh,
-        "SELECT prompt_id, count(*) FILTER (WHERE strategy = 'sample') AS bare, "
-        "count(*) FILTER (WHERE strategy = 'prompted') AS prompted, "
-        "count(*) FILTER (WHERE strategy = 'retry') AS retry, count(*) AS spent, "
+        "SELECT prompt_id, count(*) FILTER (WHERE procedure = 'sample') AS bare, "
+        "count(*) FILTER (WHERE procedure = 'prompted') AS prompted, "
+        "count(*) FILTER (WHERE procedure = 'retry') AS retry, count(*) AS spent, "
         "count(DISTINCT lower(trim(text))) FILTER (WHERE passed) AS passes "
         "FROM sample_outcomes WHERE split = 'train' GROUP BY 1",
     )
@@ -80,7 +80,7 @@ def test_a_search_driven_bake_trains_on_search_targets_against_the_bare_prompt(t
     (job,) = sql(wh, "SELECT job_id, sample_ids FROM training_jobs")
     targets = sql(
         wh,
-        "SELECT s.strategy, s.passed, s.split FROM sample_outcomes s "
+        "SELECT s.procedure, s.passed, s.split FROM sample_outcomes s "
         f"WHERE s.sample_id IN ({', '.join(repr(i) for i in job['sample_ids'])})",
     )
     assert targets and all(t["passed"] and t["split"] == "train" for t in targets)

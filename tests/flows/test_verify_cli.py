@@ -184,7 +184,7 @@ def test_pairs_from_verdicts(loaded):
             "--format",
             "json",
             """
-        SELECT pr.strategy, pr.margin, c.idx AS chosen_idx, j.idx AS rejected_idx,
+        SELECT pr.pairing, pr.margin, c.idx AS chosen_idx, j.idx AS rejected_idx,
                vc.passed AS chosen_passed, vj.passed AS rejected_passed
         FROM pairs pr JOIN samples c ON c.sample_id = pr.chosen_id
         JOIN samples j ON j.sample_id = pr.rejected_id
@@ -197,6 +197,6 @@ def test_pairs_from_verdicts(loaded):
     for x in rows:
         assert (x["chosen_idx"], x["rejected_idx"]) == (0, 1)  # the reference over the wrong one
         assert (x["chosen_passed"], x["rejected_passed"]) == (True, False)
-        assert x["strategy"] == "pass-fail" and x["margin"] > 0
+        assert x["pairing"] == "pass-fail" and x["margin"] > 0
     bad = run_cli("pairs", "--pairing", "coinflip", warehouse=loaded)
     assert bad.returncode == 2 and "Invalid value for '--pairing'" in bad.stderr

@@ -99,7 +99,7 @@ def test_each_procedure_finds_its_prompts_and_unsolved_ones_spend_the_budget(wh)
     assert s.passes == Counter({"sample": 4, "prompted": 4, "retry": 2})
     assert dict(s.per_family["fam"]) == {"prompts": 5, "solved": 3, "spent": 84}
     rows = wh.query(
-        "SELECT prompt_id, strategy, context_id, count(*) FROM samples GROUP BY ALL ORDER BY ALL"
+        "SELECT prompt_id, procedure, context_id, count(*) FROM samples GROUP BY ALL ORDER BY ALL"
     )
     got = {(pid, strat): (ctx, n) for pid, strat, ctx, n in rows}
     cid = CONTEXT.context_id
@@ -118,7 +118,7 @@ def test_each_procedure_finds_its_prompts_and_unsolved_ones_spend_the_budget(wh)
         ("retry", "sample"): (None, 8),
     }
     # Each wave's retry follows up that wave's first failed draw: idx = 100 × draw + 1.
-    idx = wh.query("SELECT idx FROM samples WHERE prompt_id = 'retry' AND strategy = 'retry'")
+    idx = wh.query("SELECT idx FROM samples WHERE prompt_id = 'retry' AND procedure = 'retry'")
     assert sorted(i for (i,) in idx) == [1, 401]
 
 
@@ -145,7 +145,7 @@ def test_bare_sampling_alone_is_best_of_n_with_adaptive_k(wh):
     s = search(wh, Scripted(), SearchPolicy(("sample",), wave=2, budget=6, targets=2))
     # easy closes after 2 draws; the other four draw 2, 4, 6 and stop at the budget.
     assert (s.solved, s.spent, s.waves) == (1, 2 + 4 * 6, 3)
-    assert wh.query("SELECT DISTINCT strategy FROM samples") == [("sample",)]
+    assert wh.query("SELECT DISTINCT procedure FROM samples") == [("sample",)]
 
 
 def test_a_prompt_no_procedure_can_draw_closes_instead_of_looping(wh):

@@ -116,12 +116,12 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
     rows = json.loads(
         run_cli(
             "sql", "--format", "json",
-            "SELECT strategy, count(*) AS n, count(passed) AS verified, "
+            "SELECT procedure, count(*) AS n, count(passed) AS verified, "
             "count(DISTINCT context) AS contexts FROM sample_outcomes GROUP BY 1 ORDER BY 1",
             warehouse=wh,
         ).stdout
     )  # fmt: skip
-    by = {x["strategy"]: x for x in rows}
+    by = {x["procedure"]: x for x in rows}
     # 5 families × 2 prompts: 2 bare + 2 prompted draws each in wave 1 (10 prompts).
     assert by["sample"]["n"] >= 20 and by["prompted"]["n"] >= 20
     assert by["prompted"]["contexts"] == 5  # one per family

@@ -382,7 +382,7 @@ def data_wh(wh):
                 1,
                 "stop",
                 0.0,
-                strategy=procedure,
+                procedure=procedure,
             )
         )
         for i, (passed, reason) in enumerate(judged):

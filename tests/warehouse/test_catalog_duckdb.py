@@ -3,9 +3,11 @@ import sys
 import textwrap
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillery.warehouse.catalog_duckdb import CATALOG_FILE
-from distillery.warehouse.records import ModelRecord, RunRecord, utcnow
+from distillery.warehouse.records import ModelRecord, PairRecord, RunRecord, SampleRecord, utcnow
 
 
 def _model(promoted: bool) -> ModelRecord:
@@ -66,3 +68,33 @@ def test_catalog_file_opens_read_only_in_another_process_while_writing(wh):
     # A second read-only connection at the same time is fine too.
     with duckdb.connect(str(wh.root / CATALOG_FILE), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM models").fetchone() == (2,)
+
+
+def _sample(sample_id: str, procedure: str) -> SampleRecord:
+    return SampleRecord(
+        sample_id, "p", "m", "run-1", "b", 0, 0, 0.8, 0.95, 8, "t", 1, 1, "stop", 0.0, procedure
+    )
+
+
+def test_files_written_before_a_column_rename_read_under_the_new_name(wh):
+    # samples.strategy became samples.procedure and pairs.strategy pairs.pairing: a file
+    # written before (the former name) reads beside a new one, and only the new name shows.
+    wh.write([_sample("s-new", "retry")])
+    (new_file,) = (wh.root / "tables" / "samples").glob("run_id=run-1/*.parquet")
+    old = pq.read_table(new_file)
+    old = old.rename_columns(["strategy" if c == "procedure" else c for c in old.column_names])
+    old = old.set_column(0, "sample_id", pa.array(["s-old"]))
+    pq.write_table(
+        old.set_column(15, "strategy", pa.array(["prompted"])), new_file.with_name("x.parquet")
+    )
+    pair = PairRecord("pr-1", "p", "s-new", "s-old", 1.0, "best-worst", "run-1")
+    wh.write([pair])
+    reopened = type(wh).open(wh.root)
+    assert reopened.query("SELECT sample_id, procedure FROM samples ORDER BY 1") == [
+        ("s-new", "retry"),
+        ("s-old", "prompted"),
+    ]
+    columns = [r[0] for r in reopened.query("DESCRIBE samples")]
+    assert "procedure" in columns and "strategy" not in columns
+    assert reopened.query("SELECT pair_id, pairing FROM pairs") == [("pr-1", "best-worst")]
+    assert "strategy" not in [r[0] for r in reopened.query("DESCRIBE pairs")]

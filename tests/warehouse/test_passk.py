@@ -76,9 +76,9 @@ def _model(wh, name):
     return mid
 
 
-def _sample(pid, mid, idx, strategy="sample"):
+def _sample(pid, mid, idx, procedure="sample"):
     return SampleRecord(
-        sample_id=f"smp-{pid}-{mid}-{idx}-{strategy}",
+        sample_id=f"smp-{pid}-{mid}-{idx}-{procedure}",
         prompt_id=pid,
         model_id=mid,
         run_id="r",
@@ -93,7 +93,7 @@ def _sample(pid, mid, idx, strategy="sample"):
         completion_tokens=3,
         finish_reason="stop",
         latency_s=0.5,
-        strategy=strategy,
+        procedure=procedure,
     )
 
 
@@ -116,7 +116,7 @@ def test_prompt_outcomes_pass_at_k_in_sql_and_flips(wh):
                 s = _sample(p, mid, i)
                 rows += [s, _verdict(s, i < c)]
     # a retry follow-up and an unverified draw: neither is an independent verified draw
-    retry = _sample("p0", a, 0, strategy="retry")
+    retry = _sample("p0", a, 0, procedure="retry")
     rows += [retry, _verdict(retry, True), _sample("p1", a, 9)]
     wh.write(rows)
     got = wh.query("SELECT model, prompt_id, n, c FROM prompt_outcomes ORDER BY model, prompt_id")
