@@ -56,6 +56,10 @@ def _current_names(spec: TableSpec) -> str:
     return f"* EXCLUDE ({former}) REPLACE ({merged})"
 
 
+def _has_files(root: Path, spec: TableSpec) -> bool:
+    return any(table_dir(root.resolve(), spec.name).glob("*/*.parquet"))
+
+
 def view_sql(root: Path, spec: TableSpec) -> str:
     directory = table_dir(root.resolve(), spec.name)
     glob = str(directory / "*" / "*.parquet")
@@ -63,7 +67,7 @@ def view_sql(root: Path, spec: TableSpec) -> str:
     # exists (NULL in files written before it was added) and a table without any file
     # yet (an older warehouse opened read-only) still has a typed view.
     source = _typed_empty(spec)
-    if any(directory.glob("*/*.parquet")):
+    if _has_files(root, spec):
         source = (
             f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
             f"hive_partitioning = false) UNION ALL BY NAME {source}"
@@ -76,18 +80,28 @@ def view_sql(root: Path, spec: TableSpec) -> str:
     )
 
 
-def define(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def define(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
+    """Define every view and macro; returns the tables that had no file yet."""
     for spec in TABLES.values():
         con.execute(view_sql(root, spec))
     for definition in DEFINITIONS:
         con.execute(definition)
+    return {spec.name for spec in TABLES.values() if not _has_files(root, spec)}
 
 
-def connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """A private in-memory connection with every view defined; safe beside any writer."""
+def refresh(con: duckdb.DuckDBPyConnection, root: Path, empty: set[str]) -> set[str]:
+    """Redefine the views of `empty` tables that have files now; returns those still empty."""
+    grown = {name for name in empty if _has_files(root, TABLES[name])}
+    if grown:
+        define(con, root)  # the canned views over them are bound again too
+    return empty - grown
+
+
+def connect(root: Path) -> tuple[duckdb.DuckDBPyConnection, set[str]]:
+    """A private in-memory database with every view defined (safe beside any writer), and
+    the tables that had no file yet."""
     con = duckdb.connect(":memory:")
-    define(con, root)
-    return con
+    return con, define(con, root)
 
 
 def write_catalog(root: Path) -> None:
