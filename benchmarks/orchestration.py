@@ -46,16 +46,26 @@ from tests import prefect_server  # noqa: E402 - imports no Prefect; the path co
 
 SUITE = "vowels"
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
-STAGES = ("sample", "verify", "pairs", "train", "eval", "promote", "report")
+STAGES = ("sample", "verify", "select", "pairs", "train", "eval", "promote", "report")
 # Tables both paths must fill identically for the comparison to be fair.
-COUNTED = ("samples", "verdicts", "evals", "promotions", "training_jobs", "models", "runs")
+COUNTED = (
+    "samples",
+    "verdicts",
+    "selections",
+    "evals",
+    "promotions",
+    "training_jobs",
+    "models",
+    "runs",
+)
 GOAL_PCT = 10.0
 # The bake_flow globals that are stage flows; wrapped (not changed) to time each stage.
 STAGE_FLOWS = {
     "sample_flow": "sample",
     "verify_flow": "verify",
+    "select_flow": "select",
     "pairs_flow": "pairs",
-    "train_flow": "train",
+    "rsft_flow": "train",
     "eval_flow": "eval",
     "promote_flow": "promote",
     "report_flow": "report",
@@ -211,6 +221,8 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.config.base import project
     from distillery.config.groups import BackendChoice, Sharding
     from distillery.console.progress import sampling_bar
+    from distillery.curate.select_stage import select_stage
+    from distillery.curate.selection import SelectConfig
     from distillery.evals.eval_config import EvalConfig
     from distillery.evals.eval_stage import eval_stage, params_identity
     from distillery.evals.gate import gate
@@ -222,7 +234,7 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.generators.base import SamplingParams
     from distillery.generators.sample_config import SampleConfig
     from distillery.generators.sample_stage import open_backend, print_summary, sampling_params
-    from distillery.generators.sampling import run_sampling, select_prompts
+    from distillery.generators.sampling import Drawing, run_sampling, select_prompts
     from distillery.trainers.train_config import RSFTConfig
     from distillery.trainers.train_stage import train_stage
     from distillery.warehouse.runs import recorded_run
@@ -267,7 +279,10 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                     ):
                         model_store.register(wh, model, run_id)
                         summary = run_sampling(
-                            wh, backend, model, prompts, params, run_id, advance, set_total
+                            Drawing(wh, backend, model, run_id, advance),
+                            prompts,
+                            params,
+                            on_plan=set_total,
                         )
                 finally:
                     backend.close()
@@ -277,6 +292,8 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
             # bake_flow's resume check (_trained) runs outside its train stage, too.
             if model_store.model_row(wh, out) is not None:
                 raise RuntimeError(f"{out} exists in a warehouse that should be fresh")
+            with watch.stage("select"):
+                select_stage(SelectConfig(suite=SUITE, model=current), root, console)
             with watch.stage("train"):
                 config = RSFTConfig(
                     base=current,

@@ -28,7 +28,7 @@ from distillery.generators.base import SampleRequest, SamplingParams
 from distillery.generators.decode_loop import generate_rows
 from distillery.generators.model_registry import load, resolve
 from distillery.generators.sampler_transformers import TransformersBackend
-from distillery.generators.sampling import PromptRow, run_sampling
+from distillery.generators.sampling import Drawing, PromptRow, run_sampling
 from distillery.tasks.suite_seeds import SeedsSuite
 from distillery.warehouse.store import Warehouse
 
@@ -127,7 +127,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             wh = Warehouse.open(d)
             started = time.perf_counter()
-            s = run_sampling(wh, backend, resolved, prompts, params, "run-bench")
+            s = run_sampling(Drawing(wh, backend, resolved, "run-bench"), prompts, params)
             elapsed = time.perf_counter() - started
             assert s.written == len(prompts) * args.k
             return s.tokens, elapsed

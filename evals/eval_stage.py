@@ -33,7 +33,7 @@ from distillery.generators import model_store
 from distillery.generators.attempts import verified_attempts
 from distillery.generators.base import Attempt, Backend, FollowUp, SampleRequest, SamplingParams
 from distillery.generators.model_registry import ResolvedModel
-from distillery.generators.sampling import PromptRow, run_sampling, select_prompts
+from distillery.generators.sampling import Drawing, PromptRow, run_sampling, select_prompts
 from distillery.generators.search import RETRY_INDEX_BASE, retry_id, retry_record
 from distillery.generators.strategies import make_strategy
 from distillery.warehouse.ids import canonical_json, content_id
@@ -83,7 +83,9 @@ class WarehouseContext:
     def draws(self, prompt_ids: Sequence[str], n: int) -> dict[str, list[Attempt]]:
         params = replace(self.params, n=n)
         rows = [self.prompts[p] for p in prompt_ids]
-        run_sampling(self.wh, self.backend, self.model, rows, params, self.run_id, self.progress)
+        run_sampling(
+            Drawing(self.wh, self.backend, self.model, self.run_id, self.progress), rows, params
+        )
         ids = {
             (p, i): params.sample_id(p, self.model.model_id, i)
             for p in prompt_ids

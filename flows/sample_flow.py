@@ -41,6 +41,7 @@ from distillery.generators.sample_stage import (
     sampling_params,
 )
 from distillery.generators.sampling import (
+    Drawing,
     SampleSummary,
     plan,
     prompts_by_id,
@@ -137,7 +138,8 @@ def sample_shard_work(
             artifact.update(rows_in_run(wh.root, "samples", run_id) / total)
 
     with lock:
-        summary = run_sampling(wh, backend, model, prompts, sampling_params(spec), run_id, progress)
+        drawing = Drawing(wh, backend, model, run_id, progress)
+        summary = run_sampling(drawing, prompts, sampling_params(spec))
     # The pid tells the flow how many processes its shards ran in (threads: one; Dask: many).
     return {"written": summary.written, "tokens": summary.tokens, "pid": os.getpid()}
 

@@ -36,6 +36,18 @@ class PromptRow:
 
 
 @dataclass(frozen=True)
+class Drawing:
+    """Who draws and where the draws go: the backend and model that sample, the
+    warehouse and run that keep every completion, and the progress callback to tell."""
+
+    wh: Warehouse
+    backend: Backend
+    model: ResolvedModel
+    run_id: str
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
 class SampleSummary:
     prompts: int
     requested: int  # prompts × k
@@ -172,30 +184,28 @@ def to_record(
     )
 
 
-def run_sampling(  # noqa: PLR0913 - the engine under every stage that draws
-    wh: Warehouse,
-    backend: Backend,
-    model: ResolvedModel,
+def run_sampling(
+    drawing: Drawing,
     prompts: Sequence[PromptRow],
     params: SamplingParams,
-    run_id: str,
-    progress: ProgressFn | None = None,
+    *,
     on_plan: Callable[[int], None] | None = None,
     first: int = 0,
     contexts: Mapping[str, Context] | None = None,
 ) -> SampleSummary:
     """Draw indices [first, params.n) of each prompt that the warehouse lacks; with
     `contexts`, as "prompted" draws with the family's context before the prompt."""
+    wh, backend, model, run_id = drawing.wh, drawing.backend, drawing.model, drawing.run_id
     started = time.perf_counter()
     requests, already = plan(wh, prompts, model.model_id, params, first, contexts)
-    if on_plan is not None:
+    if on_plan is not None:  # how many draws are missing: a progress bar's total
         on_plan(sum(len(r.indices) for r in requests))
     family = {p.prompt_id: p.family for p in prompts}
     context = {r.prompt_id: r.context for r in requests}
     written = tokens = 0
     per_family: dict[str, int] = defaultdict(int)
     if requests:
-        for batch in backend.generate(requests, params, progress):
+        for batch in backend.generate(requests, params, drawing.progress):
             wh.write(
                 [
                     to_record(c, model.model_id, params, backend.name, run_id, context[c.prompt_id])

@@ -24,21 +24,23 @@ from dataclasses import dataclass, field, replace
 
 from distillery.generators.base import (
     Attempt,
-    Backend,
     Completion,
-    ProgressFn,
     SampleRequest,
     SamplingError,
 )
 from distillery.generators.base import SamplingParams as Params
 from distillery.generators.contexts import Context
-from distillery.generators.model_registry import ResolvedModel
-from distillery.generators.sampling import PromptRow, contexts_for, run_sampling, to_record
+from distillery.generators.sampling import (
+    Drawing,
+    PromptRow,
+    contexts_for,
+    run_sampling,
+    to_record,
+)
 from distillery.generators.search_config import SearchPolicy
 from distillery.generators.strategy_retry import feedback
 from distillery.warehouse.ids import content_id
 from distillery.warehouse.records import SampleRecord
-from distillery.warehouse.store import Warehouse
 
 # Follow-ups get row indices far from any plain draw's; a retry row's stored idx is
 # 100 × (the draw it follows up) + attempt.
@@ -91,31 +93,55 @@ class _Prompt:
     undrawable: bool = False
 
 
-def run_search(  # noqa: PLR0913 - the engine the search stage configures
-    wh: Warehouse,
-    backend: Backend,
-    model: ResolvedModel,
+@dataclass
+class _Search:
+    """One search's settings and state: what every wave and its follow-ups share."""
+
+    drawing: Drawing
+    params: Params
+    judge: Judge
+    config: SearchPolicy
+    state: dict[str, _Prompt]
+    summary: SearchSummary
+
+    def open(self, pid: str) -> bool:
+        s = self.state[pid]
+        return len(s.passing) < self.config.targets and s.spent < self.config.budget
+
+    def count(self, pid: str, attempt: Attempt | None, procedure: str) -> None:
+        """One more completion spent on `pid`; a passing one is a distinct answer."""
+        s = self.state[pid]
+        s.spent += 1
+        if attempt is not None and attempt.passed:
+            s.passing.add(_norm(attempt.text))
+            self.summary.passes[procedure] += 1
+
+
+def run_search(
+    drawing: Drawing,
     prompts: Sequence[PromptRow],
     params: Params,
     judge: Judge,
-    run_id: str,
     config: SearchPolicy,
     contexts: Mapping[str, Context] | None = None,
-    progress: ProgressFn | None = None,
     on_wave: Callable[[int, int], None] | None = None,
 ) -> SearchSummary:
     """Search `prompts` per `config`; every completion and verdict goes to the warehouse."""
     if "prompted" in config.procedures and not contexts:
         raise SamplingError("the prompted search needs a context per family")
-    state = {p.prompt_id: _Prompt(p) for p in prompts}
-    summary = SearchSummary(prompts=len(prompts))
+    search = _Search(
+        drawing,
+        params,
+        judge,
+        config,
+        {p.prompt_id: _Prompt(p) for p in prompts},
+        SearchSummary(prompts=len(prompts)),
+    )
+    state, summary = search.state, search.summary
+    model_id = drawing.model.model_id
     wave = 0
     while True:
-        open_ = [
-            s.row
-            for s in state.values()
-            if len(s.passing) < config.targets and s.spent < config.budget and not s.undrawable
-        ]
+        open_ = [s.row for s in state.values() if search.open(s.row.prompt_id) and not s.undrawable]
         if not open_:
             break
         if on_wave is not None:
@@ -126,51 +152,19 @@ def run_search(  # noqa: PLR0913 - the engine the search stage configures
             if proc not in config.procedures:
                 continue
             ctx = contexts if proc == "prompted" else None
-            got = run_sampling(
-                wh,
-                backend,
-                model,
-                open_,
-                replace(params, n=hi),
-                run_id,
-                progress,
-                first=lo,
-                contexts=ctx,
-            )
+            got = run_sampling(drawing, open_, replace(params, n=hi), first=lo, contexts=ctx)
             summary.written += got.written
             for pid, cid in contexts_for(open_, ctx).items():
                 drawn += [
-                    (pid, params.sample_id(pid, model.model_id, i, cid), proc)
-                    for i in range(lo, hi)
+                    (pid, params.sample_id(pid, model_id, i, cid), proc) for i in range(lo, hi)
                 ]
         for p in {r.prompt_id for r in open_} - {pid for pid, _, _ in drawn}:
             state[p].undrawable = True
         verdicts = judge([sid for _, sid, _ in drawn])
         for pid, sid, proc in drawn:
-            s = state[pid]
-            s.spent += 1
-            a = verdicts.get(sid)
-            if a is None:
-                continue
-            if a.passed:
-                s.passing.add(_norm(a.text))
-                summary.passes[proc] += 1
+            search.count(pid, verdicts.get(sid), proc)
         if "retry" in config.procedures and config.retries:
-            summary.written += _retry(
-                lo,
-                wh,
-                backend,
-                model,
-                params,
-                judge,
-                run_id,
-                state,
-                drawn,
-                verdicts,
-                config,
-                summary,
-                progress,
-            )
+            summary.written += _retry(search, lo, drawn, verdicts)
         wave += 1
     summary.waves = wave
     fams: dict[str, Counter[str]] = defaultdict(Counter)
@@ -185,24 +179,17 @@ def run_search(  # noqa: PLR0913 - the engine the search stage configures
     return summary
 
 
-def _retry(  # noqa: PLR0913 - one wave's follow-ups need the whole search state
+def _retry(
+    search: _Search,
     first: int,
-    wh: Warehouse,
-    backend: Backend,
-    model: ResolvedModel,
-    params: Params,
-    judge: Judge,
-    run_id: str,
-    state: dict[str, _Prompt],
     drawn: list[tuple[str, str, str]],
     verdicts: dict[str, Attempt],
-    config: SearchPolicy,
-    summary: SearchSummary,
-    progress: ProgressFn | None,
 ) -> int:
     """Validate-and-retry on the wave's failed bare draws (indices from `first`); returns
     the completions written."""
-    one = replace(params, n=1)
+    config, state = search.config, search.state
+    wh, backend, model = search.drawing.wh, search.drawing.backend, search.drawing.model
+    one = replace(search.params, n=1)
     # (prompt_id, draw index) -> the conversation's attempts so far
     convs: dict[tuple[str, int], list[Attempt]] = {}
     index = Counter[str]()
@@ -218,11 +205,7 @@ def _retry(  # noqa: PLR0913 - one wave's follow-ups need the whole search state
     written = 0
     for attempt in range(1, config.retries + 1):
         live = {
-            key: hist
-            for key, hist in convs.items()
-            if not hist[-1].passed
-            and len(state[key[0]].passing) < config.targets
-            and state[key[0]].spent < config.budget
+            key: hist for key, hist in convs.items() if not hist[-1].passed and search.open(key[0])
         }
         if not live:
             break
@@ -242,7 +225,7 @@ def _retry(  # noqa: PLR0913 - one wave's follow-ups need the whole search state
         have = wh.existing("samples", "sample_id", ids.values())
         todo = [r for r in requests if r.context not in have]
         if todo:
-            for batch in backend.generate(todo, one, progress):
+            for batch in backend.generate(todo, one, search.drawing.progress):
                 wh.write(
                     [
                         retry_record(
@@ -250,23 +233,19 @@ def _retry(  # noqa: PLR0913 - one wave's follow-ups need the whole search state
                             model.model_id,
                             one,
                             backend.name,
-                            run_id,
+                            search.drawing.run_id,
                             ids[(c.prompt_id, (c.idx - RETRY_INDEX_BASE) // 100)],
                         )
                         for c in batch
                     ]
                 )
                 written += len(batch)
-        got = judge(list(ids.values()))
+        got = search.judge(list(ids.values()))
         for key, sid in ids.items():
-            s = state[key[0]]
-            s.spent += 1
             a = got.get(sid)
+            search.count(key[0], a, "retry")
             if a is None:
                 convs.pop(key)
                 continue
             convs[key].append(a)
-            if a.passed:
-                s.passing.add(_norm(a.text))
-                summary.passes["retry"] += 1
     return written

@@ -23,7 +23,7 @@ from distillery.generators.contexts import (
     record_contexts,
 )
 from distillery.generators.model_registry import ResolvedModel
-from distillery.generators.sampling import select_prompts
+from distillery.generators.sampling import Drawing, select_prompts
 from distillery.generators.search import SearchSummary, run_search
 from distillery.generators.search_config import SearchConfig
 from distillery.warehouse.runs import recorded_run
@@ -58,16 +58,12 @@ def search_in(
     verifiers = Verifiers(workers=workers)
     try:
         return run_search(
-            wh,
-            backend,
-            model,
+            Drawing(wh, backend, model, run_id, progress),
             prompts,
             params,
             lambda ids: verified_attempts(wh, verifiers, ids, run_id, workers),
-            run_id,
             config,
             contexts,
-            progress,
             on_wave,
         )
     finally:

@@ -11,7 +11,7 @@ from distillery.config.base import ConfigError
 from distillery.generators.base import Attempt, Completion, SamplingError, SamplingParams
 from distillery.generators.contexts import Context, build_contexts
 from distillery.generators.model_registry import ResolvedModel
-from distillery.generators.sampling import PromptRow
+from distillery.generators.sampling import Drawing, PromptRow
 from distillery.generators.search import run_search
 from distillery.generators.search_config import SearchPolicy
 from distillery.tasks.base import TaskPrompt
@@ -74,13 +74,10 @@ def judge_for(wh):
 
 def search(wh, backend, config=None):
     return run_search(
-        wh,
-        backend,
-        MODEL,
+        Drawing(wh, backend, MODEL, "run-test"),
         PROMPTS,
         SamplingParams(4, seed=7),
         judge_for(wh),
-        "run-test",
         config or SearchPolicy(wave=4, budget=24, targets=2, retries=1),
         {"fam": CONTEXT},
     )
