@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -294,43 +295,46 @@ def eval_stage(job: EvalConfig, root: Path, console: Console) -> list[EvalRecord
 
 
 def print_evals(console: Console, model: str, records: Sequence[EvalRecord]) -> None:
-    table = Table(
+    """Success per strategy and family, then cost per query: two narrow tables, so that
+    both read whole at 80 columns and in a log file."""
+    where = f"{model} on {records[0].suite}/{records[0].split}" if records else model
+    success = Table(
         "strategy",
-        "k",
         "family",
         "prompts",
         "pass@1",
         "pass@k",
         "95% CI",
-        "samples/q",
-        "tokens/q",
-        "s/q",
-        title=f"{model} on {records[0].suite}/{records[0].split}" if records else model,
+        title=where,
+        box=box.SIMPLE_HEAD,
+    )
+    cost = Table(
+        "strategy", "samples/q", "tokens/q", "s/q", title="cost per query", box=box.SIMPLE_HEAD
     )
     for r in records:
-        table.add_row(
-            r.strategy,
-            str(r.k),
+        label = f"{r.strategy} k={r.k}"
+        success.add_row(
+            label,
             "all",
             str(r.prompts),
             f"{r.pass_at_1:.3f}",
             f"{r.pass_at_k:.3f}",
             f"[{r.ci_low:.3f}, {r.ci_high:.3f}]",
-            f"{r.samples_per_query:.1f}",
-            f"{r.tokens_per_query:.1f}",
-            f"{r.seconds_per_query:.3f}",
         )
         for fam, f in json.loads(r.per_family).items():
-            table.add_row(
-                "",
+            success.add_row(
                 "",
                 fam,
                 str(int(f["prompts"])),
                 f"{f['pass_at_1']:.3f}",
                 f"{f['pass_at_k']:.3f}",
                 f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}]",
-                "",
-                "",
-                "",
             )
-    console.print(table)
+        cost.add_row(
+            label,
+            f"{r.samples_per_query:.1f}",
+            f"{r.tokens_per_query:.1f}",
+            f"{r.seconds_per_query:.3f}",
+        )
+    console.print(success)
+    console.print(cost)

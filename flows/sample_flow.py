@@ -29,6 +29,7 @@ from rich.console import Console
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice, Sharding
 from distillery.flows.artifacts import ProgressArtifact, publish_markdown, sample_md
+from distillery.flows.run_names import run_name
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
 from distillery.generators.base import Backend, ProgressFn, SamplingError
@@ -287,7 +288,10 @@ def run_sample_stage(
     return summary
 
 
-@flow(name="sample")
+@flow(
+    name="sample",
+    flow_run_name=run_name("sample", "config.model", "config.suite/config.split", "n=config.n"),
+)
 def sample_flow(
     config: SampleConfig = SampleConfig(),  # noqa: B008 - frozen, so one shared default is safe
     sharding: Sharding = Sharding(),  # noqa: B008

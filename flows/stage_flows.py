@@ -25,12 +25,13 @@ from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
+from distillery.flows.run_names import run_name
 from distillery.generators.search_config import SearchConfig
 from distillery.trainers.train_config import DPOConfig, RSFTConfig
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
-@flow(name="prompts-load")
+@flow(name="prompts-load", flow_run_name=run_name("prompts-load", "source", "suite"))
 def prompts_flow(
     source: str = "seeds", suite: str | None = None, warehouse: str = "warehouse-data"
 ) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def prompts_flow(
     return asdict(loaded)
 
 
-@flow(name="samples-import")
+@flow(name="samples-import", flow_run_name=run_name("samples-import", "model_name", "file"))
 def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -> tuple[int, int]:
     """Completions made elsewhere (JSONL: prompt_id, text) as samples of a named model."""
     from distillery.generators.sample_stage import import_samples
@@ -64,7 +65,12 @@ def import_flow(file: str, model_name: str, warehouse: str = "warehouse-data") -
     return written, skipped
 
 
-@flow(name="search")
+@flow(
+    name="search",
+    flow_run_name=run_name(
+        "search", "config.model", "config.suite/config.split", "config.procedures"
+    ),
+)
 def search_flow(
     config: SearchConfig = SearchConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -98,7 +104,7 @@ def search_flow(
     }
 
 
-@flow(name="verify")
+@flow(name="verify", flow_run_name=run_name("verify", "config.model", "config.suite/config.split"))
 def verify_flow(
     config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -125,7 +131,10 @@ def verify_flow(
     }
 
 
-@flow(name="pairs")
+@flow(
+    name="pairs",
+    flow_run_name=run_name("pairs", "config.model", "config.suite/config.split", "config.pairing"),
+)
 def pairs_flow(
     config: PairsConfig = PairsConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -148,7 +157,10 @@ def pairs_flow(
     return {"prompts": report.prompts, "pairs": len(report.pairs), "new": new}
 
 
-@flow(name="select")
+@flow(
+    name="select",
+    flow_run_name=run_name("select", "config.model", "config.suite/config.split", "config.mode"),
+)
 def select_flow(
     config: SelectConfig = SelectConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -197,7 +209,10 @@ def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     }
 
 
-@flow(name="train-rsft")
+@flow(
+    name="train-rsft",
+    flow_run_name=run_name("train-rsft", "config.base", "config.suite", "out=config.out"),
+)
 def rsft_flow(
     config: RSFTConfig = RSFTConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -206,7 +221,10 @@ def rsft_flow(
     return _train(config, warehouse)
 
 
-@flow(name="train-dpo")
+@flow(
+    name="train-dpo",
+    flow_run_name=run_name("train-dpo", "config.base", "config.suite", "out=config.out"),
+)
 def dpo_flow(
     config: DPOConfig = DPOConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -215,7 +233,10 @@ def dpo_flow(
     return _train(config, warehouse)
 
 
-@flow(name="eval")
+@flow(
+    name="eval",
+    flow_run_name=run_name("eval", "config.model", "config.suite/config.split", "n=config.n"),
+)
 def eval_flow(
     config: EvalConfig = EvalConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -236,7 +257,7 @@ def eval_flow(
     return [asdict(r) for r in records]
 
 
-@flow(name="promote")
+@flow(name="promote", flow_run_name=run_name("promote", "config.model", "parent=config.parent"))
 def promote_flow(
     config: PromoteConfig,
     warehouse: str = WAREHOUSE,
@@ -266,7 +287,7 @@ def promote_flow(
     }
 
 
-@flow(name="report")
+@flow(name="report", flow_run_name=run_name("report", "config.model", "base=config.base"))
 def report_flow(
     config: ReportConfig = ReportConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,

@@ -11,12 +11,13 @@ from rich.console import Console
 
 from distillery.config.base import ConfigError
 from distillery.evals.eval_config import EvalConfig
-from distillery.evals.eval_stage import EvalError, run_eval
+from distillery.evals.eval_stage import EvalError, print_evals, run_eval
 from distillery.generators.base import Completion, SamplingError
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.search import RETRY_INDEX_BASE
 from distillery.tasks.prompts_stage import prompts_job
 from distillery.warehouse.passk import bootstrap_interval, pass_at_k
+from distillery.warehouse.records import EvalRecord
 
 MODEL = ResolvedModel("mdl-fake", "fake", "fake", "test", None, True)
 RUN = "run-eval-test"
@@ -356,3 +357,53 @@ def test_an_unknown_suite_names_the_load_command(wh, ids):
     with pytest.raises(SamplingError, match=re.escape("run `distillery prompts load nope` first")):
         run_eval(wh, job(suite="nope"), MODEL, backend, RUN)
     assert (backend.asked, count(wh, "samples"), count(wh, "evals")) == ([], 0, 0)
+
+
+def _figure(strategy: str, k: int) -> EvalRecord:
+    fam = {"prompts": 41, "pass_at_1": 0.123, "pass_at_k": 0.456, "ci_low": 0.1, "ci_high": 0.9}
+    return EvalRecord(
+        eval_id=f"evl-{strategy}-{k}",
+        model_id="mdl-x",
+        suite="humaneval",
+        split="test",
+        strategy=strategy,
+        n=16,
+        k=k,
+        prompts=164,
+        pass_at_1=0.061,
+        pass_at_k=0.317,
+        ci_low=0.25,
+        ci_high=0.389,
+        per_family=json.dumps({"humaneval": fam, "summary": fam}),
+        samples_per_query=16.0,
+        tokens_per_query=1234.5,
+        seconds_per_query=12.345,
+        tokens=1000,
+        seconds=10.0,
+        params="{}",
+        run_id="run-x",
+    )
+
+
+def test_the_final_tables_read_whole_at_80_columns():
+    console = Console(width=80, record=True, color_system=None)
+    records = [_figure("sample", 1), _figure("sample", 16), _figure("best_of_n", 16)]
+    print_evals(console, "smollm2-135m-rsft-r1", records)
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for expected in (
+        "smollm2-135m-rsft-r1 on humaneval/test",
+        "best_of_n k=16",
+        "humaneval",
+        "summary",
+        "0.061",
+        "0.317",
+        "[0.250, 0.389]",
+        "[0.100, 0.900]",
+        "1234.5",
+        "12.345",
+    ):
+        assert expected in text, expected
+    # One success row per figure and family, one cost row per figure.
+    assert text.count("0.317") == 3 and text.count("1234.5") == 3

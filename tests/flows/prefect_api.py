@@ -24,6 +24,7 @@ class Run:
     id: UUID
     flow: str
     state: str
+    name: str = ""  # the flow run's name
 
 
 def run_id_from(stdout: str) -> UUID:
@@ -36,7 +37,7 @@ def run_id_from(stdout: str) -> UUID:
 def flow_run(run_id: UUID) -> Run:
     with get_client(sync_client=True) as c:
         r = c.read_flow_run(run_id)
-        return Run(r.id, c.read_flow(r.flow_id).name, r.state.name if r.state else "")
+        return Run(r.id, c.read_flow(r.flow_id).name, r.state.name if r.state else "", r.name)
 
 
 def children(run_id: UUID) -> list[Run]:
@@ -49,7 +50,8 @@ def children(run_id: UUID) -> list[Run]:
         )
         runs = sorted(runs, key=lambda r: r.start_time or r.created)
         return [
-            Run(r.id, c.read_flow(r.flow_id).name, r.state.name if r.state else "") for r in runs
+            Run(r.id, c.read_flow(r.flow_id).name, r.state.name if r.state else "", r.name)
+            for r in runs
         ]
 
 

@@ -197,7 +197,7 @@ def test_retries_are_stored_as_retry_samples_of_the_prompt(story):
         "SELECT count(*) AS n, count(DISTINCT prompt_id) AS prompts, min(idx) AS lo, "
         "max(idx) AS hi, count(v.sample_id) AS verified FROM samples s "
         "JOIN models m USING (model_id) LEFT JOIN verdicts v USING (sample_id) "
-        "WHERE m.name = 'tiny-random' AND s.strategy = 'retry'",
+        "WHERE m.name = 'tiny-random' AND s.procedure = 'retry'",
     )
     assert row == {"n": 2 * (N // 2), "prompts": N // 2, "lo": 1, "hi": 2, "verified": 2 * (N // 2)}
 
