@@ -6,13 +6,18 @@ In one process, against one real `prefect server start` (SQLite, temporary PREFE
            logs and events sent to the API (drained before the clock stops)
   plain    `plain_bake` below: the same stage functions in the same order, no Prefect call,
            sampling every selected prompt in one `run_sampling` (no shards)
-Both start from a fresh warehouse holding the same generated `vowels` suite (a regex
-verifier: a vowel anywhere), so they do identical work; the script asserts equal row counts.
+Both run one `flows.bake_config.BakeConfig` (`--method rsft --search plain`: n bare draws per
+train prompt, verify, select, train RSFT, eval parent and child, gate, report), projected
+onto each stage's config as `bake_flow` does, and start from a fresh warehouse holding the
+same generated `vowels` suite (a regex verifier: a vowel anywhere), so they do identical
+work; the script asserts equal row counts.
 Repeats alternate which path goes first so drift on a shared machine cancels; each path gets
 one untimed warm-up on a tiny config first (imports, first model load, Prefect client).
 Overhead = (median prefect − median plain) / median plain; the goal is ≤ 10 %. Usage:
 
-    .venv/bin/python benchmarks/orchestration.py [--rounds 1] [--k 8] [--repeats 3] [--out F]
+    .venv/bin/python benchmarks/orchestration.py [--rounds 1] [--n 8] [--repeats 3] [--out F]
+
+(`--k` is the former name of `--n`, kept so that older commands still run.)
 
 `--no-heartbeats` runs the Prefect path with flow-run heartbeats off, to see what Prefect
 3.8's heartbeat thread costs (it is joined, up to a second, at the end of every flow run).
@@ -32,9 +37,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -43,6 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests import prefect_server  # noqa: E402 - imports no Prefect; the path comes first
+
+if TYPE_CHECKING:
+    from distillery.flows.bake_config import BakeConfig
 
 SUITE = "vowels"
 SPEC = {"kind": "regex", "pattern": "(?s).*[aeiou].*"}
@@ -73,10 +81,12 @@ STAGE_FLOWS = {
 
 
 @dataclass(frozen=True)
-class BakeConfig:
+class BenchConfig:
+    """What the command line sets; `bake()` is the `BakeConfig` both paths run."""
+
     model: str
     rounds: int
-    k: int
+    n: int
     eval_n: int
     max_new_tokens: int
     max_steps: int
@@ -94,6 +104,14 @@ class BakeConfig:
     # Prefect 3.8's flow-run heartbeat thread sleeps in whole seconds and is joined when
     # each flow run ends; --no-heartbeats measures the bake without it (a diagnosis).
     heartbeats: bool = True
+
+    def bake(self) -> BakeConfig:
+        """The bake's config: every field above but `heartbeats`, under the same name."""
+        from distillery.flows.bake_config import BakeConfig
+
+        values = asdict(self)
+        del values["heartbeats"]
+        return BakeConfig(suite=SUITE, method="rsft", search="plain", **values)
 
 
 @dataclass
@@ -216,18 +234,21 @@ def quiet_stdout() -> Iterator[None]:
 # ------------------------------------------------------------------ the two paths
 
 
-def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatch) -> str:
-    """bake_flow's steps as plain calls in this process; returns the final model's name."""
+def plain_bake(bench: BenchConfig, root: Path, console: Console, watch: Stopwatch) -> str:
+    """bake_flow's steps for `--method rsft --search plain` as plain calls in this process,
+    each stage's config projected from the bake's as bake_flow does; returns the final
+    model's name."""
     from distillery.config.base import project
-    from distillery.config.groups import BackendChoice, Sharding
+    from distillery.config.groups import BackendChoice, Decoding, Sharding
     from distillery.console.progress import sampling_bar
     from distillery.curate.select_stage import select_stage
     from distillery.curate.selection import SelectConfig
     from distillery.evals.eval_config import EvalConfig
     from distillery.evals.eval_stage import eval_stage, params_identity
     from distillery.evals.gate import gate
-    from distillery.evals.gate_config import PromoteConfig
+    from distillery.evals.gate_config import GateConfig, PromoteConfig
     from distillery.evals.report import write_report
+    from distillery.evals.report_config import ReportConfig
     from distillery.filters.verify_config import VerifyConfig
     from distillery.filters.verify_stage import verify_stage
     from distillery.generators import model_store
@@ -235,43 +256,33 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.generators.sample_config import SampleConfig
     from distillery.generators.sample_stage import open_backend, print_summary, sampling_params
     from distillery.generators.sampling import Drawing, run_sampling, select_prompts
-    from distillery.trainers.train_config import RSFTConfig
+    from distillery.trainers.train_config import RSFTConfig, TrainArgs
     from distillery.trainers.train_stage import train_stage
     from distillery.warehouse.runs import recorded_run
     from distillery.warehouse.store import Warehouse
 
-    c = config
+    c = bench.bake()
     wh = Warehouse.open(root)
-    bake_params = {
-        "name": c.name,
-        "model": c.model,
-        "suite": SUITE,
-        "rounds": c.rounds,
-        "method": "rsft",
+    # As bake_flow: each stage's config is the bake's fields under the same names.
+    decoding = project(c, Decoding).as_params()
+    backend = project(c, BackendChoice).as_params()
+    train_args = {
+        f.name: getattr(c, f.name) for f in fields(TrainArgs) if getattr(c, f.name) is not None
     }
+    scope = {"suite": c.suite, "split": "train", "limit": c.limit, "per_family": c.per_family}
     ks = tuple(sorted({1, c.eval_n}))
     current = c.model
     last = c.model
-    with recorded_run(wh, "bake", bake_params):
+    with recorded_run(wh, "bake", c.as_params()):
         for r in range(1, c.rounds + 1):
             out = f"{c.name}-r{r}"
             with watch.stage("sample"):
-                job = SampleConfig(
-                    model=current,
-                    suite=SUITE,
-                    split="train",
-                    n=c.k,
-                    temperature=c.temperature,
-                    top_p=c.top_p,
-                    max_new_tokens=c.max_new_tokens,
-                    seed=c.seed,
-                    dtype=c.dtype,
-                )
+                job = SampleConfig(model=current, n=c.n, **scope, **decoding, **backend)
                 params = sampling_params(job)
-                prompts = select_prompts(wh, SUITE, "train")
-                model, backend = open_backend(wh, console, current, project(job, BackendChoice))
-                # The same run parameters the sample flow records, shards aside.
-                run_params = {**job.as_params(), **Sharding().as_params()}
+                prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
+                model, sampler = open_backend(wh, console, current, project(job, BackendChoice))
+                # The run parameters the sample flow records (it shards; this path does not).
+                run_params = {**job.as_params(), **project(c, Sharding).as_params()}
                 try:
                     with (
                         recorded_run(wh, "sample", run_params) as run_id,
@@ -279,76 +290,73 @@ def plain_bake(config: BakeConfig, root: Path, console: Console, watch: Stopwatc
                     ):
                         model_store.register(wh, model, run_id)
                         summary = run_sampling(
-                            Drawing(wh, backend, model, run_id, advance),
+                            Drawing(wh, sampler, model, run_id, advance),
                             prompts,
                             params,
                             on_plan=set_total,
                         )
                 finally:
-                    backend.close()
+                    sampler.close()
                 print_summary(console, job, summary)
             with watch.stage("verify"):
-                verify_stage(VerifyConfig(SUITE, current, "train"), root, console)
+                verify_stage(VerifyConfig(c.suite, current, "train"), root, console)
+            with watch.stage("select"):
+                select_stage(SelectConfig(suite=c.suite, model=current), root, console)
             # bake_flow's resume check (_trained) runs outside its train stage, too.
             if model_store.model_row(wh, out) is not None:
                 raise RuntimeError(f"{out} exists in a warehouse that should be fresh")
-            with watch.stage("select"):
-                select_stage(SelectConfig(suite=SUITE, model=current), root, console)
             with watch.stage("train"):
-                config = RSFTConfig(
-                    base=current,
-                    out=out,
-                    suite=SUITE,
-                    samples_of=current,
-                    learning_rate=c.learning_rate,
-                    max_steps=c.max_steps,
-                )
-                train_stage(config, root, console)
+                data = {"base": current, "out": out, "suite": c.suite, "samples_of": current}
+                train_stage(RSFTConfig(**data, **train_args), root, console)
             for who in (current, out):
                 with watch.stage("eval"):
-                    eval_stage(
-                        EvalConfig(
-                            model=who,
-                            suite=SUITE,
-                            split="test",
-                            n=c.eval_n,
-                            k=ks,
-                            temperature=c.temperature,
-                            top_p=c.top_p,
-                            max_new_tokens=c.max_new_tokens,
-                            seed=c.seed,
-                            dtype=c.dtype,
-                        ),
-                        root,
-                        console,
+                    eval_config = EvalConfig(
+                        model=who,
+                        suite=c.suite,
+                        split="test",
+                        n=c.eval_n,
+                        k=ks,
+                        per_family=c.eval_per_family,
+                        **decoding,
+                        **backend,
                     )
+                    eval_stage(eval_config, root, console)
             with watch.stage("promote"):
-                gate_config = PromoteConfig(
+                # promote_flow's body: the eval's sampling identity from the config, then
+                # the gate in a recorded run.
+                p = PromoteConfig(
                     model=out,
                     parent=current,
-                    suite=SUITE,
+                    suite=c.suite,
                     split="test",
                     n=c.eval_n,
-                    min_gain=c.min_gain,
-                    max_family_drop=c.max_family_drop,
+                    **project(c, GateConfig).as_params(),
+                    **decoding,
                 )
                 identity = params_identity(
-                    SamplingParams(c.eval_n, c.temperature, c.top_p, c.max_new_tokens, c.seed)
+                    SamplingParams(p.n, p.temperature, p.top_p, p.max_new_tokens, p.seed)
                 )
-                with recorded_run(wh, "promote", {"model": out, "parent": current}) as run_id:
-                    decision, _ = gate(wh, gate_config, identity, run_id)
+                with recorded_run(wh, "promote", {"model": p.model, "parent": p.parent}) as run_id:
+                    decision, _ = gate(wh, p, identity, run_id)
             last = out
             if not decision.promoted:
                 break
             current = out
         with watch.stage("report"):
+            report = ReportConfig(
+                out=str(root / "reports" / c.name),
+                base=c.model,
+                model=last,
+                suite=c.suite,
+                split="test",
+            )
             write_report(
                 Warehouse.open_existing(root),
-                root / "reports" / c.name,
-                SUITE,
-                "test",
-                c.model,
-                last,
+                Path(report.out),
+                report.suite,
+                report.split,
+                report.base,
+                report.model,
             )
     return current
 
@@ -362,16 +370,16 @@ def drain_prefect() -> None:
     EventsWorker.drain_all(timeout=30, at_exit=False)
 
 
-def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str, dict[str, float]]:
+def prefect_bake(bench: BenchConfig, root: Path, watch: Stopwatch) -> tuple[str, dict[str, float]]:
     """bake_flow as `distillery bake` runs it; returns the final model and diagnostics."""
     import distillery.flows.bake_flow as bake_module
     import distillery.flows.sample_flow as sample_module
     from distillery.flows.bake_flow import bake_flow
     from distillery.flows.runtime import run_flow
 
-    c = config
-    # rows_in_run reads Parquet footers; the shard's progress callback calls it per decode
-    # step, so count it: it is the one per-call cost the plain path does not have.
+    # rows_in_run reads Parquet footers; the sample flow calls it for its progress artifact
+    # (from the shards' progress callback when the artifact is due, and as each shard
+    # ends), so count it: it is the one per-call cost the plain path does not have.
     probe = Stopwatch()
     calls = [0]
     rows_in_run = sample_module.rows_in_run
@@ -382,7 +390,7 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
             return rows_in_run(*args)
 
     with contextlib.ExitStack() as stack:
-        if not c.heartbeats:
+        if not bench.heartbeats:
             from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
             stack.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
@@ -391,34 +399,13 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
                 patched(bake_module, attr, watch.wrap(stage, getattr(bake_module, attr)))
             )
         stack.enter_context(patched(sample_module, "rows_in_run", counted_rows_in_run))
-        result = run_flow(
-            bake_flow,
-            None,
-            name=c.name,
-            model=c.model,
-            suite=SUITE,
-            rounds=c.rounds,
-            method="rsft",
-            k=c.k,
-            temperature=c.temperature,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens,
-            seed=c.seed,
-            eval_n=c.eval_n,
-            learning_rate=c.learning_rate,
-            max_steps=c.max_steps,
-            min_gain=c.min_gain,
-            max_family_drop=c.max_family_drop,
-            shard_prompts=c.shard_prompts,
-            dtype=c.dtype,
-            warehouse=str(root),
-        )
+        result = run_flow(bake_flow, None, config=bench.bake(), warehouse=str(root))
     with watch.stage("drain"):
         drain_prefect()
     diagnostics = {
         "rows_in_run_calls": float(calls[0]),
         "rows_in_run_seconds": probe.seconds.get("rows_in_run", 0.0),
-        # The sample flow keeps every backend it opened until the process exits.
+        # The sample flow releases its backend when sampling ends: 0 unless that regressed.
         "cached_sampling_backends": float(len(sample_module._BACKENDS)),
     }
     return result["final"], diagnostics
@@ -427,7 +414,7 @@ def prefect_bake(config: BakeConfig, root: Path, watch: Stopwatch) -> tuple[str,
 def run_once(
     path: str,
     repeat: int,
-    config: BakeConfig,
+    config: BenchConfig,
     work: Path,
     suite_file: Path,
     console: Console,
@@ -531,7 +518,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="tiny-random")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--k", type=int, default=8, help="train samples per prompt")
+    p.add_argument(
+        "--n", "--k", dest="n", type=int, default=8, help="train samples per prompt (was --k)"
+    )
     p.add_argument("--train-prompts", type=int, default=16)
     p.add_argument("--test-prompts", type=int, default=8)
     p.add_argument("--eval-n", type=int, default=8, help="held-out draws per prompt")
@@ -545,8 +534,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run the Prefect path with flow-run heartbeats off (diagnosis, not the default)",
     )
     args = p.parse_args(argv)
-    if min(args.rounds, args.k, args.train_prompts, args.test_prompts, args.eval_n) < 1:
-        p.error("--rounds, --k, --train-prompts, --test-prompts and --eval-n must be ≥ 1")
+    if min(args.rounds, args.n, args.train_prompts, args.test_prompts, args.eval_n) < 1:
+        p.error("--rounds, --n, --train-prompts, --test-prompts and --eval-n must be ≥ 1")
     if args.repeats < 1 or args.max_new_tokens < 1 or args.max_steps < 1:
         p.error("--repeats, --max-new-tokens and --max-steps must be ≥ 1")
     return args
@@ -557,10 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Console()
     server_s = serve_prefect()  # before any import of Prefect (flows import it)
     out.print(f"prefect server up in {server_s:.1f} s at {os.environ['PREFECT_API_URL']}")
-    config = BakeConfig(
+    config = BenchConfig(
         model=args.model,
         rounds=args.rounds,
-        k=args.k,
+        n=args.n,
         eval_n=args.eval_n,
         max_new_tokens=args.max_new_tokens,
         max_steps=args.max_steps,
@@ -573,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         suite_file = write_suite(work / "suite", args.train_prompts, args.test_prompts)
         # Warm-up: imports, the first model load and Prefect's client are one-time costs.
         # Same suite (so training sees full batches), little sampling and two steps.
-        tiny = replace(config, rounds=1, k=2, eval_n=2, max_new_tokens=8, max_steps=2)
+        tiny = replace(config, rounds=1, n=2, eval_n=2, max_new_tokens=8, max_steps=2)
         warm = {
             path: run_once(path, -1, tiny, work / "warmup", suite_file, console)
             for path in ("plain", "prefect")
