@@ -5,6 +5,10 @@ database (never locks anything); `write_catalog()` stores the same views in
 `catalog.duckdb` for the DuckDB CLI or Python (`duckdb.connect(path, read_only=True)`).
 Both read the files through globs, so rows written after the catalog was made show up
 without touching the catalog.
+
+The catalog file is written in an older storage format (`STORAGE_VERSION`), so that a DuckDB
+CLI older than the `duckdb` Python package (a `duckdb-cli` wheel, a distribution's package)
+opens it; its views use no syntax newer than that either.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "4"
+CATALOG_VERSION = "5"
+# DuckDB 1.0's storage format (version number 64), which any DuckDB from 1.0 on reads;
+# a file in the newest format is refused by every DuckDB older than the writer.
+STORAGE_VERSION = "v1.0.0"
 
 
 def _quote(text: str) -> str:
@@ -57,6 +64,8 @@ def _current_names(spec: TableSpec) -> str:
 
 
 def _has_files(root: Path, spec: TableSpec) -> bool:
+    # Any run's file, the schema file (`_schema/`) or a file of the former layout
+    # (`run_id=<run>/`): the views' glob matches them all.
     return any(table_dir(root.resolve(), spec.name).glob("*/*.parquet"))
 
 
@@ -107,7 +116,7 @@ def connect(root: Path) -> tuple[duckdb.DuckDBPyConnection, set[str]]:
 def write_catalog(root: Path) -> None:
     """(Re)write catalog.duckdb when missing or made for another root or version."""
     path = root / CATALOG_FILE
-    stamp = f"{CATALOG_VERSION}:{root.resolve()}"
+    stamp = f"{CATALOG_VERSION}:{STORAGE_VERSION}:{root.resolve()}"
     if path.exists():
         try:
             with duckdb.connect(str(path), read_only=True) as con:
@@ -121,7 +130,8 @@ def write_catalog(root: Path) -> None:
     tmp = path.with_name(f"{CATALOG_FILE}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
-        with duckdb.connect(str(tmp)) as con:
+        config = {"storage_compatibility_version": STORAGE_VERSION}
+        with duckdb.connect(str(tmp), config=config) as con:
             define(con, root)
             con.execute("CREATE TABLE distillery_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO distillery_meta VALUES ('stamp', ?)", [stamp])

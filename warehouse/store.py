@@ -52,6 +52,7 @@ class Warehouse:
                 f"cannot write to warehouse directory {path} ({exc.strerror}); "
                 f"pass --warehouse DIR or set {ENV_VAR} to a writable directory"
             ) from None
+        writer_parquet.migrate_legacy_layout(path)
         writer_parquet.ensure_schema_files(path)
         writer_parquet.sweep_tmp(path)
         catalog_duckdb.write_catalog(path)

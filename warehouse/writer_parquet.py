@@ -1,32 +1,69 @@
 """Immutable Parquet files: one uniquely named file per written batch, published atomically.
 
-A file is written under a `.tmp` name, fsynced, then renamed into
-`tables/<table>/run_id=<run>/`, so a reader's glob only ever sees whole files and a
-`kill -9` leaves at most a `.tmp` file that no view reads. No two writers share a file name,
+Layout: `tables/<table>/<run>/<time>-<uuid>.parquet`. The folder is named after the run but
+is not a hive `key=value` pair: `run_id` is a plain string column in every file, so pandas,
+polars, pyarrow.dataset, `datasets` and DuckDB all read a table's folder as it is, with no
+partition column inferred beside (and clashing with) the real one.
+
+A file is written under a unique name in `.tmp/` at the warehouse root, fsynced, then renamed
+into its run's folder, so a reader (of a folder or a glob) only ever sees whole files and a
+`kill -9` leaves at most a `.tmp` file that nothing reads. No two writers share a file name,
 so any number of processes may write at once without locks.
+
+`tables/<table>/_schema/schema.parquet` holds the table's schema and no row group: the views
+stored in `catalog.duckdb` glob the table's folder, and DuckDB cannot bind a glob that matches
+no file, so this file lets a catalog opened before a table's first row see the rows written
+after. Readers skip it: pyarrow (pandas) ignores `_` folders, and the others read no row
+from it.
+
+Warehouses written before this layout (`tables/<table>/run_id=<run>/`) are still read by the
+views (their glob matches both) and are moved to this one by `migrate_legacy_layout`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery.warehouse.tables import RECORD_TABLE, TABLES, TableSpec
 
-SCHEMA_PARTITION = "run_id=_schema"
+SCHEMA_DIR = "_schema"
+SCHEMA_FILE = "schema.parquet"
+TMP_DIR = ".tmp"
 TMP_SUFFIX = ".tmp"
+# The layout before: hive-style run folders and a schema file with an empty row group.
+LEGACY_PREFIX = "run_id="
 
 
 def table_dir(root: Path, table: str) -> Path:
     return root / "tables" / table
+
+
+def run_folder(run_id: str) -> str:
+    """A run's folder name: the run id itself when it is plain (every `run-<hex>` is), else
+    percent-encoded, so that it is one path segment, never hidden or `_`-prefixed (which
+    readers skip) and never a hive `key=value` pair."""
+    if not run_id:
+        raise ValueError("a warehouse record needs a non-empty run_id")
+    name = quote(run_id, safe="")
+    if name[0] in "._~":
+        name = f"%{ord(name[0]):02X}{name[1:]}"
+    return name
+
+
+def run_dir(root: Path, table: str, run_id: str) -> Path:
+    return table_dir(root, table) / run_folder(run_id)
 
 
 def to_arrow(spec: TableSpec, rows: Sequence[object]) -> pa.Table:
@@ -54,14 +91,22 @@ def _valid_utf8(value: object) -> object:
     return value
 
 
-def _publish(table: pa.Table, final: Path) -> None:
+def _publish(root: Path, final: Path, write: Callable[[BinaryIO], None]) -> None:
+    # The temporary file lives outside the table folders, where a reader of a folder would
+    # meet it: polars refuses a folder holding other extensions, pyarrow reads any name.
+    tmp_dir = root / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + TMP_SUFFIX)
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    tmp = tmp_dir / f"{uuid.uuid4().hex}{TMP_SUFFIX}"
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_records(root: Path, rows: Sequence[object]) -> list[Path]:
@@ -73,33 +118,99 @@ def write_records(root: Path, rows: Sequence[object]) -> list[Path]:
         groups[(RECORD_TABLE[type(row)], row.run_id)].append(row)  # type: ignore[attr-defined]
     written = []
     for (table, run_id), group in groups.items():
-        spec = TABLES[table]
+        data = to_arrow(TABLES[table], group)
         # Time first so a directory listing is in write order; uuid so names never collide.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-        final = table_dir(root, table) / f"run_id={run_id}" / name
-        _publish(to_arrow(spec, group), final)
+        final = run_dir(root, table, run_id) / name
+        _publish(root, final, lambda fh, data=data: pq.write_table(data, fh, compression="zstd"))
         written.append(final)
     return written
 
 
+def _write_schema_only(schema: pa.Schema) -> Callable[[BinaryIO], None]:
+    def write(fh: BinaryIO) -> None:
+        # No row group at all: `datasets` rejects a file whose first row group is empty.
+        pq.ParquetWriter(fh, schema).close()
+
+    return write
+
+
 def ensure_schema_files(root: Path) -> None:
-    """An empty file per table, so views have their columns before the first row exists."""
+    """A file per table with its schema and no rows, so the stored views always bind."""
     for spec in TABLES.values():
-        path = table_dir(root, spec.name) / SCHEMA_PARTITION / "schema.parquet"
+        path = table_dir(root, spec.name) / SCHEMA_DIR / SCHEMA_FILE
         if path.exists():
             try:
-                if pq.read_schema(path).equals(spec.schema):
+                meta = pq.read_metadata(path)
+                if meta.num_row_groups == 0 and meta.schema.to_arrow_schema().equals(spec.schema):
                     continue
             except (OSError, pa.ArrowInvalid):
                 pass  # a torn or foreign file: rewrite it
-        _publish(spec.schema.empty_table(), path)
+        _publish(root, path, _write_schema_only(spec.schema))
+
+
+def migrate_legacy_layout(root: Path) -> int:
+    """Move the files of `tables/<table>/run_id=<run>/` to `tables/<table>/<run>/`; returns
+    how many moved. Each file is linked under its new name before the old name goes, so it
+    is always in at least one place: no row is lost, a writer of the former code still
+    writing into its folder is undisturbed, and a query meanwhile may read a file twice
+    (the views' dedup absorbs it; only one that lists the two folders on either side of
+    that file's move misses it, that once). Safe to run in several processes at once and
+    to kill: a later run finishes the job. The former schema files hold no rows and go."""
+    moved = 0
+    tables = root / "tables"
+    if not tables.is_dir():
+        return 0
+    for legacy in sorted(tables.glob(f"*/{LEGACY_PREFIX}*")):
+        if not legacy.is_dir():
+            continue
+        run_id = legacy.name[len(LEGACY_PREFIX) :]
+        if run_id == "_schema":
+            for f in legacy.glob("*.parquet"):
+                try:
+                    if pq.read_metadata(f).num_rows == 0:
+                        f.unlink()
+                except (OSError, pa.ArrowInvalid):
+                    pass  # gone meanwhile, or not a file this code wrote: leave it
+        else:
+            target = legacy.parent / run_folder(run_id)
+            for f in sorted(legacy.glob("*.parquet")):
+                if _move_keeping_one_copy(f, target / f.name):
+                    moved += 1
+        # Left while not empty: a former writer's `.tmp` file, or a file that did not move.
+        with contextlib.suppress(OSError):
+            legacy.rmdir()
+    return moved
+
+
+def _move_keeping_one_copy(src: Path, dst: Path) -> bool:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        pass  # moved before (names are unique) by a migration that stopped short of unlink
+    except FileNotFoundError:
+        return False  # another process moved it meanwhile
+    except OSError:
+        # No hard links here: a rename is still atomic, only a reader listing both folders
+        # at that moment might miss the file once.
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            return False
+        return True
+    src.unlink(missing_ok=True)
+    return True
 
 
 def sweep_tmp(root: Path, older_than_s: float = 3600.0) -> int:
     """Remove `.tmp` files left by killed writers; young ones may belong to a live writer."""
     removed = 0
     cutoff = time.time() - older_than_s
-    for tmp in (root / "tables").glob(f"*/*/*{TMP_SUFFIX}"):
+    # `.tmp/` now; the run folders for files left by the former writer.
+    candidates = [*(root / TMP_DIR).glob(f"*{TMP_SUFFIX}")]
+    candidates += (root / "tables").glob(f"*/*/*{TMP_SUFFIX}")
+    for tmp in candidates:
         try:
             if tmp.stat().st_mtime < cutoff:
                 tmp.unlink()
@@ -111,5 +222,17 @@ def sweep_tmp(root: Path, older_than_s: float = 3600.0) -> int:
 
 def rows_in_run(root: Path, table: str, run_id: str) -> int:
     """Rows one run has written to a table so far, from the files' footers (no scan)."""
-    directory = table_dir(root, table) / f"run_id={run_id}"
-    return sum(pq.read_metadata(f).num_rows for f in directory.glob("*.parquet"))
+    files: dict[str, Path] = {}
+    # A file may sit in the former layout's folder, or in both while it migrates (once).
+    for directory in (
+        table_dir(root, table) / f"{LEGACY_PREFIX}{run_id}",
+        run_dir(root, table, run_id),
+    ):
+        files |= {f.name: f for f in directory.glob("*.parquet")}
+    total = 0
+    for f in files.values():
+        try:
+            total += pq.read_metadata(f).num_rows
+        except FileNotFoundError:  # moved from the former folder since the listing
+            total += pq.read_metadata(run_dir(root, table, run_id) / f.name).num_rows
+    return total

@@ -1,3 +1,4 @@
+import struct
 import subprocess
 import sys
 import textwrap
@@ -80,7 +81,7 @@ def test_files_written_before_a_column_rename_read_under_the_new_name(wh):
     # samples.strategy became samples.procedure and pairs.strategy pairs.pairing: a file
     # written before (the former name) reads beside a new one, and only the new name shows.
     wh.write([_sample("s-new", "retry")])
-    (new_file,) = (wh.root / "tables" / "samples").glob("run_id=run-1/*.parquet")
+    (new_file,) = (wh.root / "tables" / "samples").glob("run-1/*.parquet")
     old = pq.read_table(new_file)
     old = old.rename_columns(["strategy" if c == "procedure" else c for c in old.column_names])
     old = old.set_column(0, "sample_id", pa.array(["s-old"]))
@@ -98,3 +99,11 @@ def test_files_written_before_a_column_rename_read_under_the_new_name(wh):
     assert "procedure" in columns and "strategy" not in columns
     assert reopened.query("SELECT pair_id, pairing FROM pairs") == [("pr-1", "best-worst")]
     assert "strategy" not in [r[0] for r in reopened.query("DESCRIBE pairs")]
+
+
+def test_catalog_file_is_in_a_storage_format_older_duckdb_reads(wh):
+    # The file header: a checksum, "DUCK", then the storage version number. The 1.5 CLI
+    # reads 64 to 68; the `duckdb` package writes a newer one unless told otherwise.
+    header = (wh.root / CATALOG_FILE).read_bytes()[:20]
+    assert header[8:12] == b"DUCK"
+    assert 64 <= struct.unpack("<Q", header[12:20])[0] <= 68

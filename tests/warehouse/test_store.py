@@ -1,8 +1,14 @@
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from distillery.warehouse.records import RunRecord, utcnow
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse, WarehouseError
+from distillery.warehouse.tables import TABLES
+from distillery.warehouse.writer_parquet import SCHEMA_DIR, rows_in_run
 
 
 def test_open_creates_layout_and_catalog(tmp_path):
@@ -47,3 +53,31 @@ def test_recorded_run_marks_completed_and_failed(wh):
     assert err == "RuntimeError: boom"
     (params,) = wh.query("SELECT parameters FROM runs WHERE run_id = ?", [ok_id])[0]
     assert params == '{"a":1}'
+
+
+def test_open_moves_a_legacy_warehouse_to_the_plain_layout_without_losing_rows(tmp_path):
+    # The former layout: hive-style `run_id=<run>` folders and empty schema files.
+    root = tmp_path / "w"
+    wh = Warehouse.open(root)
+    with recorded_run(wh, "old", {}) as run_id:
+        wh.write([RunRecord("run-x", "f", "{}", "v", utcnow(), None, "running", None)])
+    for table in (root / "tables").iterdir():
+        shutil.rmtree(table / SCHEMA_DIR)
+        schema = table / "run_id=_schema" / "schema.parquet"
+        schema.parent.mkdir()
+        pq.write_table(TABLES[table.name].schema.empty_table(), schema)
+        for run in [p for p in table.iterdir() if p.name.startswith("run-")]:
+            run.rename(table / f"run_id={run.name}")
+    (root / "catalog.duckdb").unlink()
+    query = "SELECT run_id, status FROM runs ORDER BY run_id"
+    before = Warehouse.open_existing(root).query(query)
+    assert before == sorted([(run_id, "completed"), ("run-x", "running")])
+    assert rows_in_run(root, "runs", run_id) == 2
+
+    reopened = Warehouse.open(root)
+    assert reopened.query(query) == before
+    assert rows_in_run(root, "runs", run_id) == 2
+    folders = sorted(p.name for p in (root / "tables" / "runs").iterdir())
+    assert folders == sorted([SCHEMA_DIR, run_id, "run-x"])
+    # Now a plain folder for every reader.
+    assert len(pd.read_parquet(root / "tables" / "runs")) == 3

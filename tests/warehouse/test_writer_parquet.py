@@ -5,9 +5,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillery.warehouse.records import RunRecord, SampleRecord, utcnow
+from distillery.warehouse.tables import TABLES
 from distillery.warehouse.writer_parquet import (
-    SCHEMA_PARTITION,
+    SCHEMA_DIR,
+    SCHEMA_FILE,
+    TMP_DIR,
     ensure_schema_files,
+    migrate_legacy_layout,
+    rows_in_run,
+    run_folder,
     sweep_tmp,
     write_records,
 )
@@ -20,12 +26,25 @@ def _run(run_id: str, status: str = "running") -> RunRecord:
 def test_one_new_file_per_table_and_run(tmp_path):
     paths = write_records(tmp_path, [_run("run-a"), _run("run-b"), _run("run-a", "completed")])
     assert len(paths) == 2
-    assert {p.parent.name for p in paths} == {"run_id=run-a", "run_id=run-b"}
-    a = next(p for p in paths if p.parent.name == "run_id=run-a")
+    assert {p.parent.name for p in paths} == {"run-a", "run-b"}
+    a = next(p for p in paths if p.parent.name == "run-a")
     assert pq.read_table(a).column("status").to_pylist() == ["running", "completed"]
     # Writing again never touches an existing file.
     again = write_records(tmp_path, [_run("run-a")])
     assert again[0] not in paths and all(p.exists() for p in paths)
+    # Nothing but the published files under tables/: the temporary ones live in .tmp/.
+    assert sorted((tmp_path / "tables").rglob("*.*")) == sorted([*paths, *again])
+    assert not list((tmp_path / TMP_DIR).iterdir())
+    assert rows_in_run(tmp_path, "runs", "run-a") == 3
+
+
+def test_run_folders_are_plain_segments_never_hive_pairs_or_hidden():
+    assert run_folder("run-0a1b") == "run-0a1b"
+    assert run_folder("a=b/c") == "a%3Db%2Fc"
+    assert run_folder(".x") == "%2Ex" and run_folder("_x") == "%5Fx"
+    assert run_folder("50%") == "50%25"  # so no two run ids share a folder
+    with pytest.raises(ValueError, match="non-empty run_id"):
+        run_folder("")
 
 
 def test_rejects_non_records(tmp_path):
@@ -42,22 +61,65 @@ def test_schema_rejects_wrong_types(tmp_path):
     assert not list(tmp_path.rglob("*.parquet"))
 
 
-def test_schema_files_are_empty_and_rewritten_when_torn(tmp_path):
+def test_schema_files_have_no_row_group_and_are_rewritten_when_torn(tmp_path):
     ensure_schema_files(tmp_path)
-    path = tmp_path / "tables" / "samples" / SCHEMA_PARTITION / "schema.parquet"
-    assert pq.read_table(path).num_rows == 0
+    path = tmp_path / "tables" / "samples" / SCHEMA_DIR / SCHEMA_FILE
+    # No row group at all (not an empty one), which `datasets` refuses.
+    assert pq.read_metadata(path).num_row_groups == 0
+    assert pq.read_schema(path).equals(TABLES["samples"].schema)
+    stamp = path.stat().st_mtime_ns
+    ensure_schema_files(tmp_path)
+    assert path.stat().st_mtime_ns == stamp  # left alone when current
     path.write_bytes(b"torn")
     ensure_schema_files(tmp_path)
-    assert pq.read_table(path).num_rows == 0
+    assert pq.read_metadata(path).num_row_groups == 0
+
+
+def _legacy(root, run_id):
+    """Move a run's files to the former layout's folder, `run_id=<run>`."""
+    for table in (root / "tables").iterdir():
+        new = table / run_id
+        if new.is_dir():
+            new.rename(table / f"run_id={run_id}")
+
+
+def test_legacy_layout_migrates_file_by_file_and_can_be_resumed(tmp_path):
+    write_records(tmp_path, [_run("run-a"), _run("run-a", "completed"), _run("run-b")])
+    _legacy(tmp_path, "run-a")
+    old = tmp_path / "tables" / "runs" / "run_id=run-a"
+    (old_file,) = old.glob("*.parquet")
+    schema = tmp_path / "tables" / "runs" / "run_id=_schema" / "schema.parquet"
+    schema.parent.mkdir()
+    pq.write_table(TABLES["runs"].schema.empty_table(), schema)
+    assert rows_in_run(tmp_path, "runs", "run-a") == 2  # the legacy folder still counts
+    # A migration that stopped between linking and unlinking: the file is in both places.
+    new = tmp_path / "tables" / "runs" / "run-a"
+    new.mkdir()
+    os.link(old_file, new / old_file.name)
+    assert rows_in_run(tmp_path, "runs", "run-a") == 2  # counted once
+    # A writer of the former code still has a temporary file there: the folder stays.
+    (old / "x.parquet.tmp").write_bytes(b"x")
+    assert migrate_legacy_layout(tmp_path) == 1
+    assert sorted(p.name for p in new.iterdir()) == [old_file.name]
+    assert [p.name for p in old.iterdir()] == ["x.parquet.tmp"]
+    assert not schema.parent.exists()
+    (old / "x.parquet.tmp").unlink()
+    assert migrate_legacy_layout(tmp_path) == 0
+    assert not old.exists()
+    assert rows_in_run(tmp_path, "runs", "run-a") == 2
+    assert pq.read_table(new).column("status").to_pylist() == ["running", "completed"]
 
 
 def test_sweep_removes_only_stale_tmp_files(tmp_path):
-    d = tmp_path / "tables" / "samples" / "run_id=r"
-    d.mkdir(parents=True)
-    old, young = d / "a.parquet.tmp", d / "b.parquet.tmp"
-    old.write_bytes(b"x")
-    young.write_bytes(b"x")
+    legacy = tmp_path / "tables" / "samples" / "run_id=r"  # where the former writer left them
+    legacy.mkdir(parents=True)
+    (tmp_path / TMP_DIR).mkdir()
+    old, young = tmp_path / TMP_DIR / "a.tmp", tmp_path / TMP_DIR / "b.tmp"
+    old_legacy = legacy / "c.parquet.tmp"
+    for f in (old, young, old_legacy):
+        f.write_bytes(b"x")
     past = time.time() - 7200
     os.utime(old, (past, past))
-    assert sweep_tmp(tmp_path) == 1
-    assert not old.exists() and young.exists()
+    os.utime(old_legacy, (past, past))
+    assert sweep_tmp(tmp_path) == 2
+    assert not old.exists() and not old_legacy.exists() and young.exists()
