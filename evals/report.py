@@ -36,7 +36,18 @@ PAIRED_CONFIDENCE = 0.95
 
 
 class ReportError(ValueError):
-    """Nothing to report on; says which eval to run."""
+    """Nothing to report on, or nothing to draw with; the message says what to do."""
+
+
+def require_matplotlib() -> None:
+    """Raise ReportError unless the `report` extra (matplotlib) is installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError(
+            "the report's plots need matplotlib: pip install 'distillery[report]'"
+        ) from None
+    matplotlib.use("Agg")
 
 
 @dataclass(frozen=True)
@@ -295,9 +306,7 @@ def write_report(
     base: str | None = None,
     model: str | None = None,
 ) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require_matplotlib()
     p0, pt = _pick_models(wh, suite, split, base, model)
     all_base = _evals(wh, p0.model_id, suite, split)
     all_trained = _evals(wh, pt.model_id, suite, split)

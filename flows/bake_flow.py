@@ -34,6 +34,7 @@ from distillery.curate.pairs import PairsConfig
 from distillery.curate.selection import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import GateConfig, PromoteConfig
+from distillery.evals.report import require_matplotlib
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
@@ -141,7 +142,9 @@ def bake_flow(
 ) -> dict[str, Any]:
     """Search (or sample) → verify → (pair) → train → evaluate → gate, for `rounds` rounds."""
     c = config
+    # Both fail in one line now rather than after the rounds: the runner, and the report's plots.
     make_task_runner(c.runner, c.dask_address, c.dask_workers)
+    require_matplotlib()
     console = Console()
     wh = Warehouse.open(Path(warehouse))
     # Each stage's config is the bake's fields under the same names (`project`).

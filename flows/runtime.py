@@ -21,7 +21,11 @@ LOGS_ENV = "DISTILLERY_PREFECT_LOGS"
 
 
 def prepare_environment() -> None:
-    """Settings read when Prefect is first imported; a user's own values win."""
+    """Settings Prefect reads as it is imported; a user's own values win.
+
+    Called by `distillery/flows/__init__.py`, so it runs before any `distillery.flows`
+    module imports Prefect (tests/test_packaging.py checks that no other package does).
+    """
     # The machines distillery runs on often have no route out; telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -61,7 +65,6 @@ def ui_url(flow_run_id: Any) -> str | None:
 
 def run_flow(flow_fn: Callable[..., Any], console: Console | None = None, **params: Any) -> Any:
     """Call `flow_fn(**params)` as a flow run; return its result or raise its exception."""
-    prepare_environment()
     _quiet_console_logs()
     state = flow_fn(**params, return_state=True)
     if console is not None and api_url():

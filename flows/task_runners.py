@@ -29,7 +29,7 @@ def make_task_runner(name: str, dask_address: str | None = None, dask_workers: i
             from prefect_dask import DaskTaskRunner
         except ImportError:
             raise RunnerError(
-                "the dask runner needs prefect-dask: pip install prefect-dask"
+                "the dask runner needs prefect-dask: pip install 'distillery[dask]'"
             ) from None
         if dask_address:
             return DaskTaskRunner(address=dask_address)

@@ -84,24 +84,32 @@ class RowResult:
     finish_reason: str  # "stop" | "length"
 
 
-def generate_rows(  # noqa: PLR0913 - the decode loop's inputs, each a tensor or a knob
+@dataclass(frozen=True)
+class Decode:
+    """How every row is decoded: the sampling knobs and the tokens that end or pad a row."""
+
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    eos_ids: Sequence[int]
+    pad_id: int
+
+
+def generate_rows(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
     repeats: Sequence[int],
     row_keys: np.ndarray,
-    *,
-    temperature: float,
-    top_p: float,
-    max_new_tokens: int,
-    eos_ids: Sequence[int],
-    pad_id: int,
+    decode: Decode,
     on_step: Callable[[int], None] | None = None,
 ) -> list[RowResult]:
-    """`repeats[i]` completions for prompt i, rows in prompt order.
+    """`repeats[i]` completions for prompt i, rows in prompt order, decoded per `decode`.
 
     `row_keys` (uint64, one per row) seed each row's random stream. `on_step(n)` is told
     how many tokens were produced by each decode step, for progress bars.
     """
+    temperature, top_p, max_new_tokens = decode.temperature, decode.top_p, decode.max_new_tokens
+    eos_ids, pad_id = decode.eos_ids, decode.pad_id
     from transformers import DynamicCache
 
     if len(repeats) != len(prompts) or min(repeats, default=1) < 1:
@@ -129,10 +137,16 @@ def generate_rows(  # noqa: PLR0913 - the decode loop's inputs, each a tensor or
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1, :]
+        if cache.get_seq_length() == 0:
+            # A transformers before 5.24 takes `past_key_values`, ignores `cache` and would
+            # decode every step without the prompt: stop instead of sampling noise.
+            raise RuntimeError(
+                "the model ignored the KV cache; distillery needs transformers>=5.24"
+            )
         # One prefill per prompt, then its rows share it.
         row_prompt = torch.repeat_interleave(
             torch.arange(len(prompts)), torch.tensor(list(repeats))
@@ -172,7 +186,7 @@ def generate_rows(  # noqa: PLR0913 - the decode loop's inputs, each a tensor or
                 input_ids=nxt.unsqueeze(-1).to(device),
                 attention_mask=mask.to(device),
                 position_ids=next_pos.unsqueeze(-1).to(device),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             ).logits[:, -1, :]
             next_pos = next_pos + 1

@@ -18,7 +18,7 @@ import torch
 
 from distillery.generators import model_registry
 from distillery.generators.base import Completion, ProgressFn, SampleRequest, SamplingParams
-from distillery.generators.decode_loop import generate_rows
+from distillery.generators.decode_loop import Decode, generate_rows
 from distillery.generators.threads import (
     SAMPLING_PROBE_ROWS,
     fixed_threads,
@@ -121,11 +121,13 @@ class TransformersBackend:
                 [encoded[i] for i in batch],
                 [len(r.indices) for r in reqs],
                 keys,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_new_tokens=params.max_new_tokens,
-                eos_ids=stop,
-                pad_id=pad,
+                Decode(
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_new_tokens=params.max_new_tokens,
+                    eos_ids=stop,
+                    pad_id=pad,
+                ),
                 on_step=(lambda n: progress(0, n)) if progress else None,
             )
             seconds = time.perf_counter() - started

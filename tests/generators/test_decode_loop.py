@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from distillery.generators import model_registry
-from distillery.generators.decode_loop import TOPK_PREFILTER, generate_rows, sample_next, uniforms
+from distillery.generators.decode_loop import (
+    TOPK_PREFILTER,
+    Decode,
+    generate_rows,
+    sample_next,
+    uniforms,
+)
 
 
 def reference_top_p(logits: torch.Tensor, temperature: float, top_p: float) -> tuple:
@@ -69,11 +75,13 @@ def _rows(model, tok, prompts, repeats, keys, max_new_tokens=12, temperature=1.0
         enc,
         repeats,
         np.array(keys, dtype=np.uint64),
-        temperature=temperature,
-        top_p=0.95,
-        max_new_tokens=max_new_tokens,
-        eos_ids=[tok.eos_token_id],
-        pad_id=tok.pad_token_id,
+        Decode(
+            temperature=temperature,
+            top_p=0.95,
+            max_new_tokens=max_new_tokens,
+            eos_ids=[tok.eos_token_id],
+            pad_id=tok.pad_token_id,
+        ),
     )
 
 
