@@ -325,23 +325,11 @@ def _promote(config: PromoteConfig, warehouse: Path) -> None:
     from distillery.flows.stage_flows import promote_flow
 
     decision = run_flow(promote_flow, console, config=config, warehouse=str(warehouse))
-    print_decision(config.model, decision)
-    if not decision["promoted"]:
+    if not decision["promoted"]:  # the stage printed the decision and its reasons
         raise typer.Exit(3)
 
 
 stage_command(app, "promote", [PromoteConfig], _promote, fail, [WAREHOUSE])
-
-
-def print_decision(model: str, decision: dict[str, Any]) -> None:
-    nums = decision["numbers"]
-    verdict = "[bold green]PROMOTED[/]" if decision["promoted"] else "[bold red]REFUSED[/]"
-    console.print(
-        f"{verdict} {model}: held-out pass@1 {nums['model_pass_at_1']:.3f} vs parent "
-        f"{nums['parent_pass_at_1']:.3f} ({nums['delta']:+.3f})"
-    )
-    for reason in decision["reasons"]:
-        console.print(f"  - {reason}")
 
 
 def _report(config: ReportConfig, warehouse: Path) -> None:
@@ -396,10 +384,9 @@ def serve(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Serve every flow as a deployment (scheduled: nightly sample+verify, weekly bake)."""
-    from distillery.flows.runtime import api_url, prepare_environment
+    from distillery.flows.runtime import api_url
     from distillery.flows.serve import serve_deployments
 
-    prepare_environment()
     if not api_url():
         fail(
             "serve needs a Prefect server that outlives it: run `prefect server start` and "

@@ -18,7 +18,10 @@ Every decision is stored with its numbers in `promotions`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
 
 from distillery.config.base import project
 from distillery.evals.gate_config import GateConfig, PromoteConfig
@@ -170,4 +173,29 @@ def gate(
         wh.write([record])
     if decision.promoted:
         model_store.set_promoted(wh, row.model_id, run_id)
+    return decision, record
+
+
+def promote_stage(
+    config: PromoteConfig, root: Path, console: Console
+) -> tuple[GateDecision, PromotionRecord]:
+    """The promote stage: the gate on the stored held-out evals, recorded as a run; prints
+    the decision and its reasons."""
+    from distillery.evals.eval_stage import params_identity
+    from distillery.generators.base import SamplingParams
+    from distillery.warehouse.runs import recorded_run
+
+    c = config
+    params = params_identity(SamplingParams(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed))
+    wh = Warehouse.open(root)
+    with recorded_run(wh, "promote", {"model": c.model, "parent": c.parent}) as run_id:
+        decision, record = gate(wh, c, params, run_id)
+    nums = decision.numbers
+    verdict = "[bold green]PROMOTED[/]" if decision.promoted else "[bold red]REFUSED[/]"
+    console.print(
+        f"{verdict} {c.model}: held-out pass@1 {nums['model_pass_at_1']:.3f} vs parent "
+        f"{nums['parent_pass_at_1']:.3f} ({nums['delta']:+.3f})"
+    )
+    for reason in decision.reasons:
+        console.print(f"  - {reason}")
     return decision, record

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from rich.console import Console
 
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice, Decoding, Sharding
@@ -40,6 +39,8 @@ from distillery.filters.verification import FamilyCounts
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.flows.bake_config import BakeConfig
+from distillery.flows.run_log import stage_console
+from distillery.flows.run_names import run_name
 from distillery.flows.sample_flow import sample_flow
 from distillery.flows.stage_flows import (
     dpo_flow,
@@ -135,7 +136,12 @@ def bake_md(name: str, base: str, rounds: list[dict[str, Any]], final: str) -> s
     )
 
 
-@flow(name="bake")
+@flow(
+    name="bake",
+    flow_run_name=run_name(
+        "bake", "config.name", "config.model", "config.suite", "rounds=config.rounds"
+    ),
+)
 def bake_flow(
     config: BakeConfig = BakeConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
@@ -145,7 +151,7 @@ def bake_flow(
     # Both fail in one line now rather than after the rounds: the runner, and the report's plots.
     make_task_runner(c.runner, c.dask_address, c.dask_workers)
     require_matplotlib()
-    console = Console()
+    console = stage_console()
     wh = Warehouse.open(Path(warehouse))
     # Each stage's config is the bake's fields under the same names (`project`).
     decoding = project(c, Decoding).as_params()
@@ -296,7 +302,12 @@ def bake_flow(
         }
 
 
-@flow(name="sample-and-verify")
+@flow(
+    name="sample-and-verify",
+    flow_run_name=run_name(
+        "sample-and-verify", "config.model", "config.suite/config.split", "n=config.n"
+    ),
+)
 def sample_verify_flow(
     config: SampleConfig = SampleConfig(n=8),  # noqa: B008 - frozen, so one shared default is safe
     sharding: Sharding = Sharding(),  # noqa: B008

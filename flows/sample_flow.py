@@ -29,6 +29,7 @@ from rich.console import Console
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice, Sharding
 from distillery.flows.artifacts import ProgressArtifact, publish_markdown, sample_md
+from distillery.flows.run_log import stage_console
 from distillery.flows.run_names import run_name
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
@@ -298,5 +299,5 @@ def sample_flow(
     warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """Sample n completions per prompt into the warehouse; rerun to resume."""
-    summary = run_sample_stage(config, sharding, Path(warehouse), Console())
+    summary = run_sample_stage(config, sharding, Path(warehouse), stage_console())
     return asdict(summary)

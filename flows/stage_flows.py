@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from rich.console import Console
 
 from distillery.curate.pairs import PairsConfig
 from distillery.curate.selection import SelectConfig
@@ -25,6 +24,7 @@ from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
+from distillery.flows.run_log import stage_console
 from distillery.flows.run_names import run_name
 from distillery.generators.search_config import SearchConfig
 from distillery.trainers.train_config import DPOConfig, RSFTConfig
@@ -38,7 +38,7 @@ def prompts_flow(
     """Load a suite (seeds | humaneval | FILE.jsonl | FILE.parquet) into the warehouse."""
     from distillery.tasks.prompts_stage import prompts_job
 
-    loaded = prompts_job(source, suite, Path(warehouse), Console())
+    loaded = prompts_job(source, suite, Path(warehouse), stage_console())
     artifacts.publish_markdown(
         "prompts-summary",
         f"## Suite {loaded.suite}\n\n{loaded.new} new prompts, "
@@ -78,7 +78,7 @@ def search_flow(
     """Find verified targets: best-of-N, a prompted context, validate-and-retry, adaptive n."""
     from distillery.generators.search_stage import search_stage
 
-    s = search_stage(config, Path(warehouse), Console())
+    s = search_stage(config, Path(warehouse), stage_console())
     rows = [
         {"family": f, "prompts": c["prompts"], "solved": c["solved"], "completions": c["spent"]}
         for f, c in s.per_family.items()
@@ -112,7 +112,7 @@ def verify_flow(
     """Verify samples that have no verdict for their verifier's current version."""
     from distillery.filters.verify_stage import verify_stage
 
-    s = verify_stage(config, Path(warehouse), Console())
+    s = verify_stage(config, Path(warehouse), stage_console())
     artifacts.publish_markdown(
         "verify-summary",
         artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, s.per_family),
@@ -142,7 +142,7 @@ def pairs_flow(
     """Build chosen/rejected pairs from verified samples."""
     from distillery.curate.pairs_stage import pairs_stage
 
-    report, new = pairs_stage(config, Path(warehouse), Console())
+    report, new = pairs_stage(config, Path(warehouse), stage_console())
     artifacts.publish_markdown(
         "pairs-summary",
         artifacts.pairs_md(
@@ -168,7 +168,7 @@ def select_flow(
     """Select RSFT's training targets from verified samples."""
     from distillery.curate.select_stage import select_stage
 
-    report, record = select_stage(config, Path(warehouse), Console())
+    report, record = select_stage(config, Path(warehouse), stage_console())
     artifacts.publish_markdown(
         "selection-summary",
         artifacts.selection_md(
@@ -191,7 +191,7 @@ def select_flow(
 def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     from distillery.trainers.train_stage import train_stage
 
-    outcome = train_stage(config, Path(warehouse), Console())
+    outcome = train_stage(config, Path(warehouse), stage_console())
     r = outcome.result
     assert r is not None  # train_stage raises on a failed job
     artifacts.publish_markdown(
@@ -244,7 +244,7 @@ def eval_flow(
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
     from distillery.evals.eval_stage import eval_stage
 
-    records = eval_stage(config, Path(warehouse), Console())
+    records = eval_stage(config, Path(warehouse), stage_console())
     model = config.model
     artifacts.publish_markdown(
         "eval-summary", artifacts.eval_md(model, records), f"pass@k of {model} with cost"
@@ -264,17 +264,10 @@ def promote_flow(
 ) -> dict[str, Any]:
     """The promotion gate on held-out evals (a paired bootstrap of per-prompt pass@1);
     the decision goes to `promotions`."""
-    from distillery.evals.eval_stage import params_identity
-    from distillery.evals.gate import gate
-    from distillery.generators.base import SamplingParams
-    from distillery.warehouse.runs import recorded_run
-    from distillery.warehouse.store import Warehouse
+    from distillery.evals.gate import promote_stage
 
     c = config
-    params = params_identity(SamplingParams(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed))
-    wh = Warehouse.open(Path(warehouse))
-    with recorded_run(wh, "promote", {"model": c.model, "parent": c.parent}) as run_id:
-        decision, record = gate(wh, c, params, run_id)
+    decision, record = promote_stage(c, Path(warehouse), stage_console())
     artifacts.publish_markdown(
         "promotion-decision",
         artifacts.promotion_md(c.model, decision.promoted, decision.numbers, decision.reasons),

@@ -14,6 +14,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 
 RUN_LINK = re.compile(r"flow run: \S*/runs/flow-run/([0-9a-f-]{36})")
@@ -76,3 +78,10 @@ def task_runs(run_id: UUID) -> list[tuple[str, str]]:
     with get_client(sync_client=True) as c:
         trs = c.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
         return sorted((t.name.rsplit("-", 1)[0], t.state.name if t.state else "") for t in trs)
+
+
+def logs(run_id: UUID) -> list[str]:
+    """The messages in a flow run's Logs tab, oldest first."""
+    with get_client(sync_client=True) as c:
+        found = c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        return [entry.message for entry in sorted(found, key=lambda e: e.timestamp)]

@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import run_cli, spawn
 from tests.flows import prefect_api
+from tests.rows import query_rows
+from tests.stages import load_prompts
 
 pytestmark = pytest.mark.e2e
 
@@ -47,20 +49,17 @@ def load_suite(tmp_path: Path, wh: Path, train: int, test: int) -> None:
     ]
     f = tmp_path / "vowels.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    r = run_cli("prompts", "load", str(f), warehouse=wh)
-    assert r.returncode == 0, r.stderr
+    assert load_prompts(f, wh) == train + test
 
 
 def sql(wh: Path, query: str) -> list[dict]:
-    r = run_cli("sql", "--format", "json", query, warehouse=wh)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    return query_rows(wh, query)
 
 
 def raw(wh: Path, table: str) -> list[dict]:
     """Every row of every file of a table (no dedup), schema files excluded."""
     rows: list[dict] = []
-    for f in sorted((wh / "tables" / table).glob("run_id=run-*/*.parquet")):
+    for f in sorted((wh / "tables" / table).glob("run-*/*.parquet")):
         rows += pq.read_table(f).to_pylist()
     return rows
 
@@ -104,10 +103,22 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     bake = prefect_api.run_id_from(r.stdout)
     assert prefect_api.flow_run(bake).flow == "bake"
     assert prefect_api.flow_run(bake).state == "Completed"
+    assert prefect_api.flow_run(bake).name == "bake t tiny-random vowels rounds=2"
 
     stages = prefect_api.children(bake)
     per_round = ["sample", "verify", "select", "train-rsft", "eval", "eval", "promote"]
     assert [s.flow for s in stages] == per_round * 2 + ["report"]
+    # Each run's name says what ran, so the UI's run list reads without opening runs.
+    assert [s.name for s in stages[:7]] + [stages[-1].name] == [
+        "sample tiny-random vowels/train n=4",
+        "verify tiny-random vowels/train",
+        "select tiny-random vowels/train all",
+        "train-rsft tiny-random vowels out=t-r1",
+        "eval tiny-random vowels/test n=4",
+        "eval t-r1 vowels/test n=4",
+        "promote t-r1 parent=tiny-random",
+        "report t-r2 base=tiny-random",
+    ]
     assert {s.state for s in stages} == {"Completed"}
     # 8 prompts in shards of 3: three shard tasks, each a task run of the sample flow.
     assert prefect_api.task_runs(stages[0].id) == [("sample-shard", "Completed")] * 3
@@ -118,6 +129,10 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     verify_art = prefect_api.artifacts(stages[1].id)
     assert sum(row["verified"] for row in verify_art["verify-families"][1]) == 32
     assert "## RSFT selection" in prefect_api.artifacts(stages[2].id)["selection-summary"][1]
+    # A stage's own output is in its run's Logs, line by line, as the terminal showed it.
+    select_log = prefect_api.logs(stages[2].id)
+    assert any(line.startswith("8 prompts: ") and " targets " in line for line in select_log)
+    assert any(line.startswith("selection sel-") for line in select_log), select_log
     assert "t-r1" in prefect_api.artifacts(stages[3].id)["training-summary"][1]
     eval_rows = prefect_api.artifacts(stages[4].id)["eval-pass-at-k"][1]
     assert {(x["family"], x["k"]) for x in eval_rows} == {

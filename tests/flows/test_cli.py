@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ROOT, run_cli
+from tests.rows import query_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ SEEDS_PROMPTS = 1856  # 5 families, both splits (see tests/tasks/test_seeds.py)
 def raw_rows(wh: Path, table: str) -> list[dict]:
     """Every row in every file, bypassing the deduplicating views."""
     rows = []
-    for f in sorted((wh / "tables" / table).glob("run_id=*/*.parquet")):
+    for f in sorted((wh / "tables" / table).glob("run-*/*.parquet")):
         rows += pq.read_table(f).to_pylist()
     return rows
 
@@ -167,7 +168,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    files = lambda: list((wh / "tables" / "samples").glob("run_id=run-*/*.parquet"))  # noqa: E731
+    files = lambda: list((wh / "tables" / "samples").glob("run-*/*.parquet"))  # noqa: E731
     deadline = time.time() + 120
     while len(files()) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -184,16 +185,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
     assert len({x["sample_id"] for x in after}) == 240
     assert len({(x["prompt_id"], x["idx"]) for x in after}) == 240
     statuses = sorted(
-        x["status"]
-        for x in json.loads(
-            run_cli(
-                "sql",
-                "--format",
-                "json",
-                "SELECT status FROM runs WHERE flow = 'sample'",
-                warehouse=wh,
-            ).stdout
-        )
+        x["status"] for x in query_rows(wh, "SELECT status FROM runs WHERE flow = 'sample'")
     )
     assert statuses == ["completed", "running"]  # the killed run never got to finish
 
@@ -201,11 +193,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
 def test_samples_import(tmp_path):
     wh = tmp_path / "wh"
     run_cli("prompts", "load", "humaneval", warehouse=wh)
-    pid = json.loads(
-        run_cli(
-            "sql", "--format", "json", "SELECT prompt_id FROM prompts LIMIT 1", warehouse=wh
-        ).stdout
-    )[0]["prompt_id"]
+    pid = query_rows(wh, "SELECT prompt_id FROM prompts LIMIT 1")[0]["prompt_id"]
     f = tmp_path / "done.jsonl"
     f.write_text(
         "\n".join(json.dumps({"prompt_id": pid, "text": t}) for t in ("a", "b", "a")) + "\n"
@@ -215,15 +203,10 @@ def test_samples_import(tmp_path):
     assert "imported 3 samples for gpt-x (0 already present)" in r.stdout
     r = run_cli("samples", "import", str(f), "--model-name", "gpt-x", warehouse=wh)
     assert "imported 0 samples for gpt-x (3 already present)" in r.stdout
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT s.idx, s.text, m.source_kind FROM samples s JOIN models m "
-            "USING (model_id) ORDER BY idx",
-            warehouse=wh,
-        ).stdout
+    rows = query_rows(
+        wh,
+        "SELECT s.idx, s.text, m.source_kind FROM samples s JOIN models m "
+        "USING (model_id) ORDER BY idx",
     )
     assert [(x["idx"], x["text"], x["source_kind"]) for x in rows] == [
         (0, "a", "imported"),

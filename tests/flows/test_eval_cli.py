@@ -12,6 +12,8 @@ import json
 import pytest
 
 from tests.conftest import run_cli
+from tests.rows import query_rows
+from tests.stages import import_answers, load_prompts, verify
 
 pytestmark = pytest.mark.e2e
 
@@ -19,9 +21,7 @@ N = 12
 
 
 def _sql(wh, query):
-    r = run_cli("sql", "--format", "json", query, warehouse=wh)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    return query_rows(wh, query)
 
 
 def _load(tmp_path, wh, suite, train_expected):
@@ -45,7 +45,7 @@ def _load(tmp_path, wh, suite, train_expected):
     ]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     # the suite is named after the file
-    assert run_cli("prompts", "load", str(f), warehouse=wh).returncode == 0
+    load_prompts(f, wh)
     pids = [
         r["prompt_id"]
         for r in _sql(
@@ -59,9 +59,8 @@ def _load(tmp_path, wh, suite, train_expected):
         "\n".join(json.dumps({"prompt_id": p, "text": t}) for p in pids for t in ("ok", "nope"))
         + "\n"
     )
-    r = run_cli("samples", "import", str(answers), "--model-name", f"oracle-{suite}", warehouse=wh)
-    assert r.returncode == 0, r.stderr
-    assert run_cli("verify", "--suite", suite, warehouse=wh).returncode == 0
+    assert import_answers(answers, f"oracle-{suite}", wh) == 2 * N
+    assert verify(wh, suite=suite) == 2 * N
 
 
 def _train(wh, base, samples_of, suite, out):

@@ -11,6 +11,7 @@ from distillery.filters.verification import VerifyError, select_pending
 from distillery.warehouse.records import PromptRecord
 from distillery.warehouse.store import Warehouse
 from tests.conftest import run_cli
+from tests.rows import query_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +32,11 @@ REASON = {
 
 
 def _prompts(wh, per_family=3):
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT prompt_id, family, reference FROM prompts "
-            "QUALIFY row_number() OVER (PARTITION BY family ORDER BY prompt_id) "
-            f"<= {per_family} ORDER BY family, prompt_id",
-            warehouse=wh,
-        ).stdout
+    rows = query_rows(
+        wh,
+        "SELECT prompt_id, family, reference FROM prompts "
+        "QUALIFY row_number() OVER (PARTITION BY family ORDER BY prompt_id) "
+        f"<= {per_family} ORDER BY family, prompt_id",
     )
     assert len(rows) == 5 * per_family
     return rows
@@ -64,17 +60,12 @@ def test_references_pass_and_wrong_answers_fail_with_reasons(loaded):
     r = run_cli("verify", warehouse=loaded)
     assert r.returncode == 0, r.stderr
     assert "30 samples: 0 already verified, 30 verdicts written" in r.stdout
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            """
+    rows = query_rows(
+        loaded,
+        """
         SELECT p.family, s.idx, v.passed, v.reason, v.verifier, v.verifier_version
         FROM verdicts v JOIN samples s USING (sample_id) JOIN prompts p USING (prompt_id)
         ORDER BY p.family, s.prompt_id, s.idx""",
-            warehouse=loaded,
-        ).stdout
     )
     assert len(rows) == 30
     for x in rows:
@@ -100,11 +91,7 @@ def test_filters_and_bad_specs(loaded):
     r = run_cli("verify", "--model", "nobody", warehouse=loaded)
     assert r.returncode == 1 and "no samples match" in r.stderr
     wh = Warehouse.open_existing(loaded)
-    pid = json.loads(
-        run_cli(
-            "sql", "--format", "json", "SELECT prompt_id FROM samples LIMIT 1", warehouse=loaded
-        ).stdout
-    )[0]["prompt_id"]
+    pid = query_rows(loaded, "SELECT prompt_id FROM samples LIMIT 1")[0]["prompt_id"]
     (rec,) = [r for r in wh.arrow("SELECT * FROM prompts WHERE prompt_id = ?", [pid]).to_pylist()]
     # A later row of the same prompt with a broken spec: the view keeps the first, so write
     # a new prompt instead and a sample for it.
@@ -159,15 +146,10 @@ def _add_sample_and_select(wh, prompt_id):
 
 def test_pairs_from_verdicts(loaded):
     assert run_cli("verify", warehouse=loaded).returncode == 0
-    (n,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT count(DISTINCT prompt_id) AS n FROM samples "
-            "JOIN prompts USING (prompt_id) WHERE split = 'train'",
-            warehouse=loaded,
-        ).stdout
+    (n,) = query_rows(
+        loaded,
+        "SELECT count(DISTINCT prompt_id) AS n FROM samples "
+        "JOIN prompts USING (prompt_id) WHERE split = 'train'",
     )
     n = n["n"]
     assert 0 < n < 15
@@ -178,20 +160,15 @@ def test_pairs_from_verdicts(loaded):
     )
     again = run_cli("pairs", warehouse=loaded)
     assert f"{n} pairs (0 new)" in again.stdout
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            """
+    rows = query_rows(
+        loaded,
+        """
         SELECT pr.pairing, pr.margin, c.idx AS chosen_idx, j.idx AS rejected_idx,
                vc.passed AS chosen_passed, vj.passed AS rejected_passed
         FROM pairs pr JOIN samples c ON c.sample_id = pr.chosen_id
         JOIN samples j ON j.sample_id = pr.rejected_id
         JOIN verdicts vc ON vc.sample_id = c.sample_id
         JOIN verdicts vj ON vj.sample_id = j.sample_id""",
-            warehouse=loaded,
-        ).stdout
     )
     assert len(rows) == n
     for x in rows:

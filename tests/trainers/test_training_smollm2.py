@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.conftest import run_cli
+from tests.rows import query_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -13,15 +14,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
     wh = tmp_path / "wh"
     assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
-    rows = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT prompt_id, reference FROM prompts WHERE split = 'train' AND family = 'number' "
-            "ORDER BY prompt_id LIMIT 8",
-            warehouse=wh,
-        ).stdout
+    rows = query_rows(
+        wh,
+        "SELECT prompt_id, reference FROM prompts WHERE split = 'train' AND family = 'number' "
+        "ORDER BY prompt_id LIMIT 8",
     )
     f = tmp_path / "oracle.jsonl"
     f.write_text(
@@ -55,17 +51,12 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "rsft on 8 rows: 3 steps" in r.stdout
-    (job,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            """
+    (job,) = query_rows(
+        wh,
+        """
         SELECT j.status, len(j.sample_ids) AS n, j.config, m.name, p.name AS parent,
                m.source_kind FROM training_jobs j JOIN models m ON m.model_id = j.output_model_id
         JOIN models p ON p.model_id = j.base_model_id""",
-            warehouse=wh,
-        ).stdout
     )
     assert (job["status"], job["n"], job["name"], job["parent"], job["source_kind"]) == (
         "completed",
@@ -75,13 +66,9 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "trained",
     )
     assert json.loads(job["config"])["use_peft"] is True
-    curve = json.loads(
-        json.loads(
-            run_cli(
-                "sql", "--format", "json", "SELECT metrics FROM training_jobs", warehouse=wh
-            ).stdout
-        )[0]["metrics"]
-    )["loss_curve"]
+    curve = json.loads(query_rows(wh, "SELECT metrics FROM training_jobs")[0]["metrics"])[
+        "loss_curve"
+    ]
     assert [step for step, _ in curve] == [1, 2, 3]
     s = run_cli(
         "sample",

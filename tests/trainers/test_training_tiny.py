@@ -7,6 +7,8 @@ import torch
 
 from distillery.generators.model_registry import load, resolve_directory
 from tests.conftest import run_cli
+from tests.rows import query_rows
+from tests.stages import import_answers, load_prompts, verify
 
 pytestmark = pytest.mark.e2e
 
@@ -29,32 +31,17 @@ def _suite(tmp_path, expected):
 
 def _prepare(tmp_path, expected, wrong):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", str(_suite(tmp_path, expected)), warehouse=wh).returncode == 0
+    assert load_prompts(_suite(tmp_path, expected), wh) == N
     pids = [
-        r["prompt_id"]
-        for r in json.loads(
-            run_cli(
-                "sql",
-                "--format",
-                "json",
-                "SELECT prompt_id FROM prompts ORDER BY prompt_id",
-                warehouse=wh,
-            ).stdout
-        )
+        r["prompt_id"] for r in query_rows(wh, "SELECT prompt_id FROM prompts ORDER BY prompt_id")
     ]
     answers = tmp_path / "answers.jsonl"
     answers.write_text(
         "\n".join(json.dumps({"prompt_id": p, "text": t}) for p in pids for t in (expected, wrong))
         + "\n"
     )
-    assert (
-        run_cli(
-            "samples", "import", str(answers), "--model-name", "oracle", warehouse=wh
-        ).returncode
-        == 0
-    )
-    r = run_cli("verify", warehouse=wh)
-    assert f"{2 * N} verdicts written" in r.stdout, r.stdout + r.stderr
+    assert import_answers(answers, "oracle", wh) == 2 * N
+    assert verify(wh) == 2 * N
     return wh
 
 
@@ -75,16 +62,11 @@ def _greedy_pass_rate(wh, model):
     )
     assert r.returncode == 0, r.stderr
     run_cli("verify", "--model", model, warehouse=wh)
-    (row,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT count(*) AS n, sum(v.passed::INT) AS passed FROM samples s "
-            "JOIN models m USING (model_id) JOIN verdicts v USING (sample_id) "
-            f"WHERE m.name = '{model}'",
-            warehouse=wh,
-        ).stdout
+    (row,) = query_rows(
+        wh,
+        "SELECT count(*) AS n, sum(v.passed::INT) AS passed FROM samples s "
+        "JOIN models m USING (model_id) JOIN verdicts v USING (sample_id) "
+        f"WHERE m.name = '{model}'",
     )
     assert row["n"] == N
     return row["passed"] / N
@@ -107,17 +89,12 @@ def test_rsft_teaches_tiny_random_the_target(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"rsft on {N} rows: 60 steps" in r.stdout
     assert _greedy_pass_rate(wh, "tiny-ok") >= 0.9
-    (job,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            """
+    (job,) = query_rows(
+        wh,
+        """
         SELECT j.kind, j.status, len(j.sample_ids) AS n, j.metrics, m.name, p.name AS parent
         FROM training_jobs j JOIN models m ON m.model_id = j.output_model_id
         JOIN models p ON p.model_id = m.parent_id""",
-            warehouse=wh,
-        ).stdout
     )
     assert (job["kind"], job["status"], job["n"], job["name"], job["parent"]) == (
         "rsft",
@@ -220,15 +197,7 @@ def test_dpo_raises_the_margin_of_chosen_over_rejected(tmp_path):
     tok.save_pretrained(base_dir)
     before, after = _margin(base_dir, pairs), _margin(wh / "models" / "tiny-yes", pairs)
     assert after > before + 1.0, (before, after)
-    (job,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT kind, status, len(pair_ids) AS n FROM training_jobs",
-            warehouse=wh,
-        ).stdout
-    )
+    (job,) = query_rows(wh, "SELECT kind, status, len(pair_ids) AS n FROM training_jobs")
     assert job == {"kind": "dpo", "status": "completed", "n": N}
 
 
@@ -261,23 +230,13 @@ def test_a_nan_loss_fails_the_job_and_registers_no_model(tmp_path):
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: training job job-")
     assert "failed: loss became NaN at step 1; no model registered" in line
-    (job,) = json.loads(
-        run_cli(
-            "sql",
-            "--format",
-            "json",
-            "SELECT status, reason, output_model_id FROM training_jobs",
-            warehouse=wh,
-        ).stdout
-    )
+    (job,) = query_rows(wh, "SELECT status, reason, output_model_id FROM training_jobs")
     assert job == {
         "status": "failed",
         "reason": "loss became NaN at step 1",
         "output_model_id": None,
     }
-    names = json.loads(
-        run_cli("sql", "--format", "json", "SELECT name FROM models", warehouse=wh).stdout
-    )
+    names = query_rows(wh, "SELECT name FROM models")
     assert "never" not in {n["name"] for n in names}
     assert not (wh / "models" / "never").exists()
     assert not [p for p in (wh / "models").iterdir() if p.name.startswith(".never")]
