@@ -3,7 +3,7 @@ evaluate, promote, report.
 
 Each flow has plain typed parameters (the UI shows them as a form), calls the stage's
 plain function, leaves its summary as artifacts, and returns a small JSON-able dict.
-Verification, training and evaluation are one task each: they parallelise inside
+Verification, training and evaluation run in their flow run: they parallelise inside
 (sandbox workers, the trainer, batched decoding), and a rerun skips what the warehouse
 already holds. Sampling is sharded; see `sample_flow.py`.
 """
