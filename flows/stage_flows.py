@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from distillery.curate.pairs import PairsConfig
 from distillery.curate.selection import SelectConfig
@@ -191,7 +191,16 @@ def select_flow(
 def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     from distillery.trainers.train_stage import train_stage
 
-    outcome = train_stage(config, Path(warehouse), stage_console())
+    progress = artifacts.ProgressArtifact("training-progress", f"{config.kind} → {config.out}")
+    logger = get_run_logger()
+
+    def on_step(step: int, total: int, loss: float, tokens_per_s: float) -> None:
+        # The loss curve as it is made: one log line per logged step, and the bar's share.
+        logger.info(f"step {step}/{total or '?'}: loss {loss:.4f}, {tokens_per_s:.0f} tok/s")
+        if total:
+            progress.update(step / total, force=step == total)
+
+    outcome = train_stage(config, Path(warehouse), stage_console(), on_step)
     r = outcome.result
     assert r is not None  # train_stage raises on a failed job
     artifacts.publish_markdown(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from distillery.trainers.training_job import JobOutcome, TrainingError, run_trai
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
 
+StepFn = Callable[[int, int, float, float], None]  # (step, total steps, loss, tokens/s)
+
 
 @contextmanager
-def _train_bar(console: Console, label: str):  # type: ignore[no-untyped-def]
+def _train_bar(console: Console, label: str, on_step: StepFn | None):  # type: ignore[no-untyped-def]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -34,18 +37,23 @@ def _train_bar(console: Console, label: str):  # type: ignore[no-untyped-def]
             total=total or None,
             info=f"loss {loss:.4f} · {tokens_per_s:.0f} tok/s",
         )
+        if on_step is not None:
+            on_step(step, total, loss, tokens_per_s)
 
     with progress:
         yield update
 
 
-def train_stage(config: TrainConfig, root: Path, console: Console) -> JobOutcome:
-    """Train per `config`, register the model, print a summary (TrainingError on failure)."""
+def train_stage(
+    config: TrainConfig, root: Path, console: Console, on_step: StepFn | None = None
+) -> JobOutcome:
+    """Train per `config`, register the model, print a summary (TrainingError on failure).
+    `on_step` hears of every logged step too (the flow shows it in the UI)."""
     wh = Warehouse.open_existing(root)
     launcher = launcher_for(config)
     with (
         recorded_run(wh, f"train-{config.kind}", config.as_params()) as run_id,
-        _train_bar(console, f"{config.kind} → {config.out}") as bar,
+        _train_bar(console, f"{config.kind} → {config.out}", on_step) as bar,
     ):
         outcome = run_training(wh, config, launcher, run_id, bar)
     r = outcome.result

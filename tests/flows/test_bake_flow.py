@@ -133,7 +133,12 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     select_log = prefect_api.logs(stages[2].id)
     assert any(line.startswith("8 prompts: ") and " targets " in line for line in select_log)
     assert any(line.startswith("selection sel-") for line in select_log), select_log
-    assert "t-r1" in prefect_api.artifacts(stages[3].id)["training-summary"][1]
+    train_art = prefect_api.artifacts(stages[3].id)
+    assert "t-r1" in train_art["training-summary"][1]
+    # Training shows its loss per logged step as it goes: a progress artifact and log lines.
+    assert train_art["training-progress"] == ("progress", 100.0)
+    steps = [line for line in prefect_api.logs(stages[3].id) if line.startswith("step ")]
+    assert [s.split(":")[0] for s in steps] == ["step 1/3", "step 2/3", "step 3/3"]
     eval_rows = prefect_api.artifacts(stages[4].id)["eval-pass-at-k"][1]
     assert {(x["family"], x["k"]) for x in eval_rows} == {
         (f, k) for f in ("all", "alpha", "beta") for k in (1, 4)

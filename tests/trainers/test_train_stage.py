@@ -982,8 +982,10 @@ def test_train_stage_records_a_run_and_prints_a_summary(data_wh, monkeypatch):
     store_selection(data_wh)
     config = tiny_rsft()
     console = Console(record=True, width=200)
-    outcome = train_stage(config, data_wh.root, console)
+    heard = []
+    outcome = train_stage(config, data_wh.root, console, lambda *step: heard.append(step))
     assert [c for c, _ in launchers] == [config]
+    assert heard == [(1, 1, 0.5, 10.0)]  # what the launcher reported, for the UI
     assert outcome.status == "completed"
     ((flow, parameters, status, run_id),) = data_wh.query(
         "SELECT flow, parameters, status, run_id FROM runs WHERE flow <> 'select'"
