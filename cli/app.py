@@ -10,6 +10,8 @@ import csv
 import inspect
 import io
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -52,6 +54,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(samples_app, name="samples")
 app.add_typer(train_app, name="train")
+server_app = typer.Typer(
+    help="The local Prefect server commands use when none is configured.", no_args_is_help=True
+)
+app.add_typer(server_app, name="server")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -101,6 +107,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from distillery.evals.report import ReportError
     from distillery.filters.spec import SpecError
     from distillery.filters.verification import VerifyError
+    from distillery.flows.local_server import LocalServerError
     from distillery.flows.task_runners import RunnerError
     from distillery.generators.base import SamplingError
     from distillery.generators.model_registry import ModelError
@@ -120,11 +127,35 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         PromotionError,
         ReportError,
         RunnerError,
+        LocalServerError,
         duckdb.Error,
     )
 
 
 # ---------------------------------------------------------------- models
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether the local server runs, and its UI's address."""
+    from distillery.flows import local_server
+
+    server = local_server.running()
+    if server is None:
+        console.print(f"no local Prefect server running ({local_server.home()})")
+        raise typer.Exit(1)
+    console.print(f"local Prefect server: UI {server.ui}, pid {server.pid}, home {server.home}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """End the local server (a later command starts a new one; past runs are kept)."""
+    from distillery.flows import local_server
+
+    server = local_server.stop()
+    console.print(
+        f"stopped the local Prefect server (pid {server.pid})" if server else "none running"
+    )
 
 
 @models_app.command("list")
@@ -575,12 +606,30 @@ def demo(
     )
 
 
+INTERRUPTED = "interrupted; rerun the same command to resume"
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """First Ctrl-C: stop drawing (generators/interrupt.py) and unwind the command; a second
+    one ends the process at once."""
+    from distillery.generators.interrupt import STOP
+
+    if STOP.is_set():
+        os.write(2, f"\n{INTERRUPTED}\n".encode())
+        os._exit(130)
+    STOP.set()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, _on_interrupt)
     known = _known_errors()
     try:
         # Outside standalone mode click returns an Exit's code instead of raising it.
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:
+            if result == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+                err_console.print(INTERRUPTED)
             sys.exit(result)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -589,7 +638,7 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted; rerun the same command to resume")
+        err_console.print(INTERRUPTED)
         sys.exit(130)
     except Exception as exc:  # usage errors arrive here in non-standalone mode
         import click

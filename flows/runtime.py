@@ -10,6 +10,7 @@ to the API, so the UI keeps them, but they stay off the terminal unless
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -29,6 +30,9 @@ def prepare_environment() -> None:
     # The machines distillery runs on often have no route out; telemetry would only log errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Without a server, each command starts a temporary one; Prefect gives it 20 s, which a
+    # busy 2-core host overruns (the command then fails before doing anything).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _quiet_console_logs() -> None:
@@ -64,11 +68,23 @@ def ui_url(flow_run_id: Any) -> str | None:
 
 
 def run_flow(flow_fn: Callable[..., Any], console: Console | None = None, **params: Any) -> Any:
-    """Call `flow_fn(**params)` as a flow run; return its result or raise its exception."""
+    """Call `flow_fn(**params)` as a flow run; return its result or raise its exception.
+
+    With no server configured, the run goes to the local server (`local_server.py`)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    from distillery.flows import local_server
+
     _quiet_console_logs()
-    state = flow_fn(**params, return_state=True)
-    if console is not None and api_url():
-        link = ui_url(state.state_details.flow_run_id)
-        if link:
-            console.print(f"[dim]flow run: {link}[/]", highlight=False, soft_wrap=True)
+    where: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if local_server.wanted():
+        say = (lambda line: console.print(f"[dim]{line}[/]")) if console is not None else None
+        server = local_server.ensure(say)
+        where = temporary_settings(updates={PREFECT_API_URL: server.url, PREFECT_UI_URL: server.ui})
+    with where:
+        state = flow_fn(**params, return_state=True)
+        if console is not None and api_url():
+            link = ui_url(state.state_details.flow_run_id)
+            if link:
+                console.print(f"[dim]flow run: {link}[/]", highlight=False, soft_wrap=True)
     return state.result()

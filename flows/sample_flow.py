@@ -34,6 +34,8 @@ from distillery.flows.run_names import run_name
 from distillery.flows.task_runners import make_task_runner
 from distillery.generators import model_store
 from distillery.generators.base import Backend, ProgressFn, SamplingError
+from distillery.generators.interrupt import check as check_interrupt
+from distillery.generators.interrupt import stop_requested
 from distillery.generators.model_registry import ResolvedModel
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.sample_stage import (
@@ -135,18 +137,31 @@ def sample_shard_work(
     def progress(samples: int, tokens: int) -> None:
         if bar is not None:
             bar(samples, tokens)
-        # Checked first: counting the run's rows reads every file footer it wrote.
-        if artifact is not None and total and artifact.due():
+        # Checked first: counting the run's rows reads every file footer it wrote. Once
+        # stopping (Ctrl-C), no call to a server that may be gone with the terminal's signal.
+        if artifact is not None and total and artifact.due() and not stop_requested():
             artifact.update(rows_in_run(wh.root, "samples", run_id) / total)
 
     with lock:
+        check_interrupt()  # a shard queued behind the lock when Ctrl-C came draws nothing
         drawing = Drawing(wh, backend, model, run_id, progress)
         summary = run_sampling(drawing, prompts, sampling_params(spec))
     # The pid tells the flow how many processes its shards ran in (threads: one; Dask: many).
     return {"written": summary.written, "tokens": summary.tokens, "pid": os.getpid()}
 
 
-@task(name="sample-shard", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def _retry_unless_stopped(task: Any, task_run: Any, state: Any) -> bool:
+    """A shard that failed is retried, unless the command is being stopped (Ctrl-C)."""
+    return not stop_requested()
+
+
+@task(
+    name="sample-shard",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_retry_unless_stopped,
+    cache_policy=NO_CACHE,
+)
 def sample_shard(
     warehouse: str,
     job: dict[str, Any],

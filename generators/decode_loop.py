@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from distillery.generators.interrupt import check as check_interrupt
+
 # Enough for the nucleus of almost every step of a small chat model at p≈0.95.
 TOPK_PREFILTER = 256
 # Drop finished rows once this share of the batch is done (index_select costs a copy).
@@ -171,6 +173,7 @@ def generate_rows(
                     out_tokens[row].append(tok)
             if on_step is not None:
                 on_step(int((~closed).sum()))
+            check_interrupt()  # Ctrl-C: stop within a step, not at the end of the batch
             closed |= stopped
             if step == max_new_tokens - 1 or bool(closed.all()):
                 break

@@ -23,6 +23,7 @@ from distillery.generators.base import (
     SamplingParams,
 )
 from distillery.generators.contexts import Context
+from distillery.generators.interrupt import check as check_interrupt
 from distillery.generators.model_registry import ResolvedModel
 from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
@@ -206,6 +207,7 @@ def run_sampling(
     per_family: dict[str, int] = defaultdict(int)
     if requests:
         for batch in backend.generate(requests, params, drawing.progress):
+            # The batch is written first: what was drawn before a Ctrl-C is kept for a rerun.
             wh.write(
                 [
                     to_record(c, model.model_id, params, backend.name, run_id, context[c.prompt_id])
@@ -214,6 +216,7 @@ def run_sampling(
             )
             written += len(batch)
             tokens += sum(c.completion_tokens for c in batch)
+            check_interrupt()
             for c in batch:
                 per_family[family[c.prompt_id]] += 1
     return SampleSummary(
