@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 from tests.rows import query_rows
+from tests.stages import load_prompts
 
 pytestmark = pytest.mark.e2e
 
@@ -146,7 +147,7 @@ def test_load_sample_lineage_and_sql(tmp_path):
 
 def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    load_prompts("seeds", wh)  # prepared in-process: `sample` and its kill -9 are under test
     args = [
         "sample",
         "--model",
@@ -192,7 +193,7 @@ def test_kill_9_mid_run_then_resume_without_duplicates(tmp_path):
 
 def test_samples_import(tmp_path):
     wh = tmp_path / "wh"
-    run_cli("prompts", "load", "humaneval", warehouse=wh)
+    load_prompts("humaneval", wh)
     pid = query_rows(wh, "SELECT prompt_id FROM prompts LIMIT 1")[0]["prompt_id"]
     f = tmp_path / "done.jsonl"
     f.write_text(
@@ -250,7 +251,7 @@ def _snapshot(root: Path) -> dict[str, float]:
 )
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, message):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "humaneval", warehouse=wh).returncode == 0
+    load_prompts("humaneval", wh)
     before = _snapshot(wh)
     r = run_cli(*args, warehouse=wh)
     assert r.returncode == 1

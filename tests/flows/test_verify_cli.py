@@ -12,6 +12,7 @@ from distillery.warehouse.records import PromptRecord
 from distillery.warehouse.store import Warehouse
 from tests.conftest import run_cli
 from tests.rows import query_rows
+from tests.stages import import_answers, load_prompts
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +46,13 @@ def _prompts(wh, per_family=3):
 @pytest.fixture
 def loaded(tmp_path):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    load_prompts("seeds", wh)  # prepared in-process: `verify` is the command under test
     rows = _prompts(wh)
     f = tmp_path / "answers.jsonl"
     lines = [{"prompt_id": r["prompt_id"], "text": r["reference"]} for r in rows]
     lines += [{"prompt_id": r["prompt_id"], "text": WRONG[r["family"]]} for r in rows]
     f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    r = run_cli("samples", "import", str(f), "--model-name", "oracle", warehouse=wh)
-    assert r.returncode == 0, r.stderr
+    assert import_answers(f, "oracle", wh) == len(lines)
     return wh
 
 
