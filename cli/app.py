@@ -338,7 +338,12 @@ def flips(
 
     if show not in ("gained", "lost", "all"):
         fail(f"--show must be gained, lost or all (got {show!r})")
+    from distillery.generators.model_store import model_row
+
     wh = Warehouse.open_existing(warehouse)
+    for name in (model_a, model_b):
+        if model_row(wh, name) is None:
+            fail(f"unknown model {name!r}; `distillery models list` shows the registered ones")
     where = "" if show == "all" else f"WHERE flip = '{show}'"
     with wh.connect() as con:
         cur = con.execute(

@@ -21,6 +21,7 @@ from distillery.flows.bake_config import BakeConfig
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig
 from distillery.trainers.train_config import DPOConfig, RSFTConfig
+from distillery.warehouse.records import ModelRecord
 
 COMMANDS = [
     (["sample"], SampleConfig),
@@ -137,3 +138,15 @@ def test_the_flows_take_the_configs_and_show_their_help_and_choices():
     assert bake["method"]["enum"] == ["rsft", "dpo"]
     assert bake["backend"]["enum"] == ["transformers", "vllm", "openai"]
     assert bake["n"]["default"] == 8 and bake["num_train_epochs"]["default"] == 3.0
+
+
+def test_flips_names_an_unknown_model_instead_of_listing_nothing(monkeypatch, capsys, wh):
+    wh.write([ModelRecord("mdl-a", "a", "x", "imported", None, None, None, True, False, "r")])
+    for args in (["a", "nosuch"], ["nosuch", "a"]):
+        code, out, err = run(monkeypatch, capsys, "flips", *args, "--warehouse", str(wh.root))
+        assert code == 1 and out == ""
+        assert err.strip() == (
+            "error: unknown model 'nosuch'; `distillery models list` shows the registered ones"
+        )
+    code, out, _ = run(monkeypatch, capsys, "flips", "a", "a", "--warehouse", str(wh.root))
+    assert code == 0
