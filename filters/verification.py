@@ -22,6 +22,7 @@ from distillery.filters import bounded
 from distillery.filters.base import Verdict
 from distillery.filters.registry import Verifiers
 from distillery.filters.spec import SpecError, validate_spec
+from distillery.warehouse.catalog_duckdb import files_sql
 from distillery.warehouse.records import VerdictRecord
 from distillery.warehouse.store import Warehouse
 
@@ -89,62 +90,72 @@ def select_pending(
     """Samples lacking a verdict for their verifier's current version, and how many have one.
 
     `sample_ids` narrows the selection to those samples (an evaluation's own draws).
-    Every spec is validated first, so a malformed one stops the run before any work.
+    Every spec is validated first, so a malformed one stops the run before any work. The
+    anti-join runs in DuckDB over the files' key columns, so the cost follows the samples
+    in scope, and only the pending samples' texts come back.
     """
-    sql = (
-        "SELECT s.sample_id, p.family, p.verifier, s.text FROM samples s "
-        "JOIN prompts p USING (prompt_id) LEFT JOIN models m USING (model_id) WHERE true"
-    )
-    params: list[object] = []
+    scope, params = "", []
     if sample_ids is not None:
         if not sample_ids:
             return [], 0
-        sql += " AND s.sample_id IN (SELECT unnest(?::VARCHAR[]))"
+        scope += " AND s.sample_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(sample_ids))
-    if suite:
-        sql += " AND p.suite = ?"
-        params.append(suite)
-    if split:
-        sql += " AND p.split = ?"
-        params.append(split)
+    for column, value in (("p.suite", suite), ("p.split", split)):
+        if value:
+            scope += f" AND {column} = ?"
+            params.append(value)
     if model:
-        sql += " AND (m.name = ? OR s.model_id = ?)"
+        scope += " AND (m.name = ? OR s.model_id = ?)"
         params += [model, model]
-    rows = wh.query(sql + " ORDER BY s.sample_id", params)
-    if not rows:
-        raise VerifyError("no samples match; run `distillery sample` first or widen the selection")
-    specs: dict[str, dict] = {}
-    for _, _, spec_json, _ in rows:
-        if spec_json not in specs:
+    # Samples are content rows: a copy of one (two writers racing) is the same sample, so
+    # the files are read as they are and the few pending rows deduplicated at the end.
+    scoped = (
+        f"SELECT s.sample_id, p.family, p.verifier AS spec, s.text "
+        f"FROM {files_sql(wh.root, 'samples')} s JOIN prompts p USING (prompt_id) "
+        f"LEFT JOIN models m USING (model_id) WHERE true{scope}"
+    )
+    with wh.connect() as con:
+        counts = con.execute(
+            f"SELECT spec, count(DISTINCT sample_id) FROM ({scoped}) GROUP BY spec", params
+        ).fetchall()
+        if not counts:
+            raise VerifyError(
+                "no samples match; run `distillery sample` first or widen the selection"
+            )
+        specs: dict[str, dict] = {}
+        for spec_json, _ in counts:
             try:
                 specs[spec_json] = validate_spec(json.loads(spec_json))
             except (SpecError, json.JSONDecodeError) as exc:
                 raise VerifyError(f"malformed verifier spec in the warehouse: {exc}") from None
-    candidates = [
-        Pending(sid, fam, specs[sj], text, specs[sj]["kind"], verifiers.version(specs[sj]))
-        for sid, fam, sj, text in rows
-    ]
-    with wh.connect() as con:
         import pyarrow as pa
 
         con.register(
-            "wanted",
+            "current",
             pa.table(
                 {
-                    "sample_id": [c.sample_id for c in candidates],
-                    "verifier": [c.verifier for c in candidates],
-                    "verifier_version": [c.version for c in candidates],
+                    "spec": list(specs),
+                    "verifier": [sp["kind"] for sp in specs.values()],
+                    "verifier_version": [verifiers.version(sp) for sp in specs.values()],
                 }
             ),
         )
-        done = set(
-            con.execute(
-                "SELECT v.sample_id, v.verifier, v.verifier_version FROM verdicts v "
-                "JOIN wanted w USING (sample_id, verifier, verifier_version)"
-            ).fetchall()
+        rows = con.execute(
+            f"SELECT sc.sample_id, sc.family, sc.spec, sc.text FROM ({scoped}) sc "
+            "JOIN current c USING (spec) "
+            f"ANTI JOIN {files_sql(wh.root, 'verdicts')} v "
+            "ON v.sample_id = sc.sample_id AND v.verifier = c.verifier "
+            "AND v.verifier_version = c.verifier_version ORDER BY sc.sample_id",
+            params,
+        ).fetchall()
+    pending: dict[str, Pending] = {}
+    for sid, fam, sj, text in rows:
+        spec = specs[sj]
+        pending.setdefault(
+            sid, Pending(sid, fam, spec, text, spec["kind"], verifiers.version(spec))
         )
-    pending = [c for c in candidates if (c.sample_id, c.verifier, c.version) not in done]
-    return pending, len(candidates) - len(pending)
+    total = sum(n for _, n in counts)
+    return list(pending.values()), total - len(pending)
 
 
 def run_verify(

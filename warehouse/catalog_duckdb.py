@@ -69,6 +69,18 @@ def _has_files(root: Path, spec: TableSpec) -> bool:
     return any(table_dir(root.resolve(), spec.name).glob("*/*.parquet"))
 
 
+def files_sql(root: Path, table: str) -> str:
+    """Every row of every file of `table`, not deduplicated: for questions a duplicate
+    cannot change (does this key exist?), which then read only the columns they name
+    instead of windowing whole rows over the table's history. A table without any file
+    yet reads as no rows of today's schema."""
+    spec = TABLES[table]
+    if not _has_files(root, spec):
+        return f"({_typed_empty(spec)})"
+    glob = str(table_dir(root.resolve(), table) / "*" / "*.parquet")
+    return f"read_parquet({_quote(glob)}, union_by_name = true, hive_partitioning = false)"
+
+
 def view_sql(root: Path, spec: TableSpec) -> str:
     directory = table_dir(root.resolve(), spec.name)
     glob = str(directory / "*" / "*.parquet")

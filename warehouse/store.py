@@ -111,9 +111,13 @@ class Warehouse:
         wanted = list(dict.fromkeys(values))
         if not wanted:
             return set()
+        # The files, not the deduplicating view: a key either has a row or not, so only its
+        # column is read (a semi-join on it), never whole rows windowed over the history.
+        source = catalog_duckdb.files_sql(self.root, table)
         with self.connect() as con:
             con.register("wanted_ids", pa.table({"id": wanted}))
             rows = con.execute(
-                f"SELECT DISTINCT t.{column} FROM {table} t JOIN wanted_ids w ON t.{column} = w.id"
+                f"SELECT DISTINCT t.{column} FROM {source} t SEMI JOIN wanted_ids w "
+                f"ON t.{column} = w.id"
             ).fetchall()
         return {r[0] for r in rows}
