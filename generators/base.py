@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
-from distillery.warehouse.ids import content_id
+from distillery.warehouse.ids import canonical_json, content_id, id_of_canonical
+
+# A string as canonical_json writes it inside a list (UTF-8 kept, no whitespace).
+_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class SamplingError(Exception):
@@ -38,12 +43,20 @@ class SamplingParams:
         del d["n"], d["seed"]
         return d
 
+    @cached_property
+    def _identity_json(self) -> str:
+        return canonical_json(self.identity())
+
     def sample_id(self, prompt_id: str, model_id: str, idx: int, context: str | None = None) -> str:
         """`context` names the context (system prompt, exemplars) put before the prompt; a
-        bare-prompt draw has none and keeps the id it always had."""
-        if context is None:
-            return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx)
-        return content_id("smp", prompt_id, model_id, self.identity(), self.seed, idx, context)
+        bare-prompt draw has none and keeps the id it always had.
+
+        The same id as `content_id("smp", prompt_id, model_id, identity, seed, idx[,
+        context])`, built from the parameters' JSON made once: resume planning computes
+        one per (prompt, index), a million at a time."""
+        text = f"[{_str(prompt_id)},{_str(model_id)},{self._identity_json},{self.seed:d},{idx:d}"
+        text += "]" if context is None else f",{_str(context)}]"
+        return id_of_canonical("smp", text)
 
     def row_seed(self, prompt_id: str, idx: int, context: str | None = None) -> int:
         """A 63-bit seed per (prompt, index[, context]): the row's randomness, independent

@@ -18,7 +18,13 @@ def canonical_json(value: Any) -> str:
 
 def content_id(prefix: str, *parts: Any) -> str:
     """`prefix-<hex>` over the canonical JSON of `parts`."""
-    digest = hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).hexdigest()
+    return id_of_canonical(prefix, canonical_json(list(parts)))
+
+
+def id_of_canonical(prefix: str, canonical: str) -> str:
+    """`content_id` of parts whose canonical JSON the caller built itself (a hot path that
+    reuses the JSON of its constant parts)."""
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return f"{prefix}-{digest[:_HEX_CHARS]}"
 
 

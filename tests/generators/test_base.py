@@ -29,3 +29,30 @@ def test_row_seed_is_stable_and_fits_63_bits():
 def test_bad_params_are_refused(kwargs, message):
     with pytest.raises(SamplingError, match=message):
         SamplingParams(**kwargs)
+
+
+def test_sample_ids_are_the_content_ids_of_their_parts():
+    # The hot path builds the canonical JSON itself; it must give the ids it always gave.
+    import random
+    import string
+
+    from distillery.warehouse.ids import content_id
+
+    rnd = random.Random(0)
+
+    def text(n):
+        return "".join(rnd.choice(string.printable + 'éü漢"\\\n') for _ in range(n))
+
+    for _ in range(500):
+        p = SamplingParams(
+            rnd.randint(1, 9),
+            rnd.choice([0.0, 0.7, 0.8, 1.0, 1 / 3]),
+            rnd.choice([0.9, 0.95, 1.0]),
+            rnd.randint(1, 500),
+            rnd.randint(0, 2**40),
+        )
+        pid, mid, idx, ctx = text(12), text(10), rnd.randint(0, 10**7), rnd.choice([None, text(8)])
+        parts = [pid, mid, p.identity(), p.seed, idx] + ([] if ctx is None else [ctx])
+        assert p.sample_id(pid, mid, idx, ctx) == content_id("smp", *parts)
+    # A known id, fixed: changing how ids are made would orphan every stored sample.
+    assert SamplingParams(4).sample_id("prm-1", "mdl-1", 3) == "smp-f9ae11eec87fd18cbe8b2734"
