@@ -32,9 +32,10 @@ At each point, in this order:
 `open_existing`, the in-memory database and its views built on the first query) and with a
 warm one (one handle, its DuckDB connection kept, as a flow's tasks share it); 2-6 rotate
 their variants within each repeat, and medians of `--repeats` are reported. The OS page
-cache is warm for all of them (the files were just written). `--profile` adds cProfile of
-the fresh plan and verify planning and DuckDB's EXPLAIN ANALYZE of the pass@k query at the
-last point of each series (written beside `--out`).
+cache is warm for all of them (the files were just written). `--profile` adds, at the
+last point of each series, cProfile of the fresh resume and verify planning and DuckDB's
+own profile (binding, total and CPU time, the slowest operators) of the pass@k query and
+of the floor, in a text file beside `--out`.
 
     python benchmarks/warehouse.py [--quick] [--sizes 10k,100k,1M] [--files 100,1000,10000]
                                    [--repeats 3] [--profile] [--out results.json]
