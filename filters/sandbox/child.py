@@ -10,6 +10,7 @@ sees expected values and never reports a verdict: the parent compares.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ctypes
 import errno
 import os
@@ -69,6 +70,9 @@ class Slot(NamedTuple):
     index: int
     uid: int
     cgroup_fds: tuple[int, ...] = ()
+    # Without namespaces (no private tmpfs) the program works in a host directory that its
+    # slot's server made and removes once the program has been reaped.
+    workdir: str = ""
 
 
 class Layers(NamedTuple):
@@ -183,6 +187,36 @@ def isolate_program(libc: Any, limits: Limits, uid: int) -> str:
     return WORKDIR
 
 
+def make_workdir(uid: int | None) -> str:
+    """A fresh host directory for one program run without namespaces, owned by `uid`
+    (None: ours); whoever made it removes it with `remove_workdir` after the program."""
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="distillery-sbx-")
+    if uid is not None:
+        os.chown(workdir, uid, uid)
+    return workdir
+
+
+def remove_workdir(workdir: str) -> None:
+    """Remove a program's host directory; never raises (the program may have left
+    anything in it, including read-only subdirectories)."""
+    import shutil
+
+    def unlock(_fn: Any, path: str, _exc: Any) -> None:
+        # A program running as us may have made a directory unwritable: open it, retry.
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+    if workdir:
+        shutil.rmtree(workdir, onerror=unlock)
+
+
 def join_cgroups(dir_fds: tuple[int, ...], slot: int) -> None:
     """Move this process (a slot's server) into its slot's cgroup in every controller:
     every program it clones then starts there, and everything a program starts and every
@@ -224,11 +258,7 @@ def setup(
     if layers.namespaces:
         workdir = isolate_program(libc, limits, slot.uid if layers.unprivileged_uid else 0)
     else:
-        import tempfile
-
-        workdir = tempfile.mkdtemp(prefix="distillery-sbx-")
-        if layers.unprivileged_uid:
-            os.chown(workdir, slot.uid, slot.uid)
+        workdir = slot.workdir
     os.chdir(workdir)
     keep = rpc.fileno()
     os.closerange(3, keep)

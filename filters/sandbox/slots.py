@@ -32,9 +32,18 @@ log = logging.getLogger(__name__)
 UID_BASE = 1_900_000_000  # far above login, system, container and dynamic uid ranges
 BLOCK = 1024  # uids per sandbox; the last one is for the zygote's start-up probe
 BLOCKS = 4096
-LOCK_DIRS = ("/run/distillery/uids", os.path.join(tempfile.gettempdir(), "distillery-uids"))
 EXIT_GRACE_S = 5.0  # after a kill, how long a program may take to be reported gone
 RETIRE_AFTER_S = 10.0  # after a kill by cgroup, how long before its slot is given up
+
+
+def lock_dirs() -> tuple[str, ...]:
+    """Where uid-block locks live. Root's sandboxes share one set (they share the uids);
+    another user's programs run as that user, so its blocks only name its cgroups and its
+    locks sit in a directory of its own."""
+    euid = os.geteuid()
+    if euid == 0:
+        return ("/run/distillery/uids", os.path.join(tempfile.gettempdir(), "distillery-uids"))
+    return (os.path.join(tempfile.gettempdir(), f"distillery-uids-{euid}"),)
 
 
 class SlotError(Exception):
@@ -62,13 +71,22 @@ class UidBlock:
 
     @classmethod
     def acquire(cls) -> UidBlock:
-        for d in LOCK_DIRS:
+        dirs = lock_dirs()
+        for d in dirs:
             try:
                 os.makedirs(d, mode=0o700, exist_ok=True)
+                # Someone else's directory (made first, to be shared): not ours to trust.
+                if os.stat(d, follow_symlinks=False).st_uid != os.geteuid():
+                    continue
             except OSError:
                 continue
             for i in range(BLOCKS):
-                fd = os.open(Path(d) / f"block-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fd = os.open(
+                        Path(d) / f"block-{i}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+                    )
+                except OSError:
+                    break  # this directory will not do: try the next
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
@@ -76,7 +94,7 @@ class UidBlock:
                     continue
                 os.set_inheritable(fd, False)
                 return cls(i, fd)
-        raise SlotError(f"no free uid block in {', '.join(LOCK_DIRS)}")
+        raise SlotError(f"no free uid block in {', '.join(dirs)}")
 
     def release(self) -> None:
         with contextlib.suppress(OSError):

@@ -49,6 +49,8 @@ from distillery.filters.sandbox.child import (
     Slot,
     build_root,
     join_cgroups,
+    make_workdir,
+    remove_workdir,
 )
 from distillery.filters.sandbox.child import answer as child_answer
 from distillery.filters.sandbox.child import main as child_main
@@ -140,14 +142,16 @@ def probe(
     ]
     for layers in candidates:
         a, b = socket.socketpair()
+        slot = Slot(-1, probe_uid, workdir=_workdir(layers, probe_uid))
         pid = clone(layers.namespaces)
         if pid == 0:
             a.close()
-            child_main(b.detach(), Limits(), layers, Slot(-1, probe_uid), seccomp)
+            child_main(b.detach(), Limits(), layers, slot, seccomp)
         b.close()
         if pid < 0:
             notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
             a.close()
+            remove_workdir(slot.workdir)
             continue
         try:
             reply = wire.Channel(a, deadlines=True).recv(time.monotonic() + 10)
@@ -155,10 +159,18 @@ def probe(
             reply = {"setup_failed": str(exc)}
         a.close()
         os.waitpid(pid, 0)
+        remove_workdir(slot.workdir)
         if reply.get("ready"):
             return layers, notes
         notes.append(f"layers {layers} unavailable: {reply.get('setup_failed')}")
     return Layers(), notes
+
+
+def _workdir(layers: Layers, uid: int) -> str:
+    """The host directory a program needs when it gets no private tmpfs; "" otherwise."""
+    if layers.namespaces:
+        return ""
+    return make_workdir(uid if layers.unprivileged_uid else None)
 
 
 def warm_up() -> None:
@@ -272,7 +284,7 @@ def serve_slot(
         failed = exc.errno or errno.EIO
     for fd in slot.cgroup_fds:
         os.close(fd)
-    program_slot = Slot(slot.index, slot.uid)
+    workdirs: dict[int, str] = {}  # program pid -> its host directory (no namespaces)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -281,7 +293,7 @@ def serve_slot(
             readable, _, _ = select.select([requests, wake_r], [], [])
             if wake_r in readable:
                 os.read(wake_r, 4096)
-            _reap(ctl, None)
+            _reap(ctl, None, workdirs)
             if requests not in readable:
                 continue
             try:
@@ -296,6 +308,7 @@ def serve_slot(
                     os.close(fd)
                 ctl.send(REPLY.pack(SPAWN_FAILED, req_id, failed or errno.EBADF, 0))
                 continue
+            program_slot = Slot(slot.index, slot.uid, workdir=_workdir(layers, slot.uid))
             pid = clone(layers.namespaces)
             if pid == 0:
                 ctl.close()
@@ -309,14 +322,21 @@ def serve_slot(
                 child_main(fds[0], limits, layers, program_slot, seccomp)
             os.close(fds[0])
             if pid > 0:
+                if program_slot.workdir:
+                    workdirs[pid] = program_slot.workdir
                 ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
             else:
+                remove_workdir(program_slot.workdir)
                 ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
     except ConnectionError:
         pass
     for pid in _children():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    for pid in list(workdirs):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        remove_workdir(workdirs.pop(pid))
 
 
 def _children() -> list[int]:
@@ -327,10 +347,13 @@ def _children() -> list[int]:
         return []
 
 
-def _reap(ctl: socket.socket, slots: dict[int, int] | None) -> None:
+def _reap(
+    ctl: socket.socket, slots: dict[int, int] | None, workdirs: dict[int, str] | None = None
+) -> None:
     """Report the exit of every child that has ended: a program's (EXITED), or, in the
     zygote, a slot server's (SLOT_EXITED; `slots` maps their pids to slot indices; None
-    in a slot server, whose children are all programs).
+    in a slot server, whose children are all programs). A program's host directory, if
+    it had one (`workdirs`), is removed once it is reaped.
     Orphans reparented to the zygote are reaped without a report."""
     while True:
         try:
@@ -339,6 +362,8 @@ def _reap(ctl: socket.socket, slots: dict[int, int] | None) -> None:
             return
         if pid == 0:
             return
+        if workdirs:
+            remove_workdir(workdirs.pop(pid, ""))
         if slots is not None:
             index = slots.pop(pid, None)
             message = None if index is None else REPLY.pack(SLOT_EXITED, index, pid, status)
