@@ -54,9 +54,14 @@ class SamplingParams:
         The same id as `content_id("smp", prompt_id, model_id, identity, seed, idx[,
         context])`, built from the parameters' JSON made once: resume planning computes
         one per (prompt, index), a million at a time."""
-        text = f"[{_str(prompt_id)},{_str(model_id)},{self._identity_json},{self.seed:d},{idx:d}"
-        text += "]" if context is None else f",{_str(context)}]"
-        return id_of_canonical("smp", text)
+        head, tail = self.id_text(prompt_id, model_id, context)
+        return id_of_canonical("smp", f"{head}{idx:d}{tail}")
+
+    def id_text(self, prompt_id: str, model_id: str, context: str | None = None) -> tuple[str, str]:
+        """The text a sample id hashes, around its index: `head + str(idx) + tail`. Resume
+        planning hands these to DuckDB, which hashes every index of every prompt there."""
+        head = f"[{_str(prompt_id)},{_str(model_id)},{self._identity_json},{self.seed:d},"
+        return head, "]" if context is None else f",{_str(context)}]"
 
     def row_seed(self, prompt_id: str, idx: int, context: str | None = None) -> int:
         """A 63-bit seed per (prompt, index[, context]): the row's randomness, independent

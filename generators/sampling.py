@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from distillery.generators.base import (
     Backend,
     Completion,
@@ -25,6 +27,8 @@ from distillery.generators.base import (
 from distillery.generators.contexts import Context
 from distillery.generators.interrupt import check as check_interrupt
 from distillery.generators.model_registry import ResolvedModel
+from distillery.warehouse.catalog_duckdb import files_sql
+from distillery.warehouse.ids import id_sql
 from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
 
@@ -117,24 +121,56 @@ def plan(
     how many are. With `contexts`, each prompt is drawn with its family's context before
     it (a prompt that is one of the context's exemplars is skipped)."""
     ctx = contexts_for(prompts, contexts)
-    ids = {
-        (p.prompt_id, i): params.sample_id(p.prompt_id, model_id, i, ctx[p.prompt_id])
-        for p in prompts
-        if p.prompt_id in ctx
-        for i in range(first, params.n)
-    }
-    have = wh.existing("samples", "sample_id", ids.values())
-    requests = []
+    asked = [p for p in prompts if p.prompt_id in ctx]
+    todo = _missing(wh, asked, ctx, model_id, params, first)
     by_id = contexts_by_id(contexts)
-    for p in prompts:
-        if p.prompt_id not in ctx:
-            continue
-        todo = tuple(i for i in range(first, params.n) if ids[(p.prompt_id, i)] not in have)
-        if todo:
-            cid = ctx[p.prompt_id]
-            messages = p.messages if cid is None else by_id[cid].apply(p.messages)
-            requests.append(SampleRequest(p.prompt_id, messages, todo, cid))
-    return requests, len(have)
+    requests = []
+    for pos, indices in todo:
+        p = asked[pos]
+        cid = ctx[p.prompt_id]
+        messages = p.messages if cid is None else by_id[cid].apply(p.messages)
+        requests.append(SampleRequest(p.prompt_id, messages, indices, cid))
+    wanted = len(asked) * max(0, params.n - first)
+    return requests, wanted - sum(len(r.indices) for r in requests)
+
+
+def _missing(
+    wh: Warehouse,
+    asked: Sequence[PromptRow],
+    ctx: Mapping[str, str | None],
+    model_id: str,
+    params: SamplingParams,
+    first: int,
+) -> list[tuple[int, tuple[int, ...]]]:
+    """(position in `asked`, its indices with no sample yet), in `asked` order.
+
+    DuckDB hashes every asked (prompt, index) into its sample id, exactly as
+    `SamplingParams.sample_id` does, and anti-joins them with the ids in the samples
+    files: only what is missing comes back, whatever the size of the history.
+    """
+    if not asked or first >= params.n:
+        return []
+    texts = [params.id_text(p.prompt_id, model_id, ctx[p.prompt_id]) for p in asked]
+    table = pa.table(
+        {
+            "pos": pa.array(range(len(asked)), pa.int64()),
+            "head": [h for h, _ in texts],
+            "tail": [t for _, t in texts],
+        }
+    )
+    sample_id = id_sql("smp", "a.head || r.idx::VARCHAR || a.tail")
+    source = files_sql(wh.root, "samples")
+    with wh.connect() as con:
+        con.register("asked_prompts", table)
+        rows = con.execute(
+            f"WITH asked AS (SELECT a.pos, r.idx, {sample_id} AS sample_id "
+            f"FROM asked_prompts a, range(?, ?) r(idx)) "
+            f"SELECT pos, list(idx ORDER BY idx) FROM asked "
+            f"ANTI JOIN (SELECT sample_id FROM {source}) s USING (sample_id) "
+            f"GROUP BY pos ORDER BY pos",
+            [first, params.n],
+        ).fetchall()
+    return [(int(pos), tuple(int(i) for i in idx)) for pos, idx in rows]
 
 
 def contexts_by_id(contexts: Mapping[str, Context] | None) -> dict[str, Context]:

@@ -24,7 +24,7 @@ from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "5"
+CATALOG_VERSION = "6"
 # DuckDB 1.0's storage format (version number 64), which any DuckDB from 1.0 on reads;
 # a file in the newest format is refused by every DuckDB older than the writer.
 STORAGE_VERSION = "v1.0.0"
@@ -75,39 +75,70 @@ def files_sql(root: Path, table: str) -> str:
     instead of windowing whole rows over the table's history. A table without any file
     yet reads as no rows of today's schema."""
     spec = TABLES[table]
-    if not _has_files(root, spec):
+    glob = _glob(root, spec)
+    if glob is None:
         return f"({_typed_empty(spec)})"
-    glob = str(table_dir(root.resolve(), table) / "*" / "*.parquet")
     return f"read_parquet({_quote(glob)}, union_by_name = true, hive_partitioning = false)"
 
 
-def view_sql(root: Path, spec: TableSpec) -> str:
-    directory = table_dir(root.resolve(), spec.name)
-    glob = str(directory / "*" / "*.parquet")
-    # Unioned by name with an empty row set of today's schema, so every current column
-    # exists (NULL in files written before it was added) and a table without any file
-    # yet (an older warehouse opened read-only) still has a typed view.
+# Tables that also get a `raw_<table>` view: every row of every file, copies included, for
+# canned views that aggregate by key themselves (cheaper than the deduplicating view's
+# window over whole rows).
+RAW_VIEWS = ("samples", "verdicts")
+
+
+def _source(spec: TableSpec, glob: str | None) -> str:
+    """The table's rows, every copy, under today's column names: its files unioned by name
+    with an empty row set of today's schema, so every current column exists (NULL in
+    files written before it was added) and a table without any file yet (`glob` None: an
+    older warehouse opened read-only) still has a typed source."""
     source = _typed_empty(spec)
-    if _has_files(root, spec):
+    if glob is not None:
         source = (
             f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
             f"hive_partitioning = false) UNION ALL BY NAME {source}"
         )
+    return f"SELECT {_current_names(spec)} FROM ({source})"
+
+
+def _glob(root: Path, spec: TableSpec) -> str | None:
+    """The glob over the table's files, or None while it has none (one listing: a caller
+    that needs both answers asks once, so they cannot disagree)."""
+    if not _has_files(root, spec):
+        return None
+    return str(table_dir(root.resolve(), spec.name) / "*" / "*.parquet")
+
+
+def view_sql(spec: TableSpec, glob: str | None) -> str:
+    """The deduplicating view: one row per key, the first or last written (`spec.keep`)."""
     key = ", ".join(spec.key)
     order = "created_at DESC" if spec.keep == "last" else "created_at ASC"
     return (
-        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT {_current_names(spec)} FROM ({source}) "
+        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM ({_source(spec, glob)}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
     )
 
 
+def raw_view_sql(spec: TableSpec, glob: str | None) -> str:
+    """`raw_<table>`: every copy of every row."""
+    return f"CREATE OR REPLACE VIEW raw_{spec.name} AS {_source(spec, glob)}"
+
+
 def define(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
     """Define every view and macro; returns the tables that had no file yet."""
+    empty = set()
     for spec in TABLES.values():
-        con.execute(view_sql(root, spec))
+        # Globbed once per table: a first file landing meanwhile cannot leave a view
+        # typed-empty while the returned set says the table has files.
+        glob = _glob(root, spec)
+        if glob is None:
+            empty.add(spec.name)
+        con.execute(view_sql(spec, glob))
+        if spec.name in RAW_VIEWS:
+            con.execute(raw_view_sql(spec, glob))
     for definition in DEFINITIONS:
         con.execute(definition)
-    return {spec.name for spec in TABLES.values() if not _has_files(root, spec)}
+    return empty
 
 
 def refresh(con: duckdb.DuckDBPyConnection, root: Path, empty: set[str]) -> set[str]:

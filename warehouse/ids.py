@@ -28,6 +28,15 @@ def id_of_canonical(prefix: str, canonical: str) -> str:
     return f"{prefix}-{digest[:_HEX_CHARS]}"
 
 
+def id_sql(prefix: str, canonical: str) -> str:
+    """The DuckDB expression computing `id_of_canonical(prefix, <canonical>)` for a SQL
+    string expression `canonical`: the same ids, made where the rows are (a million in a
+    fraction of a second) instead of one at a time in Python."""
+    if not prefix.isalnum():
+        raise ValueError(f"an id prefix is alphanumeric (got {prefix!r})")
+    return f"('{prefix}-' || sha256({canonical})[1:{_HEX_CHARS}])"
+
+
 def event_id(prefix: str) -> str:
     """A fresh id for things that happen once (a run), not for content."""
     return f"{prefix}-{uuid.uuid4().hex[:_HEX_CHARS]}"

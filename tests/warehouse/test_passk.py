@@ -138,3 +138,35 @@ def test_prompt_outcomes_pass_at_k_in_sql_and_flips(wh):
     assert p2 == pytest.approx(np.mean([pass_at_k(4, c, 2) for c in plan[a]]))
     flips = wh.query("SELECT prompt_id, flip FROM flips('base', 'tuned') ORDER BY prompt_id")
     assert flips == [("p0", "gained"), ("p1", "lost"), ("p2", "gained"), ("p3", "same")]
+
+
+def test_prompt_outcomes_counts_copies_once_and_takes_the_latest_verifier_version(wh):
+    """Copies of a sample (a retried write) and of a verdict count once; a sample verified
+    again under a newer verifier version counts with that verdict; the same answer as
+    aggregating `sample_outcomes`, the deduplicating views' reading of the same rows."""
+    from datetime import UTC, datetime, timedelta
+
+    a = _model(wh, "base")
+    wh.write([PromptRecord(p, "s", "fam", "test", "[]", "{}", None, "r") for p in ("p0", "p1")])
+    t0 = datetime.now(UTC) + timedelta(days=1)  # after the version-1 verdicts
+    rows = []
+    for p in ("p0", "p1"):
+        for i in range(5):
+            s = _sample(p, a, i)
+            rows += [s, _verdict(s, i % 2 == 0)]
+    wh.write(rows)
+    s0, s1 = _sample("p0", a, 0), _sample("p0", a, 1)
+    wh.write([s0, s0])  # two more copies of a sample: still one draw
+    first = VerdictRecord(s1.sample_id, "answer", "2", True, None, "ok", "", 0.1, "r", t0)
+    later_copy = VerdictRecord(
+        s1.sample_id, "answer", "2", False, None, "x", "", 0.1, "r", t0 + timedelta(days=1)
+    )
+    # Version 2 passes s1 (its first copy counts, not the later, different copy).
+    wh.write([later_copy, first])
+    got = wh.query("SELECT prompt_id, n, c FROM prompt_outcomes ORDER BY prompt_id")
+    assert got == [("p0", 5, 4), ("p1", 5, 3)]
+    via_views = wh.query(
+        "SELECT prompt_id, count(*), sum(passed::INT) FROM sample_outcomes "
+        "WHERE procedure = 'sample' AND passed IS NOT NULL GROUP BY 1 ORDER BY 1"
+    )
+    assert via_views == got
