@@ -31,7 +31,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distillery.curate.pairs import PairsConfig
+from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.pairs_stage import pairs_stage
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.eval_stage import eval_stage

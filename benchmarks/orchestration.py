@@ -241,8 +241,8 @@ def plain_bake(bench: BenchConfig, root: Path, console: Console, watch: Stopwatc
     from distillery.config.base import project
     from distillery.config.groups import BackendChoice, Decoding, Sharding
     from distillery.console.progress import sampling_bar
+    from distillery.curate.select_config import SelectConfig
     from distillery.curate.select_stage import select_stage
-    from distillery.curate.selection import SelectConfig
     from distillery.evals.eval_config import EvalConfig
     from distillery.evals.eval_stage import eval_stage, params_identity
     from distillery.evals.gate import gate

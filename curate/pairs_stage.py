@@ -7,7 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from distillery.curate.pairs import PairReport, PairsConfig, build_pairs
+from distillery.curate.pairs import PairReport, build_pairs
+from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.selection import load_candidates
 from distillery.filters.verification import VerifyError
 from distillery.warehouse.runs import recorded_run

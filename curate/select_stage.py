@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from distillery.curate.select_config import SelectConfig
 from distillery.curate.selection import (
-    SelectConfig,
     SelectionReport,
     load_candidates,
     model_id_of,

@@ -18,6 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+
 from distillery.filters import bounded
 from distillery.filters.base import Verdict
 from distillery.filters.registry import Verifiers
@@ -114,7 +117,8 @@ def select_pending(
         f"FROM {files_sql(wh.root, 'samples')} s JOIN prompts p USING (prompt_id) "
         f"LEFT JOIN models m USING (model_id) WHERE true{scope}"
     )
-    with wh.connect() as con:
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[Any, ...]], ...]:
         counts = con.execute(
             f"SELECT spec, count(DISTINCT sample_id) FROM ({scoped}) GROUP BY spec", params
         ).fetchall()
@@ -122,14 +126,11 @@ def select_pending(
             raise VerifyError(
                 "no samples match; run `distillery sample` first or widen the selection"
             )
-        specs: dict[str, dict] = {}
         for spec_json, _ in counts:
             try:
                 specs[spec_json] = validate_spec(json.loads(spec_json))
             except (SpecError, json.JSONDecodeError) as exc:
                 raise VerifyError(f"malformed verifier spec in the warehouse: {exc}") from None
-        import pyarrow as pa
-
         con.register(
             "current",
             pa.table(
@@ -148,6 +149,10 @@ def select_pending(
             "AND v.verifier_version = c.verifier_version ORDER BY sc.sample_id",
             params,
         ).fetchall()
+        return counts, rows
+
+    specs: dict[str, dict] = {}
+    counts, rows = wh.read(read)
     pending: dict[str, Pending] = {}
     for sid, fam, sj, text in rows:
         spec = specs[sj]

@@ -29,8 +29,8 @@ from prefect import flow
 
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice, Decoding, Sharding
-from distillery.curate.pairs import PairsConfig
-from distillery.curate.selection import SelectConfig
+from distillery.curate.pairs_config import PairsConfig
+from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import GateConfig, PromoteConfig
 from distillery.evals.report import require_matplotlib

@@ -1,9 +1,12 @@
-"""`distillery serve`: every flow as a deployment of one long-running process, two on a schedule.
+"""`distillery serve`: every flow as a deployment of one long-running process, three on a
+schedule.
 
 Scheduled: `sample-and-verify/nightly` (samples whatever prompts still lack samples, then
-verifies) and `bake/weekly`. Every other flow is served unscheduled, so it can be run
-from the UI's form. For deployments that run on a work pool's workers instead of in this
-process, see `prefect.yaml` at the repository root (`prefect deploy --all`).
+verifies), `compact/daily` (merges each run's small Parquet files into one, after the
+nightly run has added its files) and `bake/weekly`. Every other flow is served
+unscheduled, so it can be run from the UI's form. For deployments that run on a work
+pool's workers instead of in this process, see `prefect.yaml` at the repository root
+(`prefect deploy --all`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ from typing import Any
 
 TAGS = ["distillery"]
 ON_DEMAND = "on-demand"
+COMPACT_CRON = "0 3 * * *"
 
 
 def deployments(
-    nightly: str, weekly: str, model: str, suite: str, warehouse: str, paused: bool = False
+    nightly: str,
+    weekly: str,
+    model: str,
+    suite: str,
+    warehouse: str,
+    paused: bool = False,
+    compact: str = COMPACT_CRON,
 ) -> list[Any]:
     from distillery.flows.bake_flow import bake_flow, sample_verify_flow
+    from distillery.flows.compact_flow import compact_flow
     from distillery.flows.sample_flow import sample_flow, sample_shard_flow
     from distillery.flows.stage_flows import (
         dpo_flow,
@@ -58,6 +69,14 @@ def deployments(
             },
             description="Sample, verify, train, evaluate and gate one round.",
         ),
+        compact_flow.to_deployment(
+            "daily",
+            cron=compact,
+            paused=paused,
+            tags=TAGS,
+            parameters=common,
+            description="Merge each run's small Parquet files into one (safe beside writers).",
+        ),
     ]
     stages = [
         prompts_flow,
@@ -85,8 +104,14 @@ def deployments(
 
 
 def serve_deployments(
-    nightly: str, weekly: str, model: str, suite: str, warehouse: str, paused: bool = False
+    nightly: str,
+    weekly: str,
+    model: str,
+    suite: str,
+    warehouse: str,
+    paused: bool = False,
+    compact: str = COMPACT_CRON,
 ) -> None:
     from prefect import serve
 
-    serve(*deployments(nightly, weekly, model, suite, warehouse, paused))
+    serve(*deployments(nightly, weekly, model, suite, warehouse, paused, compact))

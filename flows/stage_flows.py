@@ -17,8 +17,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from distillery.curate.pairs import PairsConfig
-from distillery.curate.selection import SelectConfig
+from distillery.curate.pairs_config import PairsConfig
+from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig

@@ -13,7 +13,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from distillery.generators.base import (
@@ -160,9 +162,10 @@ def _missing(
     )
     sample_id = id_sql("smp", "a.head || r.idx::VARCHAR || a.tail")
     source = files_sql(wh.root, "samples")
-    with wh.connect() as con:
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         con.register("asked_prompts", table)
-        rows = con.execute(
+        return con.execute(
             f"WITH asked AS (SELECT a.pos, r.idx, {sample_id} AS sample_id "
             f"FROM asked_prompts a, range(?, ?) r(idx)) "
             f"SELECT pos, list(idx ORDER BY idx) FROM asked "
@@ -170,6 +173,8 @@ def _missing(
             f"GROUP BY pos ORDER BY pos",
             [first, params.n],
         ).fetchall()
+
+    rows = wh.read(read)
     return [(int(pos), tuple(int(i) for i in idx)) for pos, idx in rows]
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -22,14 +23,16 @@ def _messages(prompt_json: str) -> list[dict[str, str]]:
 
 def rsft_rows(wh: Warehouse, sample_ids: list[str]) -> list[dict[str, Any]]:
     """One prompt-completion row per selected sample, in the order given."""
-    with wh.connect() as con:
-        con.register(
-            "wanted", pa.table({"sample_id": sample_ids, "ord": list(range(len(sample_ids)))})
-        )
-        rows = con.execute(
+    wanted = pa.table({"sample_id": sample_ids, "ord": list(range(len(sample_ids)))})
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        con.register("wanted", wanted)
+        return con.execute(
             "SELECT s.sample_id, p.messages, s.text FROM wanted w JOIN samples s USING (sample_id) "
             "JOIN prompts p USING (prompt_id) ORDER BY w.ord"
         ).fetchall()
+
+    rows = wh.read(read)
     return [
         {
             "sample_id": sid,
@@ -41,9 +44,11 @@ def rsft_rows(wh: Warehouse, sample_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def dpo_rows(wh: Warehouse, pair_ids: list[str]) -> list[dict[str, Any]]:
-    with wh.connect() as con:
-        con.register("wanted", pa.table({"pair_id": pair_ids, "ord": list(range(len(pair_ids)))}))
-        rows = con.execute(
+    wanted = pa.table({"pair_id": pair_ids, "ord": list(range(len(pair_ids)))})
+
+    def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        con.register("wanted", wanted)
+        return con.execute(
             "SELECT pr.pair_id, p.messages, c.text, r.text "
             "FROM wanted w JOIN pairs pr USING (pair_id) "
             "JOIN prompts p ON p.prompt_id = pr.prompt_id "
@@ -51,6 +56,8 @@ def dpo_rows(wh: Warehouse, pair_ids: list[str]) -> list[dict[str, Any]]:
             "JOIN samples r ON r.sample_id = pr.rejected_id "
             "ORDER BY w.ord"
         ).fetchall()
+
+    rows = wh.read(read)
     return [
         {
             "pair_id": pid,

@@ -14,8 +14,8 @@ from typing import ClassVar, Literal
 
 from distillery.config.base import Split, StageConfig, at_least, check
 from distillery.config.groups import DEFAULT_MODEL
-from distillery.curate.pairs import Pairing
-from distillery.curate.selection import SelectionConfig
+from distillery.curate.pairs_config import Pairing
+from distillery.curate.select_config import SelectionConfig
 
 # Full fine-tuning of a 135M model on tens to hundreds of search targets: 1e-4 moved
 # held-out pass@1 where 5e-5 for one epoch did not (benchmarks/RESULTS.md, "Effect").

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from distillery.warehouse import catalog_duckdb, writer_parquet
+from distillery.warehouse.read_retry import retry_vanished
 
+T = TypeVar("T")
 ENV_VAR = "DISTILLERY_WAREHOUSE"
 DEFAULT_DIR = "warehouse-data"
 
@@ -29,13 +31,12 @@ def default_root() -> Path:
 @dataclass
 class Warehouse:
     root: Path
-    # One in-memory DuckDB database per handle and process, its views defined once: a
-    # query takes a cursor on it (~2 ms) instead of a fresh database whose every view
-    # is bound again (~40-80 ms). The views read the files through globs at each query,
-    # so rows written since are always seen.
-    _db: duckdb.DuckDBPyConnection | None = field(default=None, repr=False, compare=False)
+    # One DuckDB database per handle and process (the stored catalog attached, or views
+    # defined in memory: `catalog_duckdb.connect`): a query takes a cursor on it (~2 ms)
+    # instead of a fresh database whose every view is bound again (~40-80 ms). The views
+    # read the files through globs at each query, so rows written since are always seen.
+    _db: catalog_duckdb.Database | None = field(default=None, repr=False, compare=False)
     _db_pid: int = field(default=0, repr=False, compare=False)
-    _empty: set[str] = field(default_factory=set, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -83,12 +84,12 @@ class Warehouse:
         with self._lock:
             if self._db is None or self._db_pid != os.getpid():
                 # A database is not usable across fork: a child builds its own.
-                self._db, self._empty = catalog_duckdb.connect(self.root)
+                self._db = catalog_duckdb.connect(self.root)
                 self._db_pid = os.getpid()
-            elif self._empty:
+            else:
                 # A table that had no file when its view was defined (an older warehouse
                 # opened read-only) gets its file-reading view once files exist.
-                self._empty = catalog_duckdb.refresh(self._db, self.root, self._empty)
+                self._db.refresh(self.root)
             return self._db.cursor()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -98,13 +99,22 @@ class Warehouse:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["root"])  # type: ignore[misc]
 
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """`fn(cursor)`: every read goes through here. A compaction may remove a file the
+        views listed before DuckDB opens it; `fn` then runs again on a fresh cursor, which
+        lists the merged file instead (`read_retry.py`). `fn` must only read."""
+
+        def once() -> T:
+            with self.connect() as con:
+                return fn(con)
+
+        return retry_vanished(once)
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.connect() as con:
-            return con.execute(sql, params or []).fetchall()
+        return self.read(lambda con: con.execute(sql, params or []).fetchall())
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        with self.connect() as con:
-            return con.sql(sql, params=list(params or [])).to_arrow_table()
+        return self.read(lambda con: con.sql(sql, params=list(params or [])).to_arrow_table())
 
     def existing(self, table: str, column: str, values: Iterable[str]) -> set[str]:
         """Which of `values` already have a row in `table` (keyed lookups for resume)."""
@@ -113,11 +123,15 @@ class Warehouse:
             return set()
         # The files, not the deduplicating view: a key either has a row or not, so only its
         # column is read (a semi-join on it), never whole rows windowed over the history.
+        # A merged file and the files it replaces, both there while a compaction runs,
+        # hold the same keys: DISTINCT makes that no different.
         source = catalog_duckdb.files_sql(self.root, table)
-        with self.connect() as con:
+
+        def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
             con.register("wanted_ids", pa.table({"id": wanted}))
-            rows = con.execute(
+            return con.execute(
                 f"SELECT DISTINCT t.{column} FROM {source} t SEMI JOIN wanted_ids w "
                 f"ON t.{column} = w.id"
             ).fetchall()
-        return {r[0] for r in rows}
+
+        return {r[0] for r in self.read(read)}

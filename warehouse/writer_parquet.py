@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import time
 import uuid
@@ -44,6 +45,10 @@ TMP_DIR = ".tmp"
 TMP_SUFFIX = ".tmp"
 # The layout before: hive-style run folders and a schema file with an empty row group.
 LEGACY_PREFIX = "run_id="
+# Key-value metadata of a merged file (`compact.py`): the names of the files it replaces, a
+# JSON list. They stay beside it from its publication until the compaction removes them.
+COMPACTED_FROM = "distillery.compacted_from"
+COUNT_ATTEMPTS = 5
 
 
 def table_dir(root: Path, table: str) -> Path:
@@ -91,7 +96,15 @@ def _valid_utf8(value: object) -> object:
     return value
 
 
-def _publish(root: Path, final: Path, write: Callable[[BinaryIO], None]) -> None:
+def data_file_name() -> str:
+    """A new data file's name: time first so a directory listing is in write order, a uuid
+    so that no two names (of any process) collide."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+
+
+def publish(root: Path, final: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through `write` under a temporary name, fsync it, then rename it to
+    `final`: readers see the whole file or none of it."""
     # The temporary file lives outside the table folders, where a reader of a folder would
     # meet it: polars refuses a folder holding other extensions, pyarrow reads any name.
     tmp_dir = root / TMP_DIR
@@ -119,10 +132,8 @@ def write_records(root: Path, rows: Sequence[object]) -> list[Path]:
     written = []
     for (table, run_id), group in groups.items():
         data = to_arrow(TABLES[table], group)
-        # Time first so a directory listing is in write order; uuid so names never collide.
-        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-        final = run_dir(root, table, run_id) / name
-        _publish(root, final, lambda fh, data=data: pq.write_table(data, fh, compression="zstd"))
+        final = run_dir(root, table, run_id) / data_file_name()
+        publish(root, final, lambda fh, data=data: pq.write_table(data, fh, compression="zstd"))
         written.append(final)
     return written
 
@@ -146,7 +157,7 @@ def ensure_schema_files(root: Path) -> None:
                     continue
             except (OSError, pa.ArrowInvalid):
                 pass  # a torn or foreign file: rewrite it
-        _publish(root, path, _write_schema_only(spec.schema))
+        publish(root, path, _write_schema_only(spec.schema))
 
 
 def migrate_legacy_layout(root: Path) -> int:
@@ -220,19 +231,54 @@ def sweep_tmp(root: Path, older_than_s: float = 3600.0) -> int:
     return removed
 
 
-def rows_in_run(root: Path, table: str, run_id: str) -> int:
-    """Rows one run has written to a table so far, from the files' footers (no scan)."""
+def replaced_files(meta: pq.FileMetaData) -> set[str]:
+    """The names of the files a merged file replaces; none for a written batch."""
+    raw = (meta.metadata or {}).get(COMPACTED_FROM.encode())
+    return set(json.loads(raw)) if raw else set()
+
+
+def _footer(path: Path, moved_to: Path) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(path)
+    except FileNotFoundError:
+        if path == moved_to:
+            raise
+        return pq.read_metadata(moved_to)  # moved from the former folder since the listing
+
+
+def _run_footers(root: Path, table: str, run_id: str) -> tuple[dict[str, int], set[str], bool]:
+    """Rows per file of a run's folder(s), the names merged files replace, and whether a
+    listed file was gone before its footer was read."""
+    current = run_dir(root, table, run_id)
     files: dict[str, Path] = {}
     # A file may sit in the former layout's folder, or in both while it migrates (once).
-    for directory in (
-        table_dir(root, table) / f"{LEGACY_PREFIX}{run_id}",
-        run_dir(root, table, run_id),
-    ):
+    for directory in (table_dir(root, table) / f"{LEGACY_PREFIX}{run_id}", current):
         files |= {f.name: f for f in directory.glob("*.parquet")}
-    total = 0
-    for f in files.values():
+    rows: dict[str, int] = {}
+    replaced: set[str] = set()
+    vanished = False
+    for name, f in files.items():
         try:
-            total += pq.read_metadata(f).num_rows
-        except FileNotFoundError:  # moved from the former folder since the listing
-            total += pq.read_metadata(run_dir(root, table, run_id) / f.name).num_rows
-    return total
+            meta = _footer(f, current / name)
+        except FileNotFoundError:
+            vanished = True  # merged meanwhile: the merged file is in the next listing
+            continue
+        rows[name] = meta.num_rows
+        replaced |= replaced_files(meta)
+    return rows, replaced, vanished
+
+
+def rows_in_run(root: Path, table: str, run_id: str) -> int:
+    """Rows one run has written to a table so far, from the files' footers (no scan).
+
+    A compaction (`compact.py`) publishes a merged file before it removes the files merged
+    into it: while both exist, those the merged file names as replaced are not counted, and
+    a file removed between the listing and its footer's read makes the count list again.
+    Past `COUNT_ATTEMPTS` such lists (compactions in a row), it counts what it could read:
+    this only feeds progress bars.
+    """
+    for _ in range(COUNT_ATTEMPTS):
+        rows, replaced, vanished = _run_footers(root, table, run_id)
+        if not vanished:
+            break
+    return sum(n for name, n in rows.items() if name not in replaced)

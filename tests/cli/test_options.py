@@ -11,8 +11,8 @@ import pytest
 
 from distillery.cli import app as cli
 from distillery.config.base import field_help, flag
-from distillery.curate.pairs import PairsConfig
-from distillery.curate.selection import SelectConfig
+from distillery.curate.pairs_config import PairsConfig
+from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig

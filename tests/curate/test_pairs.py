@@ -1,6 +1,7 @@
 import pytest
 
-from distillery.curate.pairs import PairConfig, build_pairs
+from distillery.curate.pairs import build_pairs
+from distillery.curate.pairs_config import PairConfig
 from distillery.curate.selection import Candidate
 
 

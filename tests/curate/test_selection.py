@@ -1,6 +1,7 @@
 import pytest
 
-from distillery.curate.selection import Candidate, SelectionConfig, normalise, select
+from distillery.curate.select_config import SelectionConfig
+from distillery.curate.selection import Candidate, normalise, select
 
 
 def c(sid, pid, passed, score=None, text=None, family="f"):

@@ -1,6 +1,6 @@
 """Flow-run names from a run's parameters (no Prefect server: `describe` is plain)."""
 
-from distillery.curate.selection import SelectConfig
+from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.flows.run_names import describe
 from distillery.generators.sample_config import SampleConfig

@@ -1,5 +1,6 @@
-"""`distillery serve` registers scheduled and on-demand deployments and runs what the
-server asks of it; prefect.yaml names real flows with parameters they take."""
+"""`distillery serve` registers scheduled (nightly sampling, daily compaction, weekly bake)
+and on-demand deployments and runs what the server asks of it; prefect.yaml names real
+flows with parameters they take."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_serve_schedules_and_runs_on_demand(tmp_path):
     )
     try:
         deadline = time.time() + 180
-        while not {"sample-and-verify/nightly", "bake/weekly"} <= set(_deployments()):
+        scheduled = {"sample-and-verify/nightly", "bake/weekly", "compact/daily"}
+        while not scheduled <= set(_deployments()):
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
             assert time.time() < deadline, "serve registered no deployments"
             time.sleep(0.5)
@@ -74,9 +76,13 @@ def test_serve_schedules_and_runs_on_demand(tmp_path):
             time.sleep(0.5)
         found = _deployments()
         nightly, weekly = found["sample-and-verify/nightly"], found["bake/weekly"]
+        daily = found["compact/daily"]
         assert [s.schedule.cron for s in nightly.schedules] == ["15 1 * * *"]
         assert [s.schedule.cron for s in weekly.schedules] == ["0 4 * * 0"]
-        assert nightly.paused and weekly.paused  # --paused: nothing fires until resumed
+        assert [s.schedule.cron for s in daily.schedules] == ["0 3 * * *"]
+        # --paused: nothing fires until resumed
+        assert nightly.paused and weekly.paused and daily.paused
+        assert daily.parameters == {"warehouse": str(wh.resolve())}
         assert nightly.parameters == {
             "warehouse": str(wh.resolve()),
             "config": {"model": "tiny-random", "suite": "seeds", "n": 8},

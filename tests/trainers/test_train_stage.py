@@ -14,10 +14,11 @@ import pytest
 from rich.console import Console
 
 from distillery.config.base import ConfigError
-from distillery.curate.pairs import PairsConfig, stored_pairs
+from distillery.curate.pairs import stored_pairs
+from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.pairs_stage import pairs_stage
+from distillery.curate.select_config import SelectConfig, SelectionConfig
 from distillery.curate.select_stage import select_stage
-from distillery.curate.selection import SelectConfig, SelectionConfig
 from distillery.filters import reasons
 from distillery.filters.verification import VerifyError
 from distillery.generators.model_registry import ResolvedModel, resolve

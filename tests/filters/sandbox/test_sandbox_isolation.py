@@ -1637,8 +1637,12 @@ def test_the_host_sees_a_program_tree_within_its_memory_limit():
         cgroup_peak = box.sb.memory_peak_bytes()
     finally:
         box.close()
-    assert peak[0] <= 256 * MIB + 32 * MIB, f"host saw {peak[0] // MIB} MiB under one program's uid"
+    # The cgroup's peak is the kernel's own figure for the whole tree: exact.
     assert cgroup_peak is not None and cgroup_peak <= 1 * 256 * MIB
+    # From outside, the sum of per-process PSS is read one process at a time, so a scan
+    # on a busy host can count one process before it died and another after it grew
+    # (one run beside a full suite saw 289 MiB): slack for that skew, not for the limit.
+    assert peak[0] <= 256 * MIB + 48 * MIB, f"host saw {peak[0] // MIB} MiB under one program's uid"
 
 
 FORK_MANY = r"""

@@ -1,0 +1,48 @@
+"""Reads that run again when a Parquet file they listed was removed before they opened it.
+
+A compaction (`compact.py`) publishes a merged file, then removes the files merged into it.
+A query whose glob listed a removed file fails as DuckDB opens it, with (DuckDB 2.0.1)
+`duckdb.IOException: IO Error: Cannot open file "<path>": No such file or directory`. Run
+again, its glob lists the merged file instead and it reads the same rows.
+`Warehouse.query`, `arrow` and `existing`, `distillery sql` and `flips` go through
+`retry_vanished`; code that takes a cursor itself (`Warehouse.connect`) should too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+
+T = TypeVar("T")
+
+ATTEMPTS = 5
+# Doubled after each attempt: 0.05 + 0.1 + 0.2 + 0.4 s at most, far longer than a
+# compaction takes between listing a run's files and removing them.
+FIRST_PAUSE_S = 0.05
+VANISHED = "No such file or directory"
+
+
+def vanished(exc: BaseException) -> bool:
+    """Whether `exc` is DuckDB failing to open a file that is no longer there."""
+    return isinstance(exc, duckdb.IOException) and VANISHED in str(exc)
+
+
+def retry_vanished(read: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """`read()`, run again (up to `attempts` times in all) while a file it listed vanished.
+
+    `read` must start from scratch each time (take its own cursor): a read only, so
+    running it again changes nothing but its result.
+    """
+    pause = FIRST_PAUSE_S
+    for _ in range(attempts - 1):
+        try:
+            return read()
+        except duckdb.IOException as exc:
+            if not vanished(exc):
+                raise
+        time.sleep(pause)
+        pause *= 2
+    return read()
