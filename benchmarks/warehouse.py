@@ -79,6 +79,7 @@ from distillery.generators.base import SamplingParams
 from distillery.generators.sampling import plan, select_prompts
 from distillery.tasks.suite_seeds import SeedsSuite
 from distillery.warehouse import writer_parquet
+from distillery.warehouse.compact import compact
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.passk import PASS_AT_K_MACRO
 from distillery.warehouse.records import ModelRecord, PromptRecord, SampleRecord, VerdictRecord
@@ -316,6 +317,7 @@ def ingest(
     ratios = []
     scratch.mkdir(parents=True, exist_ok=True)
     report_every = max(1, files // 10)
+    arrow_samples: list[pa.Table] = []
     for b in range(files):
         first = b * per
         count = per if b < files - 1 else rows - first
@@ -328,6 +330,7 @@ def ingest(
             )
         )
         convert_s += c
+        arrow_samples.append(tables[0])
 
         def through_writer(s: list = samples, v: list = verdicts) -> None:
             wh.write(s)
@@ -349,7 +352,9 @@ def ingest(
         if (b + 1) % report_every == 0:
             log(f"    ingest {b + 1}/{files} batches, writer {writer_s:.1f}s raw {raw_s:.1f}s")
     disk = sum(f.stat().st_size for f in (root / "tables").glob("*/*/*.parquet"))
+    one_call = ingest_columns(pa.concat_tables(arrow_samples), scratch, log)
     return {
+        "columns_one_call": one_call,
         "rows": rows,
         "files_per_table": files,
         "prompts": prompts,
@@ -362,6 +367,48 @@ def ingest(
         "generate_records_s": gen_s,
         "prompts_setup_s": setup_s,
         "disk_bytes": disk,
+    }
+
+
+def ingest_columns(
+    samples: pa.Table, scratch: Path, log: Callable[[str], None], repeats: int = 3
+) -> dict[str, Any]:
+    """All the sample rows in one call, as Arrow columns: `Warehouse.write_table` (schema
+    check and cast, a temporary file, fsync, rename) against `pyarrow.parquet.write_table`
+    of the same table with zstd, alternating which goes first."""
+    out: dict[str, list[float]] = {"write_table_s": [], "raw_write_table_s": []}
+    for r in range(repeats):
+        target = scratch / f"wh-{uuid.uuid4().hex}"
+        raw_path = scratch / f"{uuid.uuid4().hex}.parquet"
+
+        def ours(target: Path = target) -> None:
+            writer_parquet.write_table(target, "samples", samples)
+
+        def theirs(raw_path: Path = raw_path) -> None:
+            pq.write_table(samples, raw_path, compression="zstd")
+
+        for name, fn in (
+            [("write_table_s", ours), ("raw_write_table_s", theirs)]
+            if r % 2 == 0
+            else [("raw_write_table_s", theirs), ("write_table_s", ours)]
+        ):
+            out[name].append(timed(fn)[0])
+        shutil.rmtree(target, ignore_errors=True)
+        raw_path.unlink(missing_ok=True)
+    ours_s, theirs_s = (
+        statistics.median(out["write_table_s"]),
+        statistics.median(out["raw_write_table_s"]),
+    )
+    log(
+        f"  ingest of {samples.num_rows:,} rows as columns in one call: write_table "
+        f"{ours_s:.2f}s, raw {theirs_s:.2f}s, ratio {ours_s / theirs_s:.2f}"
+    )
+    return {
+        "rows": samples.num_rows,
+        "write_table_s": ours_s,
+        "raw_write_table_s": theirs_s,
+        "ratio": ours_s / theirs_s,
+        "runs": out,
     }
 
 
@@ -390,10 +437,11 @@ def connect_s(wh: Warehouse) -> float:
     return timed(connect)[0]
 
 
-def run_plan(wh: Warehouse, rows: int) -> dict[str, float]:
+def run_plan(wh: Warehouse, rows: int, missing: int = K) -> dict[str, float]:
     t_sel, prompts = timed(lambda: select_prompts(wh, SUITE, None))
     t_plan, (requests, already) = timed(lambda: plan(wh, prompts, MODEL_ID, PARAMS))
-    assert already == rows and sum(len(r.indices) for r in requests) == K, (already, requests)
+    got = sum(len(r.indices) for r in requests)
+    assert already == rows and got == missing, (already, requests)
     return {"select_prompts_s": t_sel, "plan_s": t_plan, "total_s": t_sel + t_plan}
 
 
@@ -446,6 +494,7 @@ def measure(
     repeats: int,
     profile: Path | None,
     log: Callable[[str], None],
+    compacting: bool = False,
 ) -> None:
     root = work / f"wh-{point.series}-{point.rows}-{point.files}"
     started = time.perf_counter()
@@ -536,6 +585,36 @@ def measure(
         if profile is not None:
             explain(profile, f"{point.name}: {QUERY}", warm, QUERY)
             explain(profile, f"{point.name}: floor", None, FLOOR.format(root=root))
+        if compacting:
+            t, report = timed(lambda: compact(root))
+            f["compact"] = {
+                "s": t,
+                "files_before": report.files_before,
+                "files_after": report.files_after,
+            }
+            log(
+                f"  compact: {f['compact']['files_before']} -> {f['compact']['files_after']} "
+                f"files in {t:.1f}s"
+            )
+            after = sorted(Warehouse.open_existing(root).query(QUERY))
+            for x, y in zip(expect, after, strict=True):  # sums in another order: ~1e-15
+                assert x[0] == y[0] and abs(x[1] - y[1]) < 1e-9, (expect, after)
+            runs = rotate(
+                {
+                    "sql_fresh": sql_fresh,
+                    "cli": lambda: {"total_s": cli(root, QUERY)},
+                    "plan_fresh": lambda: {
+                        "total_s": run_plan(Warehouse.open(root), point.rows + K, 0)["total_s"]
+                    },
+                    "pending_fresh": pending_fresh,
+                    "floor": lambda: {"total_s": timed(lambda: floor(root))[0]},
+                },
+                repeats,
+            )
+            f["after_compact"] = a = summarise(runs)
+            log(
+                "  after compaction: " + ", ".join(f"{k} {v['total_s']:.3f}s" for k, v in a.items())
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
         point.figures["point_wall_s"] = time.perf_counter() - started
@@ -627,7 +706,9 @@ def tables(points: list[Point]) -> list[Table]:
         "to_arrow s",
         "rows/s (writer)",
         "MB on disk",
-        title="1. ingest: Warehouse.write vs pyarrow write_table (zstd), samples + verdicts",
+        "columns, 1 call: ours / raw s",
+        title="1. ingest: Warehouse.write vs pyarrow write_table (zstd), samples + verdicts; "
+        "and the samples as Arrow columns in one call (Warehouse.write_table)",
     )
     t2 = Table(
         "point",
@@ -659,6 +740,17 @@ def tables(points: list[Point]) -> list[Table]:
         "fresh / floor",
         title=f"4-6. {QUERY}",
     )
+    t7 = Table(
+        "point",
+        "files before -> after",
+        "compact s",
+        "pass@k fresh s",
+        "distillery sql s",
+        "resume plan s",
+        "verify plan s",
+        "floor s",
+        title="7. after `distillery compact` (--compact): the same measures, fresh handles",
+    )
     for p in points:
         f = p.figures
         if "query" not in f or "same_as" in f:  # not measured, or a row already shown
@@ -673,6 +765,9 @@ def tables(points: list[Point]) -> list[Table]:
             f"{i['to_arrow_s']:.2f}",
             f"{i['writer_rows_per_s']:,.0f}",
             f"{i['disk_bytes'] / 1e6:.1f}",
+            f"{i['columns_one_call']['ratio']:.2f}x "
+            f"({i['columns_one_call']['write_table_s']:.2f} / "
+            f"{i['columns_one_call']['raw_write_table_s']:.2f})",
         )
         fresh, warm = pl["fresh"], pl["warm"]
         t2.add_row(
@@ -699,7 +794,19 @@ def tables(points: list[Point]) -> list[Table]:
             s(q["floor"]["total_s"]),
             f"{q['sql_fresh']['total_s'] / q['floor']['total_s']:.1f}x",
         )
-    return [t1, t2, t3, t4]
+        if "after_compact" in f:
+            c, a = f["compact"], f["after_compact"]
+            t7.add_row(
+                p.name,
+                f"{c['files_before']} -> {c['files_after']}",
+                f"{c['s']:.1f}",
+                s(a["sql_fresh"]["total_s"]),
+                s(a["cli"]["total_s"]),
+                s(a["plan_fresh"]["total_s"]),
+                s(a["pending_fresh"]["total_s"]),
+                s(a["floor"]["total_s"]),
+            )
+    return [t1, t2, t3, t4, *([t7] if t7.row_count else [])]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -711,6 +818,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="10k,100k; 100,1000 files at 100k rows")
     p.add_argument("--profile", action="store_true", help="cProfile / EXPLAIN ANALYZE too")
+    p.add_argument(
+        "--compact", action="store_true", help="then compact, and measure the queries again"
+    )
     p.add_argument("--out", type=Path, default=None, help="write all figures as JSON here")
     args = p.parse_args(argv)
     if args.quick:
@@ -769,7 +879,15 @@ def main(argv: list[str] | None = None) -> None:
                 pt.figures = {**same.figures, "same_as": f"{same.series} {same.name}"}
                 log(f"[bold]{pt.series}: {pt.name}[/] = {same.series} {same.name}, not rerun")
             else:
-                measure(pt, data, work, args.repeats, profile if pt in profiled else None, log)
+                measure(
+                    pt,
+                    data,
+                    work,
+                    args.repeats,
+                    profile if pt in profiled else None,
+                    log,
+                    compacting=args.compact,
+                )
                 done[(pt.rows, pt.files)] = pt
             payload["points"].append(
                 {"series": pt.series, "rows": pt.rows, "files": pt.files, **pt.figures}

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
 from distillery.warehouse.ids import canonical_json, content_id, id_of_canonical
-
-# A string as canonical_json writes it inside a list (UTF-8 kept, no whitespace).
-_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+from distillery.warehouse.ids import json_str as _str
 
 
 class SamplingError(Exception):

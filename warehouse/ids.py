@@ -16,6 +16,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# A string as canonical_json writes it inside a list (UTF-8 kept, no whitespace): for ids
+# built from the JSON of their constant parts (`id_of_canonical`).
+json_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def content_id(prefix: str, *parts: Any) -> str:
     """`prefix-<hex>` over the canonical JSON of `parts`."""
     return id_of_canonical(prefix, canonical_json(list(parts)))

@@ -79,6 +79,10 @@ class Warehouse:
             return []
         return writer_parquet.write_records(self.root, rows)
 
+    def write_table(self, table: str, data: pa.Table) -> list[Path]:
+        """Rows of `table` as Arrow columns (see `writer_parquet.write_table`)."""
+        return writer_parquet.write_table(self.root, table, data)
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A cursor on this handle's database (close it, or use it in a `with`)."""
         with self._lock:

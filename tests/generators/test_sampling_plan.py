@@ -99,3 +99,17 @@ def test_plan_with_contexts_keys_on_the_context(tmp_path):
     ]  # prm-0 is the context's exemplar: never drawn with its own answer in view
     assert already == 1
     assert requests[0].messages == ctx.apply((("user", "q1"),))
+
+
+def test_imported_ids_are_the_content_ids_they_always_were():
+    from distillery.generators.sample_stage import IMPORTED, imported_columns
+    from distillery.warehouse.ids import content_id
+
+    rows = [("prm-a", "x"), ('prm-ü "q"', "y"), ("prm-a", "z"), ("prm-a", "w")]
+    cols = imported_columns(rows, "mdl-ext 模型", "run-1")
+    assert cols["idx"] == [0, 0, 1, 2]
+    assert cols["sample_id"] == [
+        content_id("smp", p, "mdl-ext 模型", IMPORTED, 0, i)
+        for (p, _), i in zip(rows, cols["idx"], strict=True)
+    ]
+    assert IMPORTED == {"imported": True}  # changing it would change every imported id

@@ -123,3 +123,95 @@ def test_sweep_removes_only_stale_tmp_files(tmp_path):
     os.utime(old_legacy, (past, past))
     assert sweep_tmp(tmp_path) == 2
     assert not old.exists() and not old_legacy.exists() and young.exists()
+
+
+def _samples(n: int, run_id: str = "run-a") -> list[SampleRecord]:
+    return [
+        SampleRecord(
+            f"smp-{run_id}-{i}",
+            f"prm-{i % 3}",
+            "mdl",
+            run_id,
+            "t",
+            i,
+            0,
+            0.8,
+            0.95,
+            16,
+            f"text {i}",
+            1,
+            2,
+            "stop",
+            0.1,
+        )
+        for i in range(n)
+    ]
+
+
+def test_arrow_columns_are_stored_as_the_same_records_would_be(tmp_path):
+    from distillery.warehouse.store import Warehouse
+    from distillery.warehouse.writer_parquet import to_arrow
+
+    rows = _samples(5, "run-a") + _samples(2, "run-b")
+    data = to_arrow(TABLES["samples"], rows)
+    wh = Warehouse.open(tmp_path / "wh")
+    paths = wh.write_table("samples", data)
+    assert sorted(p.parent.name for p in paths) == ["run-a", "run-b"]
+    got = wh.arrow("SELECT * FROM samples ORDER BY run_id, sample_id")
+    want = to_arrow(TABLES["samples"], sorted(rows, key=lambda r: (r.run_id, r.sample_id)))
+    assert got.to_pylist() == want.to_pylist()
+
+
+def test_arrow_columns_left_out_get_the_record_defaults(tmp_path):
+    import pyarrow as pa
+
+    from distillery.warehouse.store import Warehouse
+
+    full = {
+        name: pa.array([getattr(r, name) for r in _samples(3)])
+        for name in TABLES["samples"].columns
+        if name not in ("procedure", "context_id", "created_at")
+    }
+    wh = Warehouse.open(tmp_path / "wh")
+    before = utcnow()
+    wh.write_table("samples", pa.table(full))
+    rows = wh.query("SELECT procedure, context_id, created_at FROM samples")
+    assert [(p, c) for p, c, _ in rows] == [("sample", None)] * 3
+    assert all(at >= before for _, _, at in rows)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda t: t.append_column("colour", pa_array(["x"] * 3)),
+            "samples has no column 'colour'",
+        ),
+        (lambda t: t.drop_columns(["text"]), "samples needs column 'text'"),
+        (
+            lambda t: t.set_column(t.schema.get_field_index("idx"), "idx", pa_array(["a"] * 3)),
+            "samples.idx: cannot store string as int64",
+        ),
+        (
+            lambda t: t.set_column(
+                t.schema.get_field_index("text"), "text", pa_array([None, "b", "c"])
+            ),
+            "samples.text has nulls",
+        ),
+    ],
+)
+def test_arrow_columns_that_do_not_fit_are_refused_before_anything_is_written(
+    tmp_path, change, message
+):
+    from distillery.warehouse.writer_parquet import SchemaMismatch, to_arrow, write_table
+
+    data = change(to_arrow(TABLES["samples"], _samples(3)))
+    with pytest.raises(SchemaMismatch, match=message.replace(".", r"\.")):
+        write_table(tmp_path, "samples", data)
+    assert not (tmp_path / "tables").exists()
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(values)
