@@ -46,8 +46,14 @@ def sampling_bar(
 
 
 @contextmanager
-def count_bar(console: Console, label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A bar over `total` items with items/s; yields advance(n)."""
+def count_bar(
+    console: Console,
+    label: str,
+    total: int,
+    on_count: Callable[[int, int], None] | None = None,
+) -> Iterator[Callable[[int], None]]:
+    """A bar over `total` items with items/s; yields advance(n). `on_count(done, total)`
+    hears of every advance too (a flow's progress artifact)."""
     progress = _bar(console)
     task = progress.add_task(label, total=total, rate="")
     started = time.perf_counter()
@@ -57,6 +63,8 @@ def count_bar(console: Console, label: str, total: int) -> Iterator[Callable[[in
         done[0] += n
         rate = done[0] / max(time.perf_counter() - started, 1e-9)
         progress.update(task, advance=n, rate=f"{rate:.1f}/s")
+        if on_count is not None:
+            on_count(done[0], total)
 
     with progress:
         yield advance

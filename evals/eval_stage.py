@@ -21,6 +21,7 @@ from rich.table import Table
 from distillery.config.base import project
 from distillery.config.groups import BackendChoice
 from distillery.evals.eval_config import EvalConfig
+from distillery.evals.eval_progress import CountFn, EvalProgress
 from distillery.evals.stats import (
     Figures,
     PromptDraws,
@@ -70,6 +71,7 @@ class WarehouseContext:
     run_id: str
     workers: int
     progress: Callable[[int, int], None] | None = None
+    on_plan: Callable[[int], None] | None = None  # how many draws are missing, per `draws`
 
     def _verified(self, sample_ids: list[str]) -> dict[str, Attempt]:
         got = verified_attempts(self.wh, self.verifiers, sample_ids, self.run_id, self.workers)
@@ -85,7 +87,10 @@ class WarehouseContext:
         params = replace(self.params, n=n)
         rows = [self.prompts[p] for p in prompt_ids]
         run_sampling(
-            Drawing(self.wh, self.backend, self.model, self.run_id, self.progress), rows, params
+            Drawing(self.wh, self.backend, self.model, self.run_id, self.progress),
+            rows,
+            params,
+            on_plan=self.on_plan,
         )
         ids = {
             (p, i): params.sample_id(p, self.model.model_id, i)
@@ -197,8 +202,11 @@ def run_eval(
     backend: Backend,
     run_id: str,
     progress: Callable[[int, int], None] | None = None,
+    on_progress: CountFn | None = None,
 ) -> list[EvalRecord]:
-    """Evaluate `model` per `job`; writes and returns the evals rows."""
+    """Evaluate `model` per `job`; writes and returns the evals rows. `progress(samples,
+    tokens)` hears of every draw made, `on_progress(done, total)` of the share of the
+    eval done (see `eval_progress.py`)."""
     params = sampling_params(job)
     prompts = select_prompts(wh, job.suite, job.split, job.limit, job.per_family)
     specs = {
@@ -214,10 +222,18 @@ def run_eval(
     verifiers = Verifiers(workers=workers)
     try:
         by_id = {p.prompt_id: p for p in prompts}
+        track = EvalProgress.of(job, len(prompts), on_progress)
+
+        def drawn(samples: int, tokens: int) -> None:
+            if progress is not None:
+                progress(samples, tokens)
+            track.drawn(samples)
+
         ctx = WarehouseContext(
-            wh, backend, model, params, by_id, verifiers, run_id, workers, progress
+            wh, backend, model, params, by_id, verifiers, run_id, workers, drawn, track.planned
         )
         draws = ctx.draws([p.prompt_id for p in prompts], job.n)
+        track.draws_done()
         per_prompt = [
             PromptDraws(
                 p.prompt_id,
@@ -244,11 +260,12 @@ def run_eval(
             )
             for k in job.k
         ]
-        for name in job.strategies:
+        for i, name in enumerate(job.strategies):
             subset = prompts
             if name == "majority":
                 subset = [p for p in prompts if votable(specs[p.prompt_id])]
                 if not subset:
+                    track.strategy_done(i)
                     continue  # no answer-type prompts in this selection
             budget = job.retries if name == "retry" else job.budget
             strategy = make_strategy(
@@ -267,6 +284,7 @@ def run_eval(
             answers = content_id("dig", sorted((o.prompt_id, o.answer, o.passed) for o in outcomes))
             solved = [(o.prompt_id, o.family, int(o.passed)) for o in outcomes]
             records.append(rows.record(name, budget, figures, answers, solved))
+            track.strategy_done(i)
     finally:
         verifiers.close()
     have = wh.existing("evals", "eval_id", (r.eval_id for r in records))
@@ -274,7 +292,11 @@ def run_eval(
     return records
 
 
-def eval_stage(job: EvalConfig, root: Path, console: Console) -> list[EvalRecord]:
+def eval_stage(
+    job: EvalConfig, root: Path, console: Console, on_progress: CountFn | None = None
+) -> list[EvalRecord]:
+    """Evaluate per `job`, print the tables. `on_progress(done, total)` hears how far the
+    eval has got (the flow shows it in the UI)."""
     from distillery.console.progress import sampling_bar
     from distillery.generators.sample_stage import open_backend
 
@@ -287,7 +309,7 @@ def eval_stage(job: EvalConfig, root: Path, console: Console) -> list[EvalRecord
             sampling_bar(console, f"evaluating {model.name}") as (_, advance),
         ):
             model_store.register(wh, model, run_id)
-            records = run_eval(wh, job, model, backend, run_id, advance)
+            records = run_eval(wh, job, model, backend, run_id, advance, on_progress)
     finally:
         backend.close()
     print_evals(console, model.name, records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -15,8 +16,14 @@ from distillery.filters.verify_config import VerifyConfig
 from distillery.warehouse.runs import recorded_run
 from distillery.warehouse.store import Warehouse
 
+CountFn = Callable[[int, int], None]  # (done, total)
 
-def verify_stage(job: VerifyConfig, root: Path, console: Console) -> VerifySummary:
+
+def verify_stage(
+    job: VerifyConfig, root: Path, console: Console, on_progress: CountFn | None = None
+) -> VerifySummary:
+    """Verify what has no verdict yet, print a summary. `on_progress(done, total)` hears
+    of every verified sample too (the flow shows it in the UI)."""
     from distillery.console.progress import count_bar
 
     wh = Warehouse.open_existing(root)
@@ -27,7 +34,7 @@ def verify_stage(job: VerifyConfig, root: Path, console: Console) -> VerifySumma
         pending, already = select_pending(wh, job.suite, job.model, job.split, verifiers)
         with (
             recorded_run(wh, "verify", job.as_params()) as run_id,
-            count_bar(console, "verifying", len(pending)) as advance,
+            count_bar(console, "verifying", len(pending), on_progress) as advance,
         ):
             summary = run_verify(wh, pending, verifiers, run_id, workers, advance)
         summary.already = already

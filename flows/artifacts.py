@@ -17,6 +17,7 @@ from typing import Any
 
 from distillery.filters import reasons
 from distillery.filters.verification import FamilyCounts
+from distillery.generators.interrupt import stop_requested
 from distillery.generators.sampling import SampleSummary
 from distillery.trainers.training_job import JobOutcome
 from distillery.warehouse.records import EvalRecord
@@ -280,3 +281,11 @@ class ProgressArtifact:
             return
         self._last = time.monotonic()
         update_progress_artifact(self.id, round(100.0 * min(max(fraction, 0.0), 1.0), 1))
+
+    def count(self, done: int, total: int) -> None:
+        """`done` of `total` items finished: the stages' progress callbacks (samples
+        verified, draws made, training steps) take this. The last item is always sent."""
+        # Once stopping (Ctrl-C), no call to a server that may be gone with the terminal's
+        # signal; the run ends as Crashed, whatever the bar said.
+        if total and not stop_requested():
+            self.update(done / total, force=done >= total)

@@ -3,9 +3,11 @@ evaluate, promote, report.
 
 Each flow has plain typed parameters (the UI shows them as a form), calls the stage's
 plain function, leaves its summary as artifacts, and returns a small JSON-able dict.
-Verification, training and evaluation run in their flow run: they parallelise inside
-(sandbox workers, the trainer, batched decoding), and a rerun skips what the warehouse
-already holds. Sampling is sharded; see `sample_flow.py`.
+Verification, training and evaluation are each one task run of their flow run (`verify`,
+`train-rsft`/`train-dpo`, `eval`), with a progress artifact the stage updates as samples
+are verified, steps logged or draws made; they parallelise inside (sandbox workers, the
+trainer, batched decoding), and a rerun skips what the warehouse already holds. Sampling
+is sharded; see `sample_flow.py`.
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
 from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
+from distillery.filters.verification import VerifySummary
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows import artifacts
 from distillery.flows.run_log import stage_console
 from distillery.flows.run_names import run_name
 from distillery.generators.search_config import SearchConfig
 from distillery.trainers.train_config import DPOConfig, RSFTConfig
+from distillery.trainers.training_job import JobOutcome
+from distillery.warehouse.records import EvalRecord
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
@@ -104,15 +110,30 @@ def search_flow(
     }
 
 
+# A stage's task runs once in its flow's process and hands its summary straight back: no
+# cache (the warehouse is the cache) and no stored result (nothing reads it later).
+stage_task = task(cache_policy=NO_CACHE, persist_result=False)
+
+
+@stage_task(name="verify")
+def verify_task(config: VerifyConfig, warehouse: str) -> VerifySummary:
+    from distillery.filters.verify_stage import verify_stage
+
+    progress = artifacts.ProgressArtifact(
+        "verify-progress", f"verifying samples of {config.model or 'every model'}"
+    )
+    summary = verify_stage(config, Path(warehouse), stage_console(), progress.count)
+    progress.update(1.0, force=True)  # also when nothing was left to verify
+    return summary
+
+
 @flow(name="verify", flow_run_name=run_name("verify", "config.model", "config.suite/config.split"))
 def verify_flow(
     config: VerifyConfig = VerifyConfig(),  # noqa: B008 - frozen, so one shared default is safe
     warehouse: str = WAREHOUSE,
 ) -> dict[str, Any]:
     """Verify samples that have no verdict for their verifier's current version."""
-    from distillery.filters.verify_stage import verify_stage
-
-    s = verify_stage(config, Path(warehouse), stage_console())
+    s = verify_task(config, warehouse)
     artifacts.publish_markdown(
         "verify-summary",
         artifacts.verify_md(s.selected, s.already, s.written, s.faults, s.seconds, s.per_family),
@@ -188,7 +209,7 @@ def select_flow(
     }
 
 
-def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
+def _train_work(config: RSFTConfig | DPOConfig, warehouse: str) -> JobOutcome:
     from distillery.trainers.train_stage import train_stage
 
     progress = artifacts.ProgressArtifact("training-progress", f"{config.kind} → {config.out}")
@@ -197,10 +218,21 @@ def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
     def on_step(step: int, total: int, loss: float, tokens_per_s: float) -> None:
         # The loss curve as it is made: one log line per logged step, and the bar's share.
         logger.info(f"step {step}/{total or '?'}: loss {loss:.4f}, {tokens_per_s:.0f} tok/s")
-        if total:
-            progress.update(step / total, force=step == total)
+        progress.count(step, total)
 
     outcome = train_stage(config, Path(warehouse), stage_console(), on_step)
+    progress.update(1.0, force=True)
+    return outcome
+
+
+train_tasks = {
+    "rsft": stage_task(name="train-rsft")(_train_work),
+    "dpo": stage_task(name="train-dpo")(_train_work),
+}
+
+
+def _train(config: RSFTConfig | DPOConfig, warehouse: str) -> dict[str, Any]:
+    outcome = train_tasks[config.kind](config, warehouse)
     r = outcome.result
     assert r is not None  # train_stage raises on a failed job
     artifacts.publish_markdown(
@@ -242,6 +274,16 @@ def dpo_flow(
     return _train(config, warehouse)
 
 
+@stage_task(name="eval")
+def eval_task(config: EvalConfig, warehouse: str) -> list[EvalRecord]:
+    from distillery.evals.eval_stage import eval_stage
+
+    progress = artifacts.ProgressArtifact("eval-progress", f"evaluating {config.model}")
+    records = eval_stage(config, Path(warehouse), stage_console(), progress.count)
+    progress.update(1.0, force=True)
+    return records
+
+
 @flow(
     name="eval",
     flow_run_name=run_name("eval", "config.model", "config.suite/config.split", "n=config.n"),
@@ -251,9 +293,7 @@ def eval_flow(
     warehouse: str = WAREHOUSE,
 ) -> list[dict[str, Any]]:
     """pass@k (unbiased, 95% bootstrap CI) per family, with cost, into `evals`."""
-    from distillery.evals.eval_stage import eval_stage
-
-    records = eval_stage(config, Path(warehouse), stage_console())
+    records = eval_task(config, warehouse)
     model = config.model
     artifacts.publish_markdown(
         "eval-summary", artifacts.eval_md(model, records), f"pass@k of {model} with cost"

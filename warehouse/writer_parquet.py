@@ -188,13 +188,16 @@ def write_table(root: Path, table: str, data: pa.Table) -> list[Path]:
     data = conform(TABLES[table], data)
     if data.num_rows == 0:
         return []
-    runs = data["run_id"].unique().to_pylist()
-    if len(runs) == 1:
-        return [_write_file(root, table, runs[0], data)]
     import pyarrow.compute as pc
 
+    # Runs as small integers, so each run's rows are picked by comparing ints, not strings.
+    codes = pc.dictionary_encode(data["run_id"]).combine_chunks()
+    runs = codes.dictionary.to_pylist()
+    if len(runs) == 1:
+        return [_write_file(root, table, runs[0], data)]
     return [
-        _write_file(root, table, run, data.filter(pc.equal(data["run_id"], run))) for run in runs
+        _write_file(root, table, run, data.filter(pc.equal(codes.indices, i)))
+        for i, run in enumerate(runs)
     ]
 
 

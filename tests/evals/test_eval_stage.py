@@ -250,6 +250,17 @@ def test_strategies_reuse_the_draws_and_store_their_follow_ups(wh, ids):
     assert (count(wh, "samples"), count(wh, "evals")) == (18, 4)
 
 
+def test_progress_counts_the_draws_then_each_strategy(wh, ids):
+    spec = job(k=(1,), strategies=("best_of_n", "retry"), budget=4, retries=2)
+    seen = []
+    run_eval(wh, spec, MODEL, Scripted(), RUN, on_progress=lambda d, t: seen.append((d, t)))
+    # 4 prompts x (4 draws + best-of-4 + 2 retries); the draws come in one batch.
+    assert seen == [(0, 40), (16, 40), (16, 40), (32, 40), (40, 40)]
+    seen.clear()
+    run_eval(wh, spec, MODEL, Scripted(), RUN, on_progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (16, 40)  # a rerun: the plan finds every draw in the warehouse
+
+
 def test_majority_votes_only_on_answer_type_prompts(wh, tmp_path):
     style = {"kind": "style", "forbidden": ["no"]}  # "ok" passes, "no" fails; no single answer
     ids = load(

@@ -127,3 +127,24 @@ def test_task_runner_names():
         make_task_runner("ray")
     assert type(make_task_runner("threads")).__name__ == "ThreadPoolTaskRunner"
     assert type(make_task_runner("dask", dask_workers=2)).__name__ == "DaskTaskRunner"
+
+
+def test_progress_counts_are_throttled_the_last_always_sent_none_once_stopping(monkeypatch):
+    import prefect.artifacts
+
+    from distillery.generators.interrupt import STOP
+
+    sent = []
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", lambda i, p: sent.append(p))
+    bar = artifacts.ProgressArtifact.attach("art-1", every=3600)
+    bar.update(0.1, force=True)
+    bar.count(1, 3)  # within `every` of the last update: not sent
+    bar.count(0, 0)  # no total (nothing to do): nothing to say
+    bar.count(3, 3)  # the last item
+    assert sent == [10.0, 100.0]
+    STOP.set()
+    try:
+        bar.count(3, 3)
+    finally:
+        STOP.clear()
+    assert sent == [10.0, 100.0]

@@ -126,8 +126,22 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     sample_art = prefect_api.artifacts(stages[0].id)
     assert sample_art["sample-progress"] == ("progress", 100.0)
     assert "**32** written by 3 shard(s)" in sample_art["sample-summary"][1]
+    # Verify, train and eval are each one task run of their stage's flow run, with a
+    # progress artifact; the other stages run in their flow run.
+    assert [prefect_api.task_runs(s.id) for s in stages[1:7]] == [
+        [("verify", "Completed")],
+        [],
+        [("train-rsft", "Completed")],
+        [("eval", "Completed")],
+        [("eval", "Completed")],
+        [],
+    ]
     verify_art = prefect_api.artifacts(stages[1].id)
     assert sum(row["verified"] for row in verify_art["verify-families"][1]) == 32
+    assert verify_art["verify-progress"] == ("progress", 100.0)
+    # The task's own lines are in its flow run's Logs, through the task run's logger.
+    verify_log = prefect_api.logs(stages[1].id)
+    assert "32 samples: 0 already verified, 32 verdicts written" in "\n".join(verify_log)
     assert "## RSFT selection" in prefect_api.artifacts(stages[2].id)["selection-summary"][1]
     # A stage's own output is in its run's Logs, line by line, as the terminal showed it.
     select_log = prefect_api.logs(stages[2].id)
@@ -139,7 +153,9 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     assert train_art["training-progress"] == ("progress", 100.0)
     steps = [line for line in prefect_api.logs(stages[3].id) if line.startswith("step ")]
     assert [s.split(":")[0] for s in steps] == ["step 1/3", "step 2/3", "step 3/3"]
-    eval_rows = prefect_api.artifacts(stages[4].id)["eval-pass-at-k"][1]
+    eval_art = prefect_api.artifacts(stages[4].id)
+    assert eval_art["eval-progress"] == ("progress", 100.0)
+    eval_rows = eval_art["eval-pass-at-k"][1]
     assert {(x["family"], x["k"]) for x in eval_rows} == {
         (f, k) for f in ("all", "alpha", "beta") for k in (1, 4)
     }

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from tests.conftest import run_cli
+from tests.flows import prefect_api
 from tests.rows import query_rows
 from tests.stages import import_answers, load_prompts, verify
 
@@ -84,6 +85,7 @@ def _train(wh, base, samples_of, suite, out):
         warehouse=wh,
     )
     assert r.returncode == 0, r.stderr
+    _one_task_run(r, "train-rsft", "training-progress")
 
 
 EVAL = (
@@ -102,9 +104,17 @@ EVAL = (
 )
 
 
+def _one_task_run(r, task, progress):
+    """The UI shows the stage as one task run of the command's flow run, with live progress."""
+    run = prefect_api.run_id_from(r.stdout)
+    assert prefect_api.task_runs(run) == [(task, "Completed")]
+    assert prefect_api.artifacts(run)[progress] == ("progress", 100.0)
+
+
 def _eval(wh, model, *extra):
     r = run_cli("eval", "--model", model, *EVAL, *extra, warehouse=wh)
     assert r.returncode == 0, r.stderr
+    _one_task_run(r, "eval", "eval-progress")
     return r
 
 

@@ -11,6 +11,7 @@ from distillery.filters.verification import VerifyError, select_pending
 from distillery.warehouse.records import PromptRecord
 from distillery.warehouse.store import Warehouse
 from tests.conftest import run_cli
+from tests.flows import prefect_api
 from tests.rows import query_rows
 from tests.stages import import_answers, load_prompts
 
@@ -60,6 +61,12 @@ def test_references_pass_and_wrong_answers_fail_with_reasons(loaded):
     r = run_cli("verify", warehouse=loaded)
     assert r.returncode == 0, r.stderr
     assert "30 samples: 0 already verified, 30 verdicts written" in r.stdout
+    # In the UI: one `verify` task run, its progress at 100%, its summary in the run's Logs.
+    run = prefect_api.run_id_from(r.stdout)
+    assert prefect_api.task_runs(run) == [("verify", "Completed")]
+    assert prefect_api.artifacts(run)["verify-progress"] == ("progress", 100.0)
+    logs = prefect_api.logs(run)
+    assert any("30 samples: 0 already verified, 30 verdicts written" in x for x in logs), logs
     rows = query_rows(
         loaded,
         """

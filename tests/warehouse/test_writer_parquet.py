@@ -215,3 +215,20 @@ def pa_array(values):
     import pyarrow as pa
 
     return pa.array(values)
+
+
+def test_arrow_columns_in_several_chunks_go_to_one_file_per_run(tmp_path):
+    import pyarrow as pa
+
+    from distillery.warehouse.writer_parquet import to_arrow, write_table
+
+    spec = TABLES["samples"]
+    data = pa.concat_tables(
+        [
+            to_arrow(spec, _samples(3, "run-b") + _samples(2, "run-a")),
+            to_arrow(spec, _samples(4, "run-c") + _samples(1, "run-z")),
+        ]
+    )
+    paths = write_table(tmp_path, "samples", data)
+    counts = {p.parent.name: pq.read_metadata(p).num_rows for p in paths}
+    assert counts == {"run-b": 3, "run-a": 2, "run-c": 4, "run-z": 1}
