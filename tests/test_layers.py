@@ -60,5 +60,10 @@ def test_every_package_folder_is_installed_under_distillery():
         for top in LAYERS
         for p in (ROOT / top).rglob("__init__.py")
     )
-    assert sorted(config["packages"]) == folders
+    # Folders of data files (no __init__.py) are listed too, so that setuptools ships them.
+    data = sorted(config["package-data"])
+    assert data == ["distillery.tasks.data.code"]
+    for package in data:
+        assert not (ROOT / package.split(".", 1)[1].replace(".", "/") / "__init__.py").exists()
+    assert sorted(set(config["packages"]) - set(data)) == folders
     assert set(LAYERS) == {p.split(".")[1] for p in folders}

@@ -412,7 +412,9 @@ def hostile_results(listener):
         # 6 s of wall time: the growing memory bomb faults in 512 MiB page by page while
         # the spinning programs hold the other slots, and beside a full suite plus a demo on
         # 2 cores it once needed more than 4 s to reach the limit (a `timeout` verdict).
-        with Sandbox(workers=4, limits=Limits(wall_s=6.0, cpu_s=4, memory_mb=512)) as sb:
+        # CPU time as much: a spinning program must meet the wall deadline (`timeout`)
+        # before RLIMIT_CPU kills it.
+        with Sandbox(workers=4, limits=Limits(wall_s=6.0, cpu_s=6, memory_mb=512)) as sb:
             verifier = CodeTestsVerifier(sb)
             with ThreadPoolExecutor(max_workers=8) as pool:
                 verdicts = list(
