@@ -187,12 +187,18 @@ def isolate_program(libc: Any, limits: Limits, uid: int) -> str:
     return WORKDIR
 
 
+# Where programs run without namespaces get their directories: the sandbox's own directory
+# (set by the zygote from its config; the sandbox removes it, and whatever a killed slot
+# server left in it, on close), or the system's temporary directory when it is not visible.
+WORKDIR_BASE: str | None = None
+
+
 def make_workdir(uid: int | None) -> str:
     """A fresh host directory for one program run without namespaces, owned by `uid`
     (None: ours); whoever made it removes it with `remove_workdir` after the program."""
     import tempfile
 
-    workdir = tempfile.mkdtemp(prefix="distillery-sbx-")
+    workdir = tempfile.mkdtemp(prefix="program-", dir=WORKDIR_BASE)
     if uid is not None:
         os.chown(workdir, uid, uid)
     return workdir

@@ -23,6 +23,7 @@ import site
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +36,7 @@ from distillery.filters.base import Verdict
 from distillery.filters.sandbox import root as sandbox_root
 from distillery.filters.sandbox import wire
 from distillery.filters.sandbox.cgroup import Cgroups
-from distillery.filters.sandbox.child import Layers, Limits
+from distillery.filters.sandbox.child import Layers, Limits, remove_workdir
 from distillery.filters.sandbox.slots import SlotError, Slots, UidBlock
 from distillery.filters.sandbox.wire import (
     EXITED,
@@ -375,6 +376,11 @@ class Sandbox:
         self._slot_socks: dict[int, socket.socket] = {}
         self._slot_pids: dict[int, int] = {}  # slot -> its server's pid
         self._slots: Slots | None = None
+        # The directory programs get their own directories in when they run without
+        # namespaces (no private tmpfs): one per sandbox, removed on close. Traversable by
+        # the programs' uids, listable by none of them.
+        self._workdirs = tempfile.mkdtemp(prefix="distillery-sbx-")
+        os.chmod(self._workdirs, 0o711)
         try:
             # What programs see of the host (None: no root of its own, not being root).
             self.root_plan = sandbox_root.plan(tuple(packages)) if os.geteuid() == 0 else None
@@ -418,6 +424,7 @@ class Sandbox:
             "base_uid": self._block.base,
             "probe_uid": self._block.probe_uid,
             "cgroup_fds": cgroup_fds,
+            "workdirs": self._workdirs,
         }
         env = {
             "PATH": "/usr/bin:/bin",
@@ -728,6 +735,9 @@ class Sandbox:
             self._release()
 
     def _release(self) -> None:
+        # Programs without namespaces worked in here (`child.make_workdir`); a slot server
+        # killed at close may not have removed the last ones.
+        remove_workdir(self._workdirs)
         if self._slots is not None:
             self._slots.close()
         if self.cgroups is not None:

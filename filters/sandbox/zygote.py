@@ -40,6 +40,7 @@ import time
 import typing  # noqa: F401
 from typing import Any
 
+from distillery.filters.sandbox import child as child_module
 from distillery.filters.sandbox import wire
 from distillery.filters.sandbox.child import (
     CLEAN_ENV,
@@ -211,6 +212,8 @@ def main() -> None:
     base_uid = int(config["base_uid"])
     cgroup_fds = tuple(int(fd) for fd in config["cgroup_fds"])
     failed = isolate_zygote(config["root"]) if os.geteuid() == 0 else "not root"
+    if os.path.isdir(config.get("workdirs") or ""):  # not after pivoting into the root
+        child_module.WORKDIR_BASE = config["workdirs"]
     namespaces = failed is None or failed.startswith("root:")
     layers, notes = probe(seccomp, namespaces, failed is None, int(config["probe_uid"]))
     if failed:

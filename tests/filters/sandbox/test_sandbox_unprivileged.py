@@ -51,9 +51,11 @@ SPIN = "def f():\n    while True:\n        pass\n"
 sb = Sandbox(workers=2, limits=Limits(wall_s=1.0, cpu_s=2))
 reasons = [sb.run(code, "f", driver).reason for code in [LEAVE, SPIN, LEAVE, SPIN, LEAVE]]
 layers = sb.layers._asdict()
+during = glob.glob(os.path.join(os.environ["TMPDIR"], "distillery-sbx-*"))
 sb.close()
 left = glob.glob(os.path.join(os.environ["TMPDIR"], "distillery-sbx-*"))
-print(json.dumps({"reasons": reasons, "seen": seen, "layers": layers, "left": left}))
+print(json.dumps({"reasons": reasons, "seen": seen, "layers": layers, "left": left,
+                  "during": len(during)}))
 """
 
 
@@ -122,5 +124,8 @@ def test_an_unprivileged_user_gets_a_working_sandbox_that_leaves_nothing_behind(
     assert got["reasons"] == ["ok", "timeout", "ok", "timeout", "ok"]
     # Each program starts in an empty directory: nothing of the one before it.
     assert got["seen"] == [[OUTPUT_FILE]] * 3
+    # The sandbox's own directory, in the caller's TMPDIR, holds the programs' ones while it
+    # runs, and goes on close with whatever a program left (files, a directory it locked).
+    assert got["during"] == 1
     assert got["left"] == []
     assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("distillery-sbx-")) == []
