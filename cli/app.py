@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillery.cli.options import stage_command
@@ -81,7 +82,9 @@ WAREHOUSE = inspect.Parameter(
 
 
 def fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message naming an extra (`distillery[report]`) or a path with brackets is
+    # text, not rich markup (unescaped, `[report]` vanished from the line).
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -94,7 +97,9 @@ def usage_error(exc: Exception) -> NoReturn:
     ctx = getattr(exc, "ctx", None)
     path = getattr(ctx, "command_path", None) or "distillery"
     err_console.print(
-        f"[bold red]error:[/] {message} (see `{path} --help`)", highlight=False, soft_wrap=True
+        f"[bold red]error:[/] {escape(message)} (see `{path} --help`)",
+        highlight=False,
+        soft_wrap=True,
     )
     raise SystemExit(getattr(exc, "exit_code", 2))
 
@@ -603,11 +608,13 @@ def demo(
     family with the gap closed. Rerun it to resume.
     """
     from distillery.evals.gap import gap_rows
+    from distillery.evals.report import require_matplotlib
     from distillery.flows.bake_flow import bake_flow
     from distillery.flows.runtime import run_flow
     from distillery.flows.stage_flows import search_flow
     from distillery.warehouse.records import EvalRecord
 
+    require_matplotlib()  # the bake ends in a report: say so before any work, not after
     prompts_load("seeds", None, warehouse)
     console.rule("[bold]1. the search's success on held-out prompts (what p₀ + search achieves)")
     search = SearchConfig(
@@ -713,7 +720,9 @@ def main() -> None:
     except Exception as exc:  # usage errors arrive here in non-standalone mode
         if _is_known(exc):
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True
+            )
             sys.exit(1)
         import click
 

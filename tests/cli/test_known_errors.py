@@ -55,3 +55,18 @@ def test_sql_does_not_import_the_stages(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "42" in out.stdout
     assert "LOADED []" in out.stdout
+
+
+def test_an_error_line_prints_brackets_as_text(monkeypatch, capsys):
+    """A message naming an extra (`distillery[report]`) is text, not rich markup."""
+    from distillery.evals.report import ReportError
+
+    def fails() -> None:
+        raise ReportError("the report's plots need matplotlib: pip install 'distillery[report]'")
+
+    monkeypatch.setattr(cli_app, "app", lambda standalone_mode: fails())
+    with pytest.raises(SystemExit) as exit_:
+        cli_app.main()
+    assert exit_.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == "error: the report's plots need matplotlib: pip install 'distillery[report]'"
