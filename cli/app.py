@@ -608,6 +608,7 @@ def demo(
     family with the gap closed. Rerun it to resume.
     """
     from distillery.evals.gap import gap_rows
+    from distillery.evals.gap import table as gap_table
     from distillery.evals.report import require_matplotlib
     from distillery.flows.bake_flow import bake_flow
     from distillery.flows.runtime import run_flow
@@ -644,27 +645,8 @@ def demo(
     }
     base, baked = evals[model], evals[result["rounds"][-1]["model"]]
     solved = {f: (c["solved"], c["prompts"]) for f, c in held_out["per_family"].items()}
-    table = Table(
-        "family",
-        "prompts",
-        "p₀ pass@1",
-        "search",
-        "p_θ pass@1",
-        "Δ [95% CI]",
-        "gap closed",
-        title=f"{model} → {result['rounds'][-1]['model']}: held-out seeds, n={eval_n}, bare prompt",
-    )
-    for r in gap_rows(base, baked, solved):
-        table.add_row(
-            r.family,
-            str(r.prompts),
-            f"{r.base:.3f}\n[{r.base_ci[0]:.2f}, {r.base_ci[1]:.2f}]",
-            f"{r.search:.3f}\n[{r.search_ci[0]:.2f}, {r.search_ci[1]:.2f}]",
-            f"{r.model:.3f}\n[{r.model_ci[0]:.2f}, {r.model_ci[1]:.2f}]",
-            f"{r.delta:+.3f}\n[{r.delta_ci[0]:+.2f}, {r.delta_ci[1]:+.2f}]",
-            r.gap_text,
-            style="bold" if r.family == "all" else None,
-        )
+    title = f"{model} → {result['rounds'][-1]['model']}: held-out seeds, n={eval_n}, bare prompt"
+    table = gap_table(gap_rows(base, baked, solved), title)
     console.print(table)
     last = result["rounds"][-1]
     if last["reasons"]:
@@ -720,9 +702,7 @@ def main() -> None:
     except Exception as exc:  # usage errors arrive here in non-standalone mode
         if _is_known(exc):
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err_console.print(
-                f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True
-            )
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
             sys.exit(1)
         import click
 

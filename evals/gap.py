@@ -14,6 +14,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rich import box
+from rich.table import Column, Table
+
 from distillery.evals.paired import compare, outcomes
 from distillery.warehouse.passk import bootstrap_interval
 from distillery.warehouse.records import EvalRecord
@@ -99,3 +102,38 @@ def markdown(rows: list[GapRow]) -> str:
             f"{r.delta_ci[1]:+.3f}] | {r.gap_text} |"
         )
     return "\n".join(out)
+
+
+def table(rows: list[GapRow], title: str) -> Table:
+    """The terminal's version: each figure over its 95% interval, in columns that do not
+    wrap, so that it reads whole at 80 columns and in a log file (the markdown above is
+    for the report)."""
+
+    def cell(x: float, lo_hi: tuple[float, float], sign: str = "") -> str:
+        return f"{x:{sign}.3f}\n{lo_hi[0]:{sign}.2f}–{lo_hi[1]:{sign}.2f}"
+
+    figures = ("p₀ pass@1", "search", "p_θ pass@1", "Δ paired")
+    out = Table(
+        Column("family", no_wrap=True),
+        Column("prompts", justify="right", no_wrap=True),
+        *(Column(name, justify="right", no_wrap=True) for name in figures),
+        Column("gap closed", min_width=10),
+        title=title,
+        caption="each figure over its 95% interval",
+        box=box.SIMPLE_HEAD,
+        show_lines=True,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for r in rows:
+        out.add_row(
+            r.family,
+            str(r.prompts),
+            cell(r.base, r.base_ci),
+            cell(r.search, r.search_ci),
+            cell(r.model, r.model_ci),
+            cell(r.delta, r.delta_ci, "+"),
+            r.gap_text,
+            style="bold" if r.family == ALL else None,
+        )
+    return out
