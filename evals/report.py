@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from distillery.evals.paired import Comparison, ComparisonError, compare, outcomes, read_evals
 from distillery.warehouse.records import EvalRecord, ModelRecord
@@ -249,22 +250,43 @@ def _plot_families(
     plt.close(fig)
 
 
-def _plot_cost(points: list[tuple[str, float, float]], path: Path) -> None:
+def _plot_cost(points: list[tuple[int, str, float, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    fig = cost_figure(points)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cost_figure(points: list[tuple[int, str, float, float]]) -> Any:
+    """Success against tokens per query; `points` are (model 0 = p₀ or 1 = p_θ, label,
+    tokens, success). Each model keeps the colour it has in every other plot (p₀ C0,
+    p_θ C1), a search strategy is a triangle, one sample a dot."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, tokens, success in points:
-        ax.scatter([tokens], [success], s=40)
+    for who, label, tokens, success in points:
+        marker = "o" if label.endswith("k=1") else "^"
+        ax.scatter([tokens], [success], s=40, color=f"C{who}", marker=marker)
         ax.annotate(label, (tokens, success), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
+    # Points within one decade got a label at every minor tick, drawn over each other:
+    # labels at 1, 2 and 5 of each decade only, as plain numbers, over a range that
+    # leaves the annotations room.
+    xs = [p[2] for p in points if p[2] > 0]
+    if xs:
+        ax.set_xlim(min(xs) / 1.5, max(xs) * 3)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("tokens per query")
     ax.set_ylabel("success rate")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title("success against cost")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def _plot_amortization(a: Amortization, names, path: Path) -> None:
@@ -357,12 +379,13 @@ def write_report(
         gap_rows.append((fam, b1, bk, t1, gap, delta))
     _plot_passk(base_evals, trained_evals, names, out / "pass_at_k.png")
     _plot_families(fam_rows, names, kmax, out / "families.png")
-    points = [(f"{names[1]} k=1", plaint[1].tokens_per_query, plaint[1].pass_at_1)]
-    points += [(f"{names[0]} k=1", plain0[1].tokens_per_query, plain0[1].pass_at_1)]
-    for who, ev in ((names[0], base_evals), (names[1], trained_evals)):
+    points = [(1, f"{names[1]} k=1", plaint[1].tokens_per_query, plaint[1].pass_at_1)]
+    points += [(0, f"{names[0]} k=1", plain0[1].tokens_per_query, plain0[1].pass_at_1)]
+    for who, ev in enumerate((base_evals, trained_evals)):
         for r in ev:
             if r.strategy != "sample":
-                points.append((f"{who} {r.strategy}({r.k})", r.tokens_per_query, r.pass_at_1))
+                label = f"{names[who]} {r.strategy}({r.k})"
+                points.append((who, label, r.tokens_per_query, r.pass_at_1))
     _plot_cost(points, out / "cost.png")
     search = next((r for r in base_evals if r.strategy == "best_of_n"), plain0[kmax])
     amort = Amortization(

@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -131,3 +132,38 @@ def test_no_common_group_is_one_line(wh, tmp_path):
         "(base: n=8 (max_new_tokens 8, seed 0, temperature 0.8, top_p 0.95); tuned: n=16 "
     )
     assert msg.endswith("run `distillery eval` on both with the same --n and sampling options")
+
+
+def test_the_cost_plot_labels_do_not_overlap_and_keep_each_models_colour():
+    """Points within one decade of tokens (the demo's case) once got a label at every minor
+    tick, drawn over each other; and the colours of p₀ and p_θ swapped against the other
+    plots. Tick labels now never overlap, and p₀ is C0, p_θ C1, as in pass@k and families."""
+    from matplotlib.colors import to_rgba
+
+    from distillery.evals.report import cost_figure, require_matplotlib
+
+    require_matplotlib()
+    points = [
+        (1, "p_theta k=1", 79.4, 0.31),
+        (0, "p0 k=1", 80.0, 0.06),
+        (0, "p0 best_of_n(4)", 320.0, 0.25),
+    ]
+    fig = cost_figure(points)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    lo, hi = ax.get_xlim()
+    labels = [
+        t
+        for t in ax.get_xticklabels(which="both")
+        if t.get_visible() and t.get_text() and lo <= t.get_position()[0] <= hi
+    ]
+    assert not [t.get_text() for t in labels if "times" in t.get_text()]  # plain numbers
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert len(boxes) >= 2  # the axis is labelled at all
+    # Apart by at least a character's width (they were 8 px apart, reading as one string).
+    boxes.sort(key=lambda b: b.x0)
+    gaps = [b.x0 - a.x1 for a, b in pairwise(boxes)]
+    assert min(gaps) >= 20, gaps
+    colours = [tuple(c.get_facecolor()[0]) for c in ax.collections]
+    assert colours == [to_rgba("C1"), to_rgba("C0"), to_rgba("C0")]
