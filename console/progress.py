@@ -25,14 +25,15 @@ def _bar(console: Console) -> Progress:
 def sampling_bar(
     console: Console, label: str
 ) -> Iterator[tuple[Callable[[int], None], Callable[[int, int], None]]]:
-    """Yield (set_total(n), advance(samples, tokens)) callbacks bound to one bar."""
+    """Yield (set_total(n, done=None), advance(samples, tokens)) callbacks bound to one bar;
+    `done`, when given, sets how far the bar is (work found done already counts)."""
     progress = _bar(console)
     task = progress.add_task(label, total=None, rate="")
     started = time.perf_counter()
     counts = {"samples": 0, "tokens": 0}
 
-    def set_total(n: int) -> None:
-        progress.update(task, total=n)
+    def set_total(n: int, done: int | None = None) -> None:
+        progress.update(task, total=n, completed=done)
 
     def advance(samples: int, tokens: int) -> None:
         counts["samples"] += samples

@@ -306,10 +306,16 @@ def eval_stage(
     try:
         with (
             recorded_run(wh, "eval", job.as_params()) as run_id,
-            sampling_bar(console, f"evaluating {model.name}") as (_, advance),
+            sampling_bar(console, f"evaluating {model.name}") as (set_total, advance),
         ):
+
+            def counted(done: int, total: int) -> None:
+                set_total(total, done)  # the bar: a total, an ETA, stored draws done
+                if on_progress is not None:
+                    on_progress(done, total)
+
             model_store.register(wh, model, run_id)
-            records = run_eval(wh, job, model, backend, run_id, advance, on_progress)
+            records = run_eval(wh, job, model, backend, run_id, advance, counted)
     finally:
         backend.close()
     print_evals(console, model.name, records)

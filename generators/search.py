@@ -124,9 +124,12 @@ def run_search(
     judge: Judge,
     config: SearchPolicy,
     contexts: Mapping[str, Context] | None = None,
-    on_wave: Callable[[int, int], None] | None = None,
+    on_wave: Callable[[int, int, int], None] | None = None,
 ) -> SearchSummary:
-    """Search `prompts` per `config`; every completion and verdict goes to the warehouse."""
+    """Search `prompts` per `config`; every completion and verdict goes to the warehouse.
+    `on_wave(wave, open prompts, left)` hears of each wave before it is drawn, with the
+    budget the open prompts have left (a progress bar's total: a prompt's last wave may
+    overrun its budget by part of a wave, and solved prompts stop short of it)."""
     if "prompted" in config.procedures and not contexts:
         raise SamplingError("the prompted search needs a context per family")
     search = _Search(
@@ -145,7 +148,8 @@ def run_search(
         if not open_:
             break
         if on_wave is not None:
-            on_wave(wave + 1, len(open_))
+            left = sum(max(0, config.budget - state[r.prompt_id].spent) for r in open_)
+            on_wave(wave + 1, len(open_), left)
         lo, hi = wave * config.wave, (wave + 1) * config.wave
         drawn: list[tuple[str, str, str]] = []  # (prompt_id, sample_id, procedure)
         for proc in ("sample", "prompted"):

@@ -82,18 +82,23 @@ def search_stage(job: SearchConfig, root: Path, console: Console) -> SearchSumma
     try:
         with (
             recorded_run(wh, "search", job.as_params()) as run_id,
-            sampling_bar(console, f"searching with {model.name}") as (_, advance),
+            sampling_bar(console, f"searching with {model.name}") as (set_total, advance),
         ):
+            drawn = [0]
+
+            def count(samples: int, tokens: int) -> None:
+                drawn[0] += samples
+                advance(samples, tokens)
+
+            def wave(w: int, open_prompts: int, left: int) -> None:
+                console.log(f"search wave {w}: {open_prompts} prompts still open")
+                # What is drawn plus the budget the open prompts have left: the bar has a
+                # total and an ETA, which shrink as prompts are solved early.
+                set_total(drawn[0] + left)
+
             model_store.register(wh, model, run_id)
-            summary = search_in(
-                wh,
-                job,
-                model,
-                backend,
-                run_id,
-                advance,
-                lambda w, n: console.log(f"search wave {w}: {n} prompts still open"),
-            )
+            summary = search_in(wh, job, model, backend, run_id, count, wave)
+            set_total(drawn[0])  # solved prompts stopped early: the bar ends full
     finally:
         backend.close()
     print_search(console, job, summary)

@@ -72,7 +72,7 @@ def judge_for(wh):
     return judge
 
 
-def search(wh, backend, config=None):
+def search(wh, backend, config=None, on_wave=None):
     return run_search(
         Drawing(wh, backend, MODEL, "run-test"),
         PROMPTS,
@@ -80,13 +80,25 @@ def search(wh, backend, config=None):
         judge_for(wh),
         config or SearchPolicy(wave=4, budget=24, targets=2, retries=1),
         {"fam": CONTEXT},
+        on_wave,
     )
 
 
 def test_each_procedure_finds_its_prompts_and_unsolved_ones_spend_the_budget(wh):
     backend = Scripted()
-    s = search(wh, backend)
+    waves = []
+    s = search(wh, backend, on_wave=lambda *w: waves.append(w))
     assert (s.prompts, s.solved, s.waves) == (5, 3, 5)
+    # (wave, open prompts, budget they have left): 5 x 24 at first; then retry (9 spent a
+    # wave), never (9) and the exemplar (5) stay open, until retry is solved in wave 2 and
+    # never reaches its budget in wave 3.
+    assert waves == [
+        (1, 5, 120),
+        (2, 3, 15 + 15 + 19),
+        (3, 2, 6 + 14),
+        (4, 1, 9),
+        (5, 1, 4),
+    ]
     # A wave is 4 bare + 4 prompted draws and a retry of the first failed bare draw.
     # easy/ctx close after one wave (4 passes, no failure to retry); retry finds one
     # answer a wave and needs two; never spends 9 a wave, and its third wave's draws reach
