@@ -271,7 +271,7 @@ def bake_flow(
             current = out
         report = report_flow(
             ReportConfig(
-                out=str(Path(warehouse) / REPORTS_DIR / c.name),
+                out=str(wh.local_dir / REPORTS_DIR / c.name),
                 base=c.model,
                 model=done[-1]["model"],
                 suite=c.suite,

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distillery.warehouse.location import parse
+
 TAGS = ["distillery"]
 ON_DEMAND = "on-demand"
 COMPACT_CRON = "0 3 * * *"
@@ -46,8 +48,9 @@ def deployments(
     )
 
     # Served flows run in this process, whose working directory may differ from the
-    # caller's: the warehouse is always absolute.
-    root = str(Path(warehouse).resolve())
+    # caller's: the warehouse is always absolute (a URL on object storage already is).
+    location = parse(warehouse)
+    root = str(Path(warehouse).resolve()) if location.is_local else location.url
     common = {"warehouse": root}
     scheduled = [
         sample_verify_flow.to_deployment(

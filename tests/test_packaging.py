@@ -170,6 +170,8 @@ def test_the_extras_modules_are_known():
         "prefect_dask": "dask",
         "matplotlib": "report",
         "vllm": "vllm",
+        "s3fs": "s3",
+        "fsspec": "s3",
     }
 
 

@@ -104,7 +104,7 @@ def run_training(
     )
     job_id = content_id("job", kind, base.model_id, sample_ids, pair_ids, config_json)
     export_path = export.write_parquet(
-        rows, wh.root / EXPORTS_DIR / job_id / f"{kind}-train.parquet"
+        rows, wh.local_dir / EXPORTS_DIR / job_id / f"{kind}-train.parquet"
     )
     record = TrainingJobRecord(
         job_id=job_id,
@@ -121,8 +121,8 @@ def run_training(
     )
     wh.write([record])
     model_store.register(wh, base, run_id)
-    out_dir = wh.root / MODELS_DIR / config.out
-    work_dir = wh.root / MODELS_DIR / f".{config.out}.tmp-{job_id[-8:]}"
+    out_dir = wh.local_dir / MODELS_DIR / config.out
+    work_dir = wh.local_dir / MODELS_DIR / f".{config.out}.tmp-{job_id[-8:]}"
     result: TrainResult | None = None
     try:
         import torch

@@ -6,6 +6,11 @@ database (never locks anything); `write_catalog()` stores the same views in
 Both read the files through globs, so rows written after the catalog was made show up
 without touching the catalog.
 
+On object storage (`location.py`) there is no catalog file: the views are always defined in
+memory, on a database with the location's fsspec filesystem registered
+(`register_filesystem`), so `read_parquet('s3://…')` globs and reads through it without
+DuckDB's httpfs extension (not installable offline, and built for other DuckDB versions).
+
 The catalog file is written in an older storage format (`STORAGE_VERSION`), so that a DuckDB
 CLI older than the `duckdb` Python package (a `duckdb-cli` wheel, a distribution's package)
 opens it; its views use no syntax newer than that either.
@@ -20,9 +25,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from distillery.warehouse import objects
+from distillery.warehouse.location import remote
 from distillery.warehouse.queries import DEFINITIONS
 from distillery.warehouse.tables import TABLES, TableSpec
-from distillery.warehouse.writer_parquet import table_dir
+from distillery.warehouse.writer_parquet import SCHEMA_DIR, SCHEMA_FILE, Root, table_dir
 
 CATALOG_FILE = "catalog.duckdb"
 CATALOG_VERSION = "6"
@@ -64,13 +71,20 @@ def _current_names(spec: TableSpec) -> str:
     return f"* EXCLUDE ({former}) REPLACE ({merged})"
 
 
-def _has_files(root: Path, spec: TableSpec) -> bool:
+def _has_files(root: Root, spec: TableSpec) -> bool:
+    location = remote(root)
+    if location is not None:
+        # The schema object first: one request, where a listing pages through every file.
+        schema = location.key("tables", spec.name, SCHEMA_DIR, SCHEMA_FILE)
+        if objects.exists(location, schema):
+            return True
+        return bool(objects.parquet_keys(location, location.key("tables", spec.name, "*", "*")))
     # Any run's file, the schema file (`_schema/`) or a file of the former layout
     # (`run_id=<run>/`): the views' glob matches them all.
-    return any(table_dir(root.resolve(), spec.name).glob("*/*.parquet"))
+    return any(table_dir(Path(root).resolve(), spec.name).glob("*/*.parquet"))
 
 
-def files_sql(root: Path, table: str) -> str:
+def files_sql(root: Root, table: str) -> str:
     """Every row of every file of `table`, not deduplicated: for questions a duplicate
     cannot change (does this key exist?), which then read only the columns they name
     instead of windowing whole rows over the table's history. A table without any file
@@ -102,12 +116,15 @@ def _source(spec: TableSpec, glob: str | None) -> str:
     return f"SELECT {_current_names(spec)} FROM ({source})"
 
 
-def _glob(root: Path, spec: TableSpec) -> str | None:
+def _glob(root: Root, spec: TableSpec) -> str | None:
     """The glob over the table's files, or None while it has none (one listing: a caller
     that needs both answers asks once, so they cannot disagree)."""
     if not _has_files(root, spec):
         return None
-    return str(table_dir(root.resolve(), spec.name) / "*" / "*.parquet")
+    location = remote(root)
+    if location is not None:
+        return location.uri("tables", spec.name, "*", "*.parquet")
+    return str(table_dir(Path(root).resolve(), spec.name) / "*" / "*.parquet")
 
 
 def view_sql(spec: TableSpec, glob: str | None) -> str:
@@ -125,7 +142,7 @@ def raw_view_sql(spec: TableSpec, glob: str | None) -> str:
     return f"CREATE OR REPLACE VIEW raw_{spec.name} AS {_source(spec, glob)}"
 
 
-def define(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
+def define(con: duckdb.DuckDBPyConnection, root: Root) -> set[str]:
     """Define every view and macro; returns the tables that had no file yet."""
     empty = set()
     for spec in TABLES.values():
@@ -142,7 +159,7 @@ def define(con: duckdb.DuckDBPyConnection, root: Path) -> set[str]:
     return empty
 
 
-def refresh(con: duckdb.DuckDBPyConnection, root: Path, empty: set[str]) -> set[str]:
+def refresh(con: duckdb.DuckDBPyConnection, root: Root, empty: set[str]) -> set[str]:
     """Redefine the views of `empty` tables that have files now; returns those still empty."""
     grown = {name for name in empty if _has_files(root, TABLES[name])}
     if grown:
@@ -169,12 +186,12 @@ class Database:
             cur.execute(f"USE {ATTACHED}")
         return cur
 
-    def refresh(self, root: Path) -> None:
+    def refresh(self, root: Root) -> None:
         if self.empty and not self.attached:
             self.empty = refresh(self.con, root, self.empty)
 
 
-def connect(root: Path) -> Database:
+def connect(root: Root) -> Database:
     """A database with every view defined (safe beside any writer).
 
     The warehouse's own `catalog.duckdb`, attached read-only, when it was made by this
@@ -186,6 +203,12 @@ def connect(root: Path) -> Database:
     per process, and an instance inherited across `fork` is not usable.
     """
     con = duckdb.connect(":memory:")
+    location = remote(root)
+    if location is not None:
+        # Cursors (`Database.cursor`) share the database, and with it this registration.
+        con.register_filesystem(location.fs)
+        return Database(con, define(con, location), attached=False)
+    root = Path(root)
     path = root / CATALOG_FILE
     if path.exists():
         try:

@@ -25,6 +25,10 @@ Safe beside writers and readers, and to kill at any point:
   second one does not wait (unless `wait=True`): it returns at once, `busy`, having done
   nothing, so a scheduled run that lands on a manual one costs nothing.
 
+A warehouse on object storage is refused (`WarehouseError`, before anything is read): the
+lock above is a local file, which does not keep a compaction on another machine out, and
+two compactions of one folder would each publish a merged file of the same rows.
+
 Each merged file keeps every column its sources had, a renamed column's former name
 included (`TableSpec.renamed`), and each row as it was written (its `run_id` and
 `created_at` too), so the views read it exactly as they read the files it replaces. It is
@@ -51,6 +55,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distillery.warehouse.errors import WarehouseError
+from distillery.warehouse.location import parse
 from distillery.warehouse.store import Warehouse
 from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import (
@@ -142,6 +148,12 @@ def compact(
     unknown = unknown_tables(names)
     if unknown:
         raise ValueError(f"unknown table {unknown[0]!r}; tables: {', '.join(TABLES)}")
+    location = parse(root)
+    if not location.is_local:
+        raise WarehouseError(
+            f"cannot compact {location.url}: compaction needs a local warehouse directory "
+            f"(object storage has no lock to keep two compactions apart); nothing was done"
+        )
     root = Warehouse.open_existing(root).root  # a clear error for a directory without one
     start = time.perf_counter()
     with _exclusive(root, wait) as held:

@@ -1,4 +1,11 @@
-"""The warehouse handle every stage uses: open a directory, write records, query with SQL."""
+"""The warehouse handle every stage uses: open a location, write records, query with SQL.
+
+A location is a local directory or a URL on object storage (`s3://bucket/prefix`, see
+`location.py`). `root` is the location as it was given, as a `Path` (for a URL, the form
+`pathlib` collapses it to, `s3:/bucket/prefix`, which `location.parse` reads back): every
+stage hands it on as `str(wh.root)` and reopens the same warehouse with it. Files that
+must be local (trained models, TRL exports) go under `local_dir`, never under `root`.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +19,16 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from distillery.warehouse import catalog_duckdb, writer_parquet
+from distillery.warehouse import catalog_duckdb, objects, writer_parquet
+from distillery.warehouse.errors import WarehouseError
+from distillery.warehouse.location import Location, parse
 from distillery.warehouse.read_retry import retry_vanished
+
+__all__ = ["DEFAULT_DIR", "ENV_VAR", "Warehouse", "WarehouseError", "default_root"]
 
 T = TypeVar("T")
 ENV_VAR = "DISTILLERY_WAREHOUSE"
 DEFAULT_DIR = "warehouse-data"
-
-
-class WarehouseError(Exception):
-    """A warehouse that cannot be opened or written; the message says what to do."""
 
 
 def default_root() -> Path:
@@ -31,6 +38,7 @@ def default_root() -> Path:
 @dataclass
 class Warehouse:
     root: Path
+    location: Location = field(init=False, repr=False, compare=False)
     # One DuckDB database per handle and process (the stored catalog attached, or views
     # defined in memory: `catalog_duckdb.connect`): a query takes a cursor on it (~2 ms)
     # instead of a fresh database whose every view is bound again (~40-80 ms). The views
@@ -39,10 +47,30 @@ class Warehouse:
     _db_pid: int = field(default=0, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        self.location = parse(self.root)  # an unknown scheme fails here, as it is given
+        self.root = Path(self.root)
+
+    @property
+    def url(self) -> str:
+        """The location as a user writes it: the directory, or `s3://bucket/prefix`."""
+        return self.location.url
+
+    @property
+    def local_dir(self) -> Path:
+        """Where local-only files go: `root` itself, or an object-storage warehouse's side
+        directory (`DISTILLERY_LOCAL_DIR`, else one per URL under ~/.cache/distillery)."""
+        return self.location.local_dir
+
     @classmethod
     def open(cls, root: Path | str | None = None) -> Warehouse:
         """Create the layout if needed; fails before anything is written if it cannot."""
-        path = Path(root) if root is not None else default_root()
+        location = parse(root if root is not None else default_root())
+        if not location.is_local:
+            objects.probe(location)
+            writer_parquet.ensure_schema_files(location)
+            return cls(Path(location.url))
+        path = Path(location.base)
         try:
             path.mkdir(parents=True, exist_ok=True)
             probe = path / f".write-probe-{os.getpid()}"
@@ -62,7 +90,15 @@ class Warehouse:
     @classmethod
     def open_existing(cls, root: Path | str | None = None) -> Warehouse:
         """For readers: never creates anything."""
-        path = Path(root) if root is not None else default_root()
+        location = parse(root if root is not None else default_root())
+        if not location.is_local:
+            if not objects.has_tables(location):
+                raise WarehouseError(
+                    f"no warehouse at {location.url}; run `distillery prompts load seeds` "
+                    f"first or pass --warehouse URL"
+                )
+            return cls(Path(location.url))
+        path = Path(location.base)
         if not (path / "tables").is_dir():
             raise WarehouseError(
                 f"no warehouse at {path}; run `distillery prompts load seeds` first "
@@ -72,28 +108,35 @@ class Warehouse:
 
     @property
     def catalog_path(self) -> Path:
-        return self.root / catalog_duckdb.CATALOG_FILE
+        # Local only (`Location.path` says so otherwise): object storage has no catalog file.
+        return self.location.path / catalog_duckdb.CATALOG_FILE
 
-    def write(self, rows: Sequence[object]) -> list[Path]:
+    @property
+    def _where(self) -> Path | Location:
+        # What the writer and the catalog take: the directory itself when local, so that
+        # its code paths see exactly the path they always did.
+        return self.root if self.location.is_local else self.location
+
+    def write(self, rows: Sequence[object]) -> list[writer_parquet.Written]:
         if not rows:
             return []
-        return writer_parquet.write_records(self.root, rows)
+        return writer_parquet.write_records(self._where, rows)
 
-    def write_table(self, table: str, data: pa.Table) -> list[Path]:
+    def write_table(self, table: str, data: pa.Table) -> list[writer_parquet.Written]:
         """Rows of `table` as Arrow columns (see `writer_parquet.write_table`)."""
-        return writer_parquet.write_table(self.root, table, data)
+        return writer_parquet.write_table(self._where, table, data)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A cursor on this handle's database (close it, or use it in a `with`)."""
         with self._lock:
             if self._db is None or self._db_pid != os.getpid():
                 # A database is not usable across fork: a child builds its own.
-                self._db = catalog_duckdb.connect(self.root)
+                self._db = catalog_duckdb.connect(self._where)
                 self._db_pid = os.getpid()
             else:
                 # A table that had no file when its view was defined (an older warehouse
                 # opened read-only) gets its file-reading view once files exist.
-                self._db.refresh(self.root)
+                self._db.refresh(self._where)
             return self._db.cursor()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -129,7 +172,7 @@ class Warehouse:
         # column is read (a semi-join on it), never whole rows windowed over the history.
         # A merged file and the files it replaces, both there while a compaction runs,
         # hold the same keys: DISTINCT makes that no different.
-        source = catalog_duckdb.files_sql(self.root, table)
+        source = catalog_duckdb.files_sql(self._where, table)
 
         def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
             con.register("wanted_ids", pa.table({"id": wanted}))

@@ -18,6 +18,11 @@ from it.
 
 Warehouses written before this layout (`tables/<table>/run_id=<run>/`) are still read by the
 views (their glob matches both) and are moved to this one by `migrate_legacy_layout`.
+
+On object storage (`location.py`) the layout is the same under the URL's prefix, and each
+file is put straight under its final key (`objects.put`): there is no rename, no `.tmp`, and
+no former layout to migrate. Functions that take `root` take either kind of location; a
+local directory goes through the code below exactly as before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distillery.warehouse import objects
+from distillery.warehouse.location import Location, remote
 from distillery.warehouse.tables import RECORD_TABLE, TABLES, TableSpec
 
 SCHEMA_DIR = "_schema"
@@ -49,6 +56,11 @@ LEGACY_PREFIX = "run_id="
 # JSON list. They stay beside it from its publication until the compaction removes them.
 COMPACTED_FROM = "distillery.compacted_from"
 COUNT_ATTEMPTS = 5
+
+# A warehouse location: a local directory, or a URL / `Location` on object storage.
+Root = Path | str | Location
+# What a write returns: each new file's path, or its URL on object storage.
+Written = Path | str
 
 
 def table_dir(root: Path, table: str) -> Path:
@@ -122,7 +134,7 @@ def publish(root: Path, final: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def write_records(root: Path, rows: Sequence[object]) -> list[Path]:
+def write_records(root: Root, rows: Sequence[object]) -> list[Written]:
     """Write records (of one or several tables) as one new file per (table, run)."""
     groups: dict[tuple[str, str], list[object]] = defaultdict(list)
     for row in rows:
@@ -135,9 +147,16 @@ def write_records(root: Path, rows: Sequence[object]) -> list[Path]:
     ]
 
 
-def _write_file(root: Path, table: str, run_id: str, data: pa.Table) -> Path:
-    final = run_dir(root, table, run_id) / data_file_name()
-    publish(root, final, lambda fh: pq.write_table(data, fh, compression="zstd"))
+def _write_file(root: Root, table: str, run_id: str, data: pa.Table) -> Written:
+    def write(fh: BinaryIO) -> None:
+        pq.write_table(data, fh, compression="zstd")
+
+    location = remote(root)
+    if location is not None:
+        key = location.key("tables", table, run_folder(run_id), data_file_name())
+        return objects.put(location, key, write)
+    final = run_dir(Path(root), table, run_id) / data_file_name()
+    publish(Path(root), final, write)
     return final
 
 
@@ -179,7 +198,7 @@ def conform(spec: TableSpec, data: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=spec.schema)
 
 
-def write_table(root: Path, table: str, data: pa.Table) -> list[Path]:
+def write_table(root: Root, table: str, data: pa.Table) -> list[Written]:
     """Rows of one table given as Arrow columns, one new file per run: what bulk producers
     (an import, a benchmark) hand over instead of a record per row, which the writer would
     otherwise convert to columns one row at a time (~4 us a sample row)."""
@@ -209,8 +228,13 @@ def _write_schema_only(schema: pa.Schema) -> Callable[[BinaryIO], None]:
     return write
 
 
-def ensure_schema_files(root: Path) -> None:
+def ensure_schema_files(root: Root) -> None:
     """A file per table with its schema and no rows, so the stored views always bind."""
+    location = remote(root)
+    if location is not None:
+        _ensure_schema_objects(location)
+        return
+    root = Path(root)
     for spec in TABLES.values():
         path = table_dir(root, spec.name) / SCHEMA_DIR / SCHEMA_FILE
         if path.exists():
@@ -221,6 +245,19 @@ def ensure_schema_files(root: Path) -> None:
             except (OSError, pa.ArrowInvalid):
                 pass  # a torn or foreign file: rewrite it
         publish(root, path, _write_schema_only(spec.schema))
+
+
+def _ensure_schema_objects(location: Location) -> None:
+    # Two processes opening at once may both put the same bytes: either PUT is whole.
+    for spec in TABLES.values():
+        key = location.key("tables", spec.name, SCHEMA_DIR, SCHEMA_FILE)
+        try:
+            meta = objects.footer(location, key)
+            if meta.num_row_groups == 0 and meta.schema.to_arrow_schema().equals(spec.schema):
+                continue
+        except (OSError, pa.ArrowInvalid):
+            pass  # missing, torn or foreign: (re)write it
+        objects.put(location, key, _write_schema_only(spec.schema))
 
 
 def migrate_legacy_layout(root: Path) -> int:
@@ -331,7 +368,26 @@ def _run_footers(root: Path, table: str, run_id: str) -> tuple[dict[str, int], s
     return rows, replaced, vanished
 
 
-def rows_in_run(root: Path, table: str, run_id: str) -> int:
+def _run_object_footers(
+    location: Location, table: str, run_id: str
+) -> tuple[dict[str, int], set[str], bool]:
+    """`_run_footers` of a run's prefix on object storage (no former layout there)."""
+    pattern = location.key("tables", table, run_folder(run_id), "*.parquet")
+    rows: dict[str, int] = {}
+    replaced: set[str] = set()
+    vanished = False
+    for key in objects.parquet_keys(location, pattern):
+        try:
+            meta = objects.footer(location, key)
+        except FileNotFoundError:
+            vanished = True
+            continue
+        rows[key.rsplit("/", 1)[-1]] = meta.num_rows
+        replaced |= replaced_files(meta)
+    return rows, replaced, vanished
+
+
+def rows_in_run(root: Root, table: str, run_id: str) -> int:
     """Rows one run has written to a table so far, from the files' footers (no scan).
 
     A compaction (`compact.py`) publishes a merged file before it removes the files merged
@@ -340,8 +396,12 @@ def rows_in_run(root: Path, table: str, run_id: str) -> int:
     Past `COUNT_ATTEMPTS` such lists (compactions in a row), it counts what it could read:
     this only feeds progress bars.
     """
+    location = remote(root)
     for _ in range(COUNT_ATTEMPTS):
-        rows, replaced, vanished = _run_footers(root, table, run_id)
+        if location is not None:
+            rows, replaced, vanished = _run_object_footers(location, table, run_id)
+        else:
+            rows, replaced, vanished = _run_footers(Path(root), table, run_id)
         if not vanished:
             break
     return sum(n for name, n in rows.items() if name not in replaced)
