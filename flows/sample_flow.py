@@ -85,7 +85,9 @@ def _backend(
     wh: Warehouse, job: SampleConfig, model_id: str
 ) -> tuple[ResolvedModel, Backend, threading.Lock]:
     key = (
-        str(wh.root.resolve()),
+        # The directory made absolute (one warehouse named two ways shares the backend);
+        # a URL as it is: resolving `s3:/bucket/p` would make it a path under the cwd.
+        str(wh.root.resolve()) if wh.location.is_local else wh.url,
         model_id,
         job.model,
         job.backend,
@@ -266,7 +268,8 @@ def run_sample_stage(
         shards = shard([r.prompt_id for r in requests], sharding.shard_prompts, MAX_SHARDS)
         progress = ProgressArtifact("sample-progress", f"sampling {model.name}: {total} samples")
         common = {
-            "warehouse": str(wh.root),
+            # The directory as opened, or the URL itself (a shard's parameters in the UI).
+            "warehouse": wh.url,
             "job": job.as_params(),
             "run_id": run_id,
             "model_id": model.model_id,

@@ -1,5 +1,6 @@
 """Shared fixtures: a real Prefect server started when the first test needs one, a fresh
-warehouse per test, and the CLI as a subprocess.
+warehouse per test, the CLI as a subprocess, and an S3-compatible server (moto's) per
+module for warehouses on object storage.
 
 Two lanes. The fast lane (`make test-fast`: `-m "not e2e and not attack and not slow"`)
 runs no Prefect server, no CLI process and no model; asking for the server there is an
@@ -17,12 +18,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from distillery.warehouse.store import Warehouse
 from tests import prefect_server
+from tests import s3_server as s3
 
 ROOT = Path(__file__).resolve().parents[1]
 # In `tests.prefect_server`, not here: pytest loads this file as `conftest` and tests import
@@ -64,6 +67,20 @@ def ensure_server() -> None:
 def server() -> None:
     """A real Prefect server for in-process flow runs (the session's, started on first use)."""
     ensure_server()
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on a free port, with the AWS environment (of this process and of
+    every child it starts) pointing at it; yields its endpoint. One per test module."""
+    with s3.running(tmp_path_factory.mktemp("side")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> str:
+    """A new, empty bucket on the module's S3 server."""
+    return s3.new_bucket(s3_server)
 
 
 @pytest.fixture

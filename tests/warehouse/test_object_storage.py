@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +25,7 @@ from distillery.warehouse.location import LOCAL_DIR_ENV, parse
 from distillery.warehouse.records import PromptRecord, SampleRecord, VerdictRecord
 from distillery.warehouse.store import Warehouse
 from distillery.warehouse.writer_parquet import rows_in_run
+from tests.s3_server import free_port
 
 WRITERS = 2
 PROMPTS = 10  # the same prompt ids from both writers: each key twice on disk
@@ -206,66 +204,7 @@ def test_any_fsspec_filesystem_in_process():
 # --- a real S3-compatible server ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto_server did not listen on {port} within {timeout} s")
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory) -> Iterator[str]:
-    """moto's S3 server on a free port, with the AWS environment pointing at it; yields
-    its endpoint. Stopped at the end of the module."""
-    pytest.importorskip("moto.server", reason="needs moto[server]: pip install '.[test]'")
-    pytest.importorskip("s3fs", reason="needs s3fs: pip install '.[s3]'")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        LOCAL_DIR_ENV: str(tmp_path_factory.mktemp("side")),
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_REGION"):
-            mp.delenv(name, raising=False)
-        for name, value in env.items():
-            mp.setenv(name, value)
-        try:
-            _wait_for(port, proc)
-            yield endpoint
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture
-def bucket(s3_server) -> str:
-    """A new, empty bucket on the server."""
-    import boto3  # moto's own dependency
-
-    name = f"wh-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
-    return name
+# The `s3_server` and `bucket` fixtures are in tests/conftest.py (tests/s3_server.py).
 
 
 @pytest.mark.e2e
@@ -314,7 +253,7 @@ def test_a_missing_bucket_or_endpoint_is_one_line_and_writes_nothing(s3_server, 
     with pytest.raises(WarehouseError, match="no bucket 'no-such-bucket'"):
         Warehouse.open_existing("s3://no-such-bucket/wh")
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(WarehouseError) as err:
         Warehouse.open("s3://any/wh")
     assert "check AWS_ENDPOINT_URL and that the server is up" in str(err.value)
