@@ -70,11 +70,21 @@ WarehouseOpt = Annotated[
     typer.Option(
         "--warehouse",
         envvar="DISTILLERY_WAREHOUSE",
-        help="Warehouse directory (Parquet files and catalog.duckdb).",
+        help="Warehouse directory (Parquet files and catalog.duckdb), or s3://bucket/prefix.",
         show_default=True,
     ),
 ]
 DEFAULT_WAREHOUSE = Path("warehouse-data")
+
+
+def _url(warehouse: Path) -> str:
+    """The location as the user wrote it: `Path` collapses `s3://b/p` into `s3:/b/p`, which
+    the warehouse reads back but a flow run's parameters in the UI should not show."""
+    from distillery.warehouse.location import parse
+
+    return parse(warehouse).url
+
+
 WAREHOUSE = inspect.Parameter(
     "warehouse",
     inspect.Parameter.KEYWORD_ONLY,
@@ -184,11 +194,16 @@ def models_list(warehouse: WarehouseOpt = DEFAULT_WAREHOUSE) -> None:
             where,
             alias.description,
         )
-    if (warehouse / "tables").is_dir():
-        from distillery.generators.model_store import registered
-        from distillery.warehouse.store import Warehouse
+    from distillery.warehouse.store import Warehouse, WarehouseError
 
-        for name, m in registered(Warehouse(warehouse)).items():
+    try:
+        wh = Warehouse.open_existing(warehouse)  # a directory or a bucket; creates nothing
+    except WarehouseError:
+        wh = None  # no warehouse yet: the aliases alone
+    if wh is not None:
+        from distillery.generators.model_store import registered
+
+        for name, m in registered(wh).items():
             if name not in model_registry.ALIASES:
                 table.add_row(name, m.source_kind, "yes" if m.trained else "no", m.path or "", "")
     console.print(table)
@@ -221,7 +236,7 @@ def prompts_load(
     with paused_collector():
         from distillery.flows.prompts_flow import prompts_flow
 
-    run_flow(prompts_flow, console, source=source, suite=suite, warehouse=str(warehouse))
+    run_flow(prompts_flow, console, source=source, suite=suite, warehouse=_url(warehouse))
 
 
 # ---------------------------------------------------------------- sampling
@@ -233,7 +248,7 @@ def _sample(config: SampleConfig, sharding: Sharding, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.sample_flow import sample_flow
 
-    run_flow(sample_flow, console, config=config, sharding=sharding, warehouse=str(warehouse))
+    run_flow(sample_flow, console, config=config, sharding=sharding, warehouse=_url(warehouse))
 
 
 stage_command(app, "sample", [SampleConfig, Sharding], _sample, fail, [WAREHOUSE])
@@ -251,7 +266,7 @@ def _search(config: SearchConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.search_flow import search_flow
 
-    run_flow(search_flow, console, config=config, warehouse=str(warehouse))
+    run_flow(search_flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(app, "search", [SearchConfig], _search, fail, [WAREHOUSE])
@@ -272,7 +287,7 @@ def samples_import(
         from distillery.flows.import_flow import import_flow
 
     written, skipped = run_flow(
-        import_flow, console, file=str(file), model_name=model_name, warehouse=str(warehouse)
+        import_flow, console, file=str(file), model_name=model_name, warehouse=_url(warehouse)
     )
     console.print(f"imported {written} samples for {model_name} ({skipped} already present)")
 
@@ -286,7 +301,7 @@ def _verify(config: VerifyConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.verify_flow import verify_flow
 
-    run_flow(verify_flow, console, config=config, warehouse=str(warehouse))
+    run_flow(verify_flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(app, "verify", [VerifyConfig], _verify, fail, [WAREHOUSE])
@@ -298,7 +313,7 @@ def _pairs(config: PairsConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.pairs_flow import pairs_flow
 
-    run_flow(pairs_flow, console, config=config, warehouse=str(warehouse))
+    run_flow(pairs_flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(app, "pairs", [PairsConfig], _pairs, fail, [WAREHOUSE])
@@ -310,7 +325,7 @@ def _select(config: SelectConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.select_flow import select_flow
 
-    run_flow(select_flow, console, config=config, warehouse=str(warehouse))
+    run_flow(select_flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(app, "select", [SelectConfig], _select, fail, [WAREHOUSE])
@@ -323,7 +338,7 @@ def _train(config: RSFTConfig | DPOConfig, warehouse: Path) -> None:
         from distillery.flows.train_flow import dpo_flow, rsft_flow
 
     flow = dpo_flow if isinstance(config, DPOConfig) else rsft_flow
-    run_flow(flow, console, config=config, warehouse=str(warehouse))
+    run_flow(flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(train_app, "rsft", [RSFTConfig], _train, fail, [WAREHOUSE])
@@ -339,7 +354,7 @@ def _eval(config: EvalConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.eval_flow import eval_flow
 
-    run_flow(eval_flow, console, config=config, warehouse=str(warehouse))
+    run_flow(eval_flow, console, config=config, warehouse=_url(warehouse))
 
 
 stage_command(app, "eval", [EvalConfig], _eval, fail, [WAREHOUSE])
@@ -384,7 +399,7 @@ def _promote(config: PromoteConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.promote_flow import promote_flow
 
-    decision = run_flow(promote_flow, console, config=config, warehouse=str(warehouse))
+    decision = run_flow(promote_flow, console, config=config, warehouse=_url(warehouse))
     if not decision["promoted"]:  # the stage printed the decision and its reasons
         raise typer.Exit(3)
 
@@ -398,7 +413,7 @@ def _report(config: ReportConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.report_flow import report_flow
 
-    path = run_flow(report_flow, console, config=config, warehouse=str(warehouse))
+    path = run_flow(report_flow, console, config=config, warehouse=_url(warehouse))
     console.print(f"report written to {path}")
 
 
@@ -413,7 +428,7 @@ def _bake(config: BakeConfig, warehouse: Path) -> None:
 
     with paused_collector():
         from distillery.flows.bake_flow import bake_flow
-    result = run_flow(bake_flow, console, config=config, warehouse=str(warehouse))
+    result = run_flow(bake_flow, console, config=config, warehouse=_url(warehouse))
     table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
     for r in result["rounds"]:
         table.add_row(
@@ -459,7 +474,7 @@ def serve(
             "serve needs a Prefect server that outlives it: run `prefect server start` and "
             "export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
-    serve_deployments(nightly, weekly, model, suite, str(warehouse), paused, compact)
+    serve_deployments(nightly, weekly, model, suite, _url(warehouse), paused, compact)
 
 
 @app.command()
@@ -636,6 +651,7 @@ def demo(
     from distillery.evals.gap import table as gap_table
     from distillery.evals.report import require_matplotlib
     from distillery.flows.runtime import paused_collector, run_flow
+    from distillery.warehouse.location import parse as parse_location
     from distillery.warehouse.records import EvalRecord
 
     with paused_collector():
@@ -654,7 +670,7 @@ def demo(
         per_family=eval_per_family,
         max_new_tokens=max_new_tokens,
     )
-    held_out = run_flow(search_flow, console, config=search, warehouse=str(warehouse))
+    held_out = run_flow(search_flow, console, config=search, warehouse=_url(warehouse))
     console.rule("[bold]2. bake: search train prompts, RSFT, eval p₀ and p_θ, gate, report")
     bake = BakeConfig(
         name="demo",
@@ -665,7 +681,7 @@ def demo(
         eval_per_family=eval_per_family,
         max_new_tokens=max_new_tokens,
     )
-    result = run_flow(bake_flow, console, config=bake, warehouse=str(warehouse))
+    result = run_flow(bake_flow, console, config=bake, warehouse=_url(warehouse))
     evals = {
         who: next(EvalRecord(**r) for r in records if r["strategy"] == "sample" and r["k"] == 1)
         for who, records in result["evals"].items()
@@ -691,10 +707,11 @@ def demo(
     )
     console.print(f'\n[bold]Which search found the training targets[/]: distillery sql "{which}"')
     sql(which, "table", warehouse)
-    console.print(
-        f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
-        "or `distillery sql` to list the tables."
-    )
+    if parse_location(warehouse).is_local:  # object storage has no catalog file
+        console.print(
+            f"\nOpen it yourself: duckdb -readonly {warehouse / 'catalog.duckdb'} "
+            "or `distillery sql` to list the tables."
+        )
 
 
 INTERRUPTED = "interrupted; rerun the same command to resume"

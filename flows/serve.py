@@ -72,15 +72,18 @@ def deployments(
             },
             description="Sample, verify, train, evaluate and gate one round.",
         ),
-        compact_flow.to_deployment(
-            "daily",
-            cron=compact,
-            paused=paused,
-            tags=TAGS,
-            parameters=common,
-            description="Merge each run's small Parquet files into one (safe beside writers).",
-        ),
     ]
+    if location.is_local:  # compaction refuses object storage (warehouse/compact.py)
+        scheduled.append(
+            compact_flow.to_deployment(
+                "daily",
+                cron=compact,
+                paused=paused,
+                tags=TAGS,
+                parameters=common,
+                description="Merge each run's small Parquet files into one (safe beside writers).",
+            )
+        )
     stages = [
         prompts_flow,
         import_flow,

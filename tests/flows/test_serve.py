@@ -136,3 +136,20 @@ def test_serve_without_a_server_is_a_one_line_error(tmp_path):
         "and export PREFECT_API_URL=http://127.0.0.1:4200/api"
     ]
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_bucket_gets_no_daily_compaction_and_its_url_as_it_is(tmp_path):
+    """Compaction refuses object storage, so serving a bucket schedules none (it would fail
+    every night); every deployment's warehouse is the URL, not a path made of it."""
+    from distillery.flows.serve import deployments
+
+    def described(warehouse: str) -> dict[str, dict]:
+        made = deployments("0 2 * * *", "0 4 * * 0", "tiny-random", "seeds", warehouse)
+        return {f"{d.flow_name}/{d.name}": d.parameters for d in made}
+
+    local = described(str(tmp_path / "wh"))
+    remote = described("s3://bucket/team/wh")
+    assert set(local) - set(remote) == {"compact/daily"}
+    assert set(remote) <= set(local) and len(remote) == len(local) - 1
+    assert {p.get("warehouse") for p in remote.values()} == {"s3://bucket/team/wh", None}
+    assert local["compact/daily"]["warehouse"] == str((tmp_path / "wh").resolve())
