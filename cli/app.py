@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from distillery.cli.options import stage_command
 from distillery.config.groups import DEFAULT_MODEL, Sharding
+from distillery.console.terminal import console as terminal_console
 from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.select_config import SelectConfig
 from distillery.evals.eval_config import EvalConfig
@@ -62,8 +62,8 @@ server_app = typer.Typer(
 )
 app.add_typer(server_app, name="server")
 
-console = Console()
-err_console = Console(stderr=True)
+console = terminal_console()
+err_console = terminal_console(stderr=True)
 
 WarehouseOpt = Annotated[
     Path,

@@ -1,1 +1,1 @@
-"""Terminal output shared by the stages: progress bars."""
+"""Terminal output shared by the command and the stages: consoles and progress bars."""

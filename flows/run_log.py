@@ -60,8 +60,11 @@ def stage_console() -> Console:
     from prefect import get_run_logger
     from prefect.exceptions import MissingContextError
 
+    from distillery.console.terminal import console
+
     try:
         logger = get_run_logger()
     except MissingContextError:
-        return Console()
-    return Console(file=RunLogFile(sys.stdout, logger))
+        return console()
+    # Text unwrapped even on a terminal: a wrapped line would be two entries in the Logs.
+    return console(file=RunLogFile(sys.stdout, logger), soft_wrap=True)

@@ -91,7 +91,7 @@ def search_stage(job: SearchConfig, root: Path, console: Console) -> SearchSumma
                 advance(samples, tokens)
 
             def wave(w: int, open_prompts: int, left: int) -> None:
-                console.log(f"search wave {w}: {open_prompts} prompts still open")
+                console.print(f"search wave {w}: {open_prompts} prompts still open")
                 # What is drawn plus the budget the open prompts have left: the bar has a
                 # total and an ETA, which shrink as prompts are solved early.
                 set_total(drawn[0] + left)

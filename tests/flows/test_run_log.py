@@ -48,3 +48,26 @@ def test_a_rich_console_on_it_logs_what_a_reader_would_read():
     assert log.lines[0] == "3 prompts: 2 targets"
     assert log.lines[-1] == "selection sel-123"
     assert all("\x1b" not in line for line in log.lines)
+
+
+def test_a_long_line_is_one_log_entry_and_one_line_in_a_log_file(monkeypatch):
+    """Rich would break a line longer than its width (80 off a terminal) in two: half a
+    sentence per Logs entry, and a log file a grep cannot search. A stage's console and
+    the command's console off a terminal keep it whole; tables still fit the width."""
+    from prefect import logging as prefect_logging
+
+    from distillery.console.terminal import console as terminal_console
+    from distillery.flows import run_log
+
+    log = Lines()
+    monkeypatch.setattr(prefect_logging, "get_run_logger", lambda: log)
+    monkeypatch.setattr(run_log.sys, "stdout", io.StringIO())
+    stage = run_log.stage_console()
+    text = "search wave 1: " + "5 prompts still open, " * 8
+    stage.print(text)
+    assert log.lines == [text.rstrip()]
+
+    file = io.StringIO()
+    command = terminal_console(file=file, width=80)
+    command.print(text)
+    assert file.getvalue() == text + "\n"
