@@ -32,6 +32,7 @@ from distillery.evals.gate_config import PromoteConfig
 from distillery.evals.report_config import ReportConfig
 from distillery.filters.verify_config import VerifyConfig
 from distillery.flows.bake_config import BakeConfig
+from distillery.flows.serve import Schedules
 from distillery.generators.sample_config import SampleConfig
 from distillery.generators.search_config import SearchConfig
 from distillery.trainers.train_config import DPOConfig, RSFTConfig
@@ -450,18 +451,18 @@ stage_command(app, "bake", [BakeConfig], _bake, fail, [WAREHOUSE])
 def serve(
     nightly: Annotated[
         str, typer.Option(help="Cron of the sample-and-verify deployment.")
-    ] = "0 2 * * *",
-    weekly: Annotated[str, typer.Option(help="Cron of the bake deployment.")] = "0 4 * * 0",
+    ] = Schedules.nightly,
+    weekly: Annotated[str, typer.Option(help="Cron of the bake deployment.")] = Schedules.weekly,
     compact: Annotated[
         str, typer.Option(help="Cron of the compaction deployment (`distillery compact`).")
-    ] = "0 3 * * *",
+    ] = Schedules.compact,
     model: Annotated[
         str, typer.Option(help="Model the schedules sample and bake.")
-    ] = DEFAULT_MODEL,
-    suite: str = "seeds",
+    ] = Schedules.model,
+    suite: str = Schedules.suite,
     paused: Annotated[
         bool, typer.Option("--paused/--active", help="Register the schedules paused.")
-    ] = False,
+    ] = Schedules.paused,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Serve every flow as a deployment (scheduled: nightly sample+verify, daily compaction,
@@ -474,7 +475,8 @@ def serve(
             "serve needs a Prefect server that outlives it: run `prefect server start` and "
             "export PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
-    serve_deployments(nightly, weekly, model, suite, _url(warehouse), paused, compact)
+    schedules = Schedules(nightly, weekly, compact, model, suite, paused)
+    serve_deployments(schedules, _url(warehouse))
 
 
 @app.command()

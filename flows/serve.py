@@ -11,25 +11,30 @@ pool's workers instead of in this process, see `prefect.yaml` at the repository 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillery.config.groups import DEFAULT_MODEL
 from distillery.warehouse.location import parse
 
 TAGS = ["distillery"]
 ON_DEMAND = "on-demand"
-COMPACT_CRON = "0 3 * * *"
 
 
-def deployments(
-    nightly: str,
-    weekly: str,
-    model: str,
-    suite: str,
-    warehouse: str,
-    paused: bool = False,
-    compact: str = COMPACT_CRON,
-) -> list[Any]:
+@dataclass(frozen=True)
+class Schedules:
+    """What `distillery serve` schedules: the crons, and the model and suite they run on."""
+
+    nightly: str = "0 2 * * *"  # sample and verify
+    weekly: str = "0 4 * * 0"  # bake one round
+    compact: str = "0 3 * * *"  # merge small files (a local warehouse only)
+    model: str = DEFAULT_MODEL
+    suite: str = "seeds"
+    paused: bool = False  # register the schedules paused
+
+
+def deployments(schedules: Schedules, warehouse: str) -> list[Any]:
     from distillery.flows.bake_flow import bake_flow, sample_verify_flow
     from distillery.flows.compact_flow import compact_flow
     from distillery.flows.sample_flow import sample_flow, sample_shard_flow
@@ -55,20 +60,27 @@ def deployments(
     scheduled = [
         sample_verify_flow.to_deployment(
             "nightly",
-            cron=nightly,
-            paused=paused,
+            cron=schedules.nightly,
+            paused=schedules.paused,
             tags=TAGS,
-            parameters={**common, "config": {"model": model, "suite": suite, "n": 8}},
+            parameters={
+                **common,
+                "config": {"model": schedules.model, "suite": schedules.suite, "n": 8},
+            },
             description="Sample prompts that lack samples, then verify them.",
         ),
         bake_flow.to_deployment(
             "weekly",
-            cron=weekly,
-            paused=paused,
+            cron=schedules.weekly,
+            paused=schedules.paused,
             tags=TAGS,
             parameters={
                 **common,
-                "config": {"model": model, "suite": suite, "name": f"{model}-weekly"},
+                "config": {
+                    "model": schedules.model,
+                    "suite": schedules.suite,
+                    "name": f"{schedules.model}-weekly",
+                },
             },
             description="Sample, verify, train, evaluate and gate one round.",
         ),
@@ -77,8 +89,8 @@ def deployments(
         scheduled.append(
             compact_flow.to_deployment(
                 "daily",
-                cron=compact,
-                paused=paused,
+                cron=schedules.compact,
+                paused=schedules.paused,
                 tags=TAGS,
                 parameters=common,
                 description="Merge each run's small Parquet files into one (safe beside writers).",
@@ -109,15 +121,7 @@ def deployments(
     return scheduled + on_demand
 
 
-def serve_deployments(
-    nightly: str,
-    weekly: str,
-    model: str,
-    suite: str,
-    warehouse: str,
-    paused: bool = False,
-    compact: str = COMPACT_CRON,
-) -> None:
+def serve_deployments(schedules: Schedules, warehouse: str) -> None:
     from prefect import serve
 
-    serve(*deployments(nightly, weekly, model, suite, warehouse, paused, compact))
+    serve(*deployments(schedules, warehouse))

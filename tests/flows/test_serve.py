@@ -141,10 +141,10 @@ def test_serve_without_a_server_is_a_one_line_error(tmp_path):
 def test_a_bucket_gets_no_daily_compaction_and_its_url_as_it_is(tmp_path):
     """Compaction refuses object storage, so serving a bucket schedules none (it would fail
     every night); every deployment's warehouse is the URL, not a path made of it."""
-    from distillery.flows.serve import deployments
+    from distillery.flows.serve import Schedules, deployments
 
     def described(warehouse: str) -> dict[str, dict]:
-        made = deployments("0 2 * * *", "0 4 * * 0", "tiny-random", "seeds", warehouse)
+        made = deployments(Schedules(model="tiny-random"), warehouse)
         return {f"{d.flow_name}/{d.name}": d.parameters for d in made}
 
     local = described(str(tmp_path / "wh"))
