@@ -39,7 +39,11 @@ class EvalConfig(PromptScope, Decoding, BackendChoice):
         check(self.split is not None, "--split must be train or test")
         check(bool(self.k), "--k needs at least one value, such as 1,4,16")
         for k in self.k:
-            check(1 <= k <= self.n, f"pass@{k} needs k between 1 and --n {self.n}; raise --n")
+            check(
+                1 <= k <= self.n,
+                f"pass@{k} needs k between 1 and --n {self.n}; raise --n or pass --k with "
+                f"values from 1 to {self.n}",
+            )
         for name in self.strategies:
             if name not in STRATEGIES:
                 raise ConfigError(f"unknown strategy {name!r}; use any of {', '.join(STRATEGIES)}")

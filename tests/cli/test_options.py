@@ -75,7 +75,10 @@ def test_every_field_is_an_option_with_its_help(monkeypatch, capsys, command, co
         (["train", "rsft", "--learning-rate", "0"], "--learning-rate must be > 0 (got 0.0)"),
         (["train", "rsft", "--max-steps", "0"], "train for at least one step"),
         (["train", "dpo", "--beta", "0"], "--beta must be > 0 (got 0.0)"),
-        (["eval", "--n", "2", "--k", "1,4"], "pass@4 needs k between 1 and --n 2; raise --n"),
+        (
+            ["eval", "--n", "2", "--k", "1,4"],
+            "pass@4 needs k between 1 and --n 2; raise --n or pass --k with values from 1 to 2",
+        ),
         (["eval", "--k", "one"], "--k takes comma-separated integers (got 'one')"),
         (["eval", "--strategies", "beam"], "unknown strategy 'beam'"),
         (["promote"], "--model is required: the trained model (name or id)"),

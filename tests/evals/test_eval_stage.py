@@ -341,8 +341,14 @@ def test_draws_the_verifier_cannot_judge_stop_the_eval(wh, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"k": (1, 8)}, "pass@8 needs k between 1 and --n 4; raise --n"),
-        ({"k": (0,)}, "pass@0 needs k between 1 and --n 4; raise --n"),
+        (
+            {"k": (1, 8)},
+            "pass@8 needs k between 1 and --n 4; raise --n or pass --k with values from 1 to 4",
+        ),
+        (
+            {"k": (0,)},
+            "pass@0 needs k between 1 and --n 4; raise --n or pass --k with values from 1 to 4",
+        ),
         ({"k": ()}, "--k needs at least one value, such as 1,4,16"),
         (
             {"strategies": ("beam",)},
