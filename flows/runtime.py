@@ -102,6 +102,55 @@ def _unjoined_heartbeats() -> None:
     flow_engine._send_heartbeats = unjoined
 
 
+def _cancel_interrupted(flow: Any, flow_run: Any, state: Any) -> None:
+    """`on_crashed` hook of a command's flow run: a run that Ctrl-C ended is Cancelled, not
+    Crashed, and so are the task runs and sub-flow runs it leaves crashed or unfinished.
+
+    Prefect marks a run that a KeyboardInterrupt ends as Crashed, which in the UI reads as
+    a failure of the code; the user stopped it, and a rerun resumes it. Only a stop the
+    command line asked for (`generators.interrupt.STOP`, set by its SIGINT handler) counts:
+    a crash of any other cause keeps its state. Never raises: a hook's error would only
+    be logged, and the interrupt must still end the command at once.
+    """
+    from distillery.generators.interrupt import stop_requested
+
+    if not stop_requested():
+        return
+    try:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterParentFlowRunId,
+        )
+        from prefect.states import Cancelled
+
+        def cancelled() -> Any:
+            return Cancelled(message="interrupted (Ctrl-C); rerun the same command to resume")
+
+        with get_client(sync_client=True) as client:
+            pending = [flow_run.id]
+            while pending:
+                run_id = pending.pop()
+                run = client.read_flow_run(run_id)
+                if run_id == flow_run.id or not run.state or run.state.type.value != "COMPLETED":
+                    client.set_flow_run_state(run_id, cancelled(), force=True)
+                this = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+                for task_run in client.read_task_runs(flow_run_filter=this):
+                    if task_run.state and task_run.state.type.value in UNFINISHED:
+                        client.set_task_run_state(task_run.id, cancelled(), force=True)
+                children = FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
+                )
+                pending += [child.id for child in client.read_flow_runs(flow_run_filter=children)]
+    except Exception:  # best effort: the run stays Crashed
+        logging.getLogger(__name__).debug("could not mark the interrupted run Cancelled")
+
+
+# Task run states an interrupt leaves behind that are not an outcome of their own.
+UNFINISHED = frozenset({"CRASHED", "RUNNING", "PENDING", "SCHEDULED", "PAUSED"})
+
+
 def api_url() -> str | None:
     """The Prefect server this process talks to (environment or profile); None: temporary."""
     from prefect.settings import PREFECT_API_URL
@@ -132,6 +181,9 @@ def run_flow(flow_fn: Callable[..., Any], console: Console | None = None, **para
         server = local_server.ensure(say)
         where = temporary_settings(updates={PREFECT_API_URL: server.url, PREFECT_UI_URL: server.ui})
     with where:
+        hooks = [*getattr(flow_fn, "on_crashed_hooks", []), _cancel_interrupted]
+        if hasattr(flow_fn, "with_options"):  # a Prefect flow (tests pass plain functions)
+            flow_fn = flow_fn.with_options(on_crashed=hooks)
         state = flow_fn(**params, return_state=True)
         if console is not None and api_url():
             link = ui_url(state.state_details.flow_run_id)
