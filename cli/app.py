@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from distillery.cli.options import stage_command
 from distillery.config.groups import DEFAULT_MODEL, Sharding
@@ -430,15 +431,22 @@ def _bake(config: BakeConfig, warehouse: Path) -> None:
     with paused_collector():
         from distillery.flows.bake_flow import bake_flow
     result = run_flow(bake_flow, console, config=config, warehouse=_url(warehouse))
-    table = Table("round", "from", "model", "new samples", "parent pass@1", "new pass@1", "gate")
+    # Whole at 80 columns: a model's name is never cut, its parent goes under it, and the
+    # two pass@1 figures share a cell.
+    table = Table(
+        Column("round", justify="right"),
+        Column("model ← parent", no_wrap=True),
+        Column("new samples", justify="right"),
+        Column("pass@1 parent → new", no_wrap=True),
+        "gate",
+        box=box.SIMPLE_HEAD,
+    )
     for r in result["rounds"]:
         table.add_row(
             str(r["round"]),
-            r["from"],
-            r["model"],
+            f"{r['model']}\n← {r['from']}",
             str(r["sampled"]),
-            f"{r['parent_pass_at_1']:.3f}",
-            f"{r['model_pass_at_1']:.3f}",
+            f"{r['parent_pass_at_1']:.3f} → {r['model_pass_at_1']:.3f}",
             r["decision"],
         )
     console.print(table)
