@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,7 +201,8 @@ def test_bake_two_rounds_child_runs_artifacts_and_counts(tmp_path):
     )
     assert promos == [{"name": "t-r1", "promoted": True}, {"name": "t-r2", "promoted": True}]
     assert (wh / "reports" / "t" / "report.md").is_file()
-    assert "│ 2     │ t-r1" in r.stdout
+    # The rounds table: round 2 trained t-r2 from t-r1 (its parent under it).
+    assert re.search(r"^\s*2\s+t-r2\s.*\n\s+← t-r1\s", r.stdout, re.M), r.stdout[-2000:]
 
 
 def _popen(args: list[str], wh: Path, log: Path) -> subprocess.Popen:
