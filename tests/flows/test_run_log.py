@@ -54,13 +54,14 @@ def test_a_long_line_is_one_log_entry_and_one_line_in_a_log_file(monkeypatch):
     """Rich would break a line longer than its width (80 off a terminal) in two: half a
     sentence per Logs entry, and a log file a grep cannot search. A stage's console and
     the command's console off a terminal keep it whole; tables still fit the width."""
-    from prefect import logging as prefect_logging
+    import prefect
 
     from distillery.console.terminal import console as terminal_console
     from distillery.flows import run_log
 
     log = Lines()
-    monkeypatch.setattr(prefect_logging, "get_run_logger", lambda: log)
+    # `stage_console` asks `from prefect import get_run_logger` for the run's logger.
+    monkeypatch.setattr(prefect, "get_run_logger", lambda: log, raising=False)
     monkeypatch.setattr(run_log.sys, "stdout", io.StringIO())
     stage = run_log.stage_console()
     text = "search wave 1: " + "5 prompts still open, " * 8
