@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.ctrl_c import DRAWS, SAMPLE, interrupt_sampling
 from tests.rows import query_rows
 
 pytestmark = pytest.mark.e2e
 
 LINK = re.compile(r"flow run: http://127\.0\.0\.1:(\d+)/runs/flow-run/")
-SAMPLE = ["sample", "--model", "tiny-random", "--suite", "seeds", "--split", "train"]
-SAMPLE += ["--limit", "200", "--n", "4", "--max-new-tokens", "64", "--shard-prompts", "50"]
 
 
 def _env(tmp_path):
@@ -53,37 +50,16 @@ def test_commands_share_a_local_server_and_ctrl_c_stops_within_seconds(tmp_path)
         assert status.returncode == 0 and f"http://127.0.0.1:{port}" in status.stdout
 
         # Ctrl-C, as a terminal sends it: SIGINT to the command's whole process group.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distillery.cli.app", *SAMPLE, "--warehouse", wh],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        files = tmp_path / "wh" / "tables" / "samples"
-        deadline = time.monotonic() + 300
-        while not list(files.glob("run-*/*.parquet")) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)
-        sent = time.monotonic()
-        _, err = proc.communicate(timeout=120)
-        took = time.monotonic() - sent
-        assert proc.returncode == 130, err
-        assert err.strip().splitlines()[-1] == "interrupted; rerun the same command to resume"
-        assert "Traceback" not in err and "EventsWorker" not in err
-        assert took < 5, f"Ctrl-C took {took:.1f} s"
+        interrupt_sampling(tmp_path / "wh", env)
         kept = query_rows(tmp_path / "wh", "SELECT count(*) AS n FROM samples")[0]["n"]
-        assert 0 < kept < 800
+        assert 0 < kept < DRAWS
         # The server was spared; the same command resumes and finishes what is missing.
         assert _cli(env, "server", "status", timeout=60).returncode == 0
         resumed = _cli(env, *SAMPLE, "--warehouse", wh, timeout=600)
         assert resumed.returncode == 0, resumed.stderr
-        assert f"{kept} already in the warehouse, {800 - kept} written" in resumed.stdout
+        assert f"{kept} already in the warehouse, {DRAWS - kept} written" in resumed.stdout
         ids = query_rows(tmp_path / "wh", "SELECT count(DISTINCT sample_id) AS n FROM samples")
-        assert ids == [{"n": 800}]
+        assert ids == [{"n": DRAWS}]
     finally:
         stopped = _cli(env, "server", "stop", timeout=120)
     assert stopped.returncode == 0 and "stopped the local Prefect server" in stopped.stdout
