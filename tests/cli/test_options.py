@@ -153,3 +153,38 @@ def test_flips_names_an_unknown_model_instead_of_listing_nothing(monkeypatch, ca
         )
     code, out, _ = run(monkeypatch, capsys, "flips", "a", "a", "--warehouse", str(wh.root))
     assert code == 0
+
+
+def _leaf_commands() -> list[list[str]]:
+    """Every command a user can type, subcommands included (`models list`, `train rsft`)."""
+    import typer.main
+
+    def walk(group, path: list[str]) -> list[list[str]]:
+        found = []
+        for name, command in sorted(group.commands.items()):
+            sub = getattr(command, "commands", None)
+            found += walk(command, [*path, name]) if sub else [[*path, name]]
+        return found
+
+    return walk(typer.main.get_command(cli.app), [])
+
+
+@pytest.mark.parametrize("command", _leaf_commands(), ids=" ".join)
+def test_every_command_answers_an_unknown_option_in_one_line(monkeypatch, capsys, command):
+    code, out, err = run(monkeypatch, capsys, *command, "--no-such-option")
+    lines = err.strip().splitlines()
+    assert (code, len(lines)) == (2, 1), err
+    assert lines[0].startswith("error: No such option: --no-such-option"), lines[0]
+    assert f"distillery {' '.join(command)} --help" in lines[0]
+    assert out == ""
+
+
+def test_the_leaf_commands_are_all_there():
+    """The list the test above runs over is the whole command line (a new command joins it
+    by itself; this says which there are)."""
+    assert sorted(" ".join(c) for c in _leaf_commands()) == [
+        "bake", "compact", "demo", "doctor", "eval", "flips", "models list", "models pull",
+        "pairs", "promote", "prompts load", "report", "sample", "samples import", "search",
+        "select", "serve", "server status", "server stop", "sql", "train dpo", "train rsft",
+        "verify",
+    ]  # fmt: skip
