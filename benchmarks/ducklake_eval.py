@@ -704,15 +704,6 @@ class Ours:
         }
 
 
-def rotate(variants: dict[str, Any], repeats: int) -> dict[str, list[Any]]:
-    names = list(variants)
-    out: dict[str, list[Any]] = {n: [] for n in names}
-    for r in range(repeats):
-        for n in names[r % len(names) :] + names[: r % len(names)]:
-            out[n].append(variants[n]())
-    return out
-
-
 def same_passk(a: list[list[Any]], b: list[list[Any]]) -> bool:
     a, b = sorted(map(tuple, a)), sorted(map(tuple, b))
     if len(a) != len(b):
@@ -752,7 +743,7 @@ def measure_queries(
 
     variants["ours:cli"] = lambda: {"s": bench.cli(ours.root, bench.QUERY)}
     variants["lake:cli"] = lake_oneshot
-    runs = rotate(variants, repeats)
+    runs = bench.rotate(variants, repeats)
     out: dict[str, Any] = {}
     for name, values in runs.items():
         out[name] = {
@@ -826,7 +817,7 @@ def ingest_one_call(ours: Ours, lake: Lake, work: Path, repeats: int, log) -> di
         shutil.rmtree(work / "one-lake", ignore_errors=True)
         return {"s": t}
 
-    runs = rotate({"ours": ours_fn, "raw": raw_fn, "lake": lake_fn}, repeats)
+    runs = ours.bench.rotate({"ours": ours_fn, "raw": raw_fn, "lake": lake_fn}, repeats)
     out = {
         k: {"median_s": statistics.median(v["s"] for v in vs), "runs_s": [v["s"] for v in vs]}
         for k, vs in runs.items()
