@@ -180,8 +180,21 @@ def convert_gguf(gguf: Path, dest: Path) -> None:
     fresh.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     (tmp / "SOURCE").write_text(f"{gguf}\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    publish(tmp, dest)
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """Move a converted model directory into place, unless another process (two commands
+    or workers on a fresh machine) put one there first: then keep theirs, which a reader
+    may already be loading, and drop ours."""
+    if dest.exists() and not (dest / "config.json").is_file():
+        shutil.rmtree(dest, ignore_errors=True)  # a leftover with no model in it
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (dest / "config.json").is_file():
+            raise
 
 
 def resolve(name: str, registered: dict[str, ResolvedModel] | None = None) -> ResolvedModel:

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from distillery.filters.sandbox.cgroup import Cgroups
 
@@ -56,6 +55,7 @@ class UidBlock:
 
     index: int
     fd: int
+    path: str = ""  # the lock file: another process that takes it holds these uids
 
     @property
     def base(self) -> int:
@@ -81,10 +81,9 @@ class UidBlock:
             except OSError:
                 continue
             for i in range(BLOCKS):
+                path = os.path.join(d, f"block-{i}.lock")
                 try:
-                    fd = os.open(
-                        Path(d) / f"block-{i}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
-                    )
+                    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
                 except OSError:
                     break  # this directory will not do: try the next
                 try:
@@ -93,7 +92,7 @@ class UidBlock:
                     os.close(fd)
                     continue
                 os.set_inheritable(fd, False)
-                return cls(i, fd)
+                return cls(i, fd, path)
         raise SlotError(f"no free uid block in {', '.join(dirs)}")
 
     def release(self) -> None:

@@ -53,3 +53,27 @@ def test_a_directory_without_config_is_refused(tmp_path):
 def test_the_default_model_ships_as_gguf():
     path = model_registry.gguf_location(model_registry.ALIASES["smollm2-135m"])
     assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+
+
+def _model_dir(path, marker):
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    (path / "SOURCE").write_text(marker)
+    return path
+
+
+def test_a_converted_model_is_published_once_and_a_late_copy_is_dropped(tmp_path):
+    dest = tmp_path / "smollm2-135m"
+    model_registry.publish(_model_dir(tmp_path / "a.tmp", "first"), dest)
+    assert (dest / "SOURCE").read_text() == "first"
+    # A second process finished converting after the first: readers keep the first copy.
+    model_registry.publish(_model_dir(tmp_path / "b.tmp", "second"), dest)
+    assert (dest / "SOURCE").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smollm2-135m"]
+
+
+def test_a_leftover_without_a_model_is_replaced(tmp_path):
+    dest = tmp_path / "smollm2-135m"
+    (dest / "partial").mkdir(parents=True)
+    model_registry.publish(_model_dir(tmp_path / "a.tmp", "fresh"), dest)
+    assert (dest / "SOURCE").read_text() == "fresh" and not (dest / "partial").exists()

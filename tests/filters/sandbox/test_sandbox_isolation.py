@@ -15,6 +15,7 @@ call numbers are for x86_64 and aarch64.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -30,7 +31,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,25 @@ def processes_in(uids: range) -> list[str]:
                     out.append(f"{status.parent.name}: {text.splitlines()[0]}")
                 break
     return out
+
+
+@contextlib.contextmanager
+def holding_uids(sb: Sandbox, timeout: float = 120.0) -> Iterator[range]:
+    """After `sb` closed: its uid block, locked by us, so that no other sandbox (another
+    test worker's) runs programs under those uids while we look at what is left."""
+    fd = os.open(sb._block.path, os.O_RDWR)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the closed sandbox's uid block stayed taken"
+                time.sleep(0.05)
+        yield sb.uid_range
+    finally:
+        os.close(fd)
 
 
 def wait_gone(uids: range, timeout: float = 5.0) -> list[str]:
@@ -300,7 +320,8 @@ def assert_nothing_outlives_close(kinds: list[str], **limits: Any) -> None:
         time.sleep(0.5)
         box.close()
         running.join(timeout=30)
-        left = wait_gone(uids)
+        with holding_uids(box.sb):
+            left = wait_gone(uids)
     finally:
         box.close()
     assert left == [], f"processes of the sandbox's uids after close: {left}"

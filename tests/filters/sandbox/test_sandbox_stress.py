@@ -39,6 +39,7 @@ from tests.filters.sandbox.test_sandbox_isolation import (
     MALFORMED,
     SPIN_SESSIONS,
     fenced,
+    holding_uids,
     program,
     raw_frame,
     wait_gone,
@@ -622,8 +623,9 @@ def test_three_hundred_programs_through_the_warehouse(tmp_path, tmp_path_factory
         peak = sb.memory_peak_bytes()
         verifiers.close()
         closed = True
-        left = wait_gone(uids)
-        after = snapshot(ignore)
+        with holding_uids(sb):
+            left = wait_gone(uids)
+            after = snapshot(ignore)
     finally:
         if not closed:
             verifiers.close()
