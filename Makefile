@@ -25,18 +25,19 @@ demo: setup
 	$(BIN)/distillery demo
 
 # Two workers (TEST_JOBS): most end-to-end tests wait on processes, servers and models
-# part of the time, so two share 2 cores well (13.6 -> 8.9 minutes on a quiet host).
+# part of the time, so two share 2 cores well (13.6 -> 8.6-10 minutes on fresh clones).
 # Workers steal from each other's queues, so one long test does not leave the other idle.
 TEST_JOBS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal
+	$(PYTEST)
 
 # The inner loop: no Prefect server, no CLI process, no model, no attack suites.
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not e2e and not attack and not slow"
+	$(PYTEST) -m "not e2e and not attack and not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/sampling.py

@@ -55,7 +55,7 @@ class UidBlock:
 
     index: int
     fd: int
-    path: str = ""  # the lock file: another process that takes it holds these uids
+    path: str  # the lock file: another process that takes it holds these uids
 
     @property
     def base(self) -> int:

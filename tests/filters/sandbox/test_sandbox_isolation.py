@@ -146,7 +146,7 @@ def processes_in(uids: range) -> list[str]:
 
 
 @contextlib.contextmanager
-def holding_uids(sb: Sandbox, timeout: float = 120.0) -> Iterator[range]:
+def holding_uids(sb: Sandbox, timeout: float = 120.0) -> Iterator[None]:
     """After `sb` closed: its uid block, locked by us, so that no other sandbox (another
     test worker's) runs programs under those uids while we look at what is left."""
     fd = os.open(sb._block.path, os.O_RDWR)
@@ -159,7 +159,7 @@ def holding_uids(sb: Sandbox, timeout: float = 120.0) -> Iterator[range]:
             except OSError:
                 assert time.monotonic() < deadline, "the closed sandbox's uid block stayed taken"
                 time.sleep(0.05)
-        yield sb.uid_range
+        yield
     finally:
         os.close(fd)
 
