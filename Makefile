@@ -25,7 +25,7 @@ demo: setup
 	$(BIN)/distillery demo
 
 # Two workers (TEST_JOBS): most end-to-end tests wait on processes, servers and models
-# part of the time, so two share 2 cores well (13.6 -> 8.6-10 minutes on fresh clones).
+# part of the time, so two share 2 cores well (13.6 -> 8.6-10.7 minutes on fresh clones).
 # Workers steal from each other's queues, so one long test does not leave the other idle.
 TEST_JOBS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal
