@@ -631,6 +631,10 @@ def compact(
     for t in report.tables:
         for why in t.skipped:
             console.print(f"left as it was: {t.table}/{why}", highlight=False, soft_wrap=True)
+    if report.rollup is not None:
+        from distillery.warehouse.rollup import describe
+
+        console.print(describe(report.rollup), highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- demo

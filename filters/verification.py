@@ -21,10 +21,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from distillery.filters import bounded
+from distillery.filters import bounded, pending_rollup
 from distillery.filters.base import Verdict
 from distillery.filters.registry import Verifiers
 from distillery.filters.spec import SpecError, validate_spec
+from distillery.warehouse import rollup
 from distillery.warehouse.catalog_duckdb import files_sql
 from distillery.warehouse.records import VerdictRecord
 from distillery.warehouse.store import Warehouse
@@ -95,7 +96,9 @@ def select_pending(
     `sample_ids` narrows the selection to those samples (an evaluation's own draws).
     Every spec is validated first, so a malformed one stops the run before any work. The
     anti-join runs in DuckDB over the files' key columns, so the cost follows the samples
-    in scope, and only the pending samples' texts come back.
+    in scope, and only the pending samples' texts come back. Where a compaction left a
+    roll-up (`pending_rollup.py`), the samples it covers are answered from its counts and
+    only the files written since are read.
     """
     scope, params = "", []
     if sample_ids is not None:
@@ -110,18 +113,9 @@ def select_pending(
     if model:
         scope += " AND (m.name = ? OR s.model_id = ?)"
         params += [model, model]
-    # Samples are content rows: a copy of one (two writers racing) is the same sample, so
-    # the files are read as they are and the few pending rows deduplicated at the end.
-    scoped = (
-        f"SELECT s.sample_id, p.family, p.verifier AS spec, s.text "
-        f"FROM {files_sql(wh.root, 'samples')} s JOIN prompts p USING (prompt_id) "
-        f"LEFT JOIN models m USING (model_id) WHERE true{scope}"
-    )
 
-    def read(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[Any, ...]], ...]:
-        counts = con.execute(
-            f"SELECT spec, count(DISTINCT sample_id) FROM ({scoped}) GROUP BY spec", params
-        ).fetchall()
+    def register(con: duckdb.DuckDBPyConnection, counts: list[tuple[Any, ...]]) -> None:
+        """Validate every spec in scope and register their current versions (`current`)."""
         if not counts:
             raise VerifyError(
                 "no samples match; run `distillery sample` first or widen the selection"
@@ -141,15 +135,14 @@ def select_pending(
                 }
             ),
         )
-        rows = con.execute(
-            f"SELECT sc.sample_id, sc.family, sc.spec, sc.text FROM ({scoped}) sc "
-            "JOIN current c USING (spec) "
-            f"ANTI JOIN {files_sql(wh.root, 'verdicts')} v "
-            "ON v.sample_id = sc.sample_id AND v.verifier = c.verifier "
-            "AND v.verifier_version = c.verifier_version ORDER BY sc.sample_id",
-            params,
-        ).fetchall()
-        return counts, rows
+
+    def read(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[Any, ...]], ...]:
+        snapshot = rollup.current(wh.root) if wh.location.is_local and not sample_ids else None
+        if snapshot is not None:
+            answer = pending_rollup.read(con, wh.root, snapshot, scope, params, register)
+            if answer is not None:
+                return answer
+        return _read_files(con, wh, scope, params, register)
 
     specs: dict[str, dict] = {}
     counts, rows = wh.read(read)
@@ -161,6 +154,36 @@ def select_pending(
         )
     total = sum(n for _, n in counts)
     return list(pending.values()), total - len(pending)
+
+
+def _read_files(
+    con: duckdb.DuckDBPyConnection,
+    wh: Warehouse,
+    scope: str,
+    params: list[Any],
+    register: Callable[[duckdb.DuckDBPyConnection, list[tuple[Any, ...]]], None],
+) -> tuple[list[tuple[Any, ...]], ...]:
+    """Pending samples from every sample and verdict file."""
+    # Samples are content rows: a copy of one (two writers racing) is the same sample, so
+    # the files are read as they are and the few pending rows deduplicated at the end.
+    scoped = (
+        f"SELECT s.sample_id, p.family, p.verifier AS spec, s.text "
+        f"FROM {files_sql(wh.root, 'samples')} s JOIN prompts p USING (prompt_id) "
+        f"LEFT JOIN models m USING (model_id) WHERE true{scope}"
+    )
+    counts = con.execute(
+        f"SELECT spec, count(DISTINCT sample_id) FROM ({scoped}) GROUP BY spec", params
+    ).fetchall()
+    register(con, counts)
+    rows = con.execute(
+        f"SELECT sc.sample_id, sc.family, sc.spec, sc.text FROM ({scoped}) sc "
+        "JOIN current c USING (spec) "
+        f"ANTI JOIN {files_sql(wh.root, 'verdicts')} v "
+        "ON v.sample_id = sc.sample_id AND v.verifier = c.verifier "
+        "AND v.verifier_version = c.verifier_version ORDER BY sc.sample_id",
+        params,
+    ).fetchall()
+    return counts, rows
 
 
 def run_verify(

@@ -15,6 +15,7 @@ from prefect import flow
 from distillery.flows import artifacts
 from distillery.flows.run_names import run_name
 from distillery.warehouse.compact import CompactReport
+from distillery.warehouse.rollup import describe
 from distillery.warehouse.store import DEFAULT_DIR as WAREHOUSE
 
 
@@ -39,6 +40,8 @@ def compact_md(report: CompactReport) -> str:
     skipped = [f"- {t.table}/{why}" for t in report.tables for why in t.skipped]
     if skipped:
         text += "\nLeft as they were:\n\n" + "\n".join(skipped) + "\n"
+    if report.rollup is not None:
+        text += f"\n{describe(report.rollup)}.\n"
     return text
 
 

@@ -29,7 +29,7 @@ from distillery.generators.base import (
 from distillery.generators.contexts import Context
 from distillery.generators.interrupt import check as check_interrupt
 from distillery.generators.model_registry import ResolvedModel
-from distillery.warehouse.catalog_duckdb import files_sql
+from distillery.warehouse.catalog_duckdb import model_sample_ids_sql
 from distillery.warehouse.ids import id_sql
 from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
@@ -161,7 +161,7 @@ def _missing(
         }
     )
     sample_id = id_sql("smp", "a.head || r.idx::VARCHAR || a.tail")
-    source = files_sql(wh.root, "samples")
+    source = model_sample_ids_sql(wh.root, model_id)
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
         con.register("asked_prompts", table)
@@ -169,7 +169,7 @@ def _missing(
             f"WITH asked AS (SELECT a.pos, r.idx, {sample_id} AS sample_id "
             f"FROM asked_prompts a, range(?, ?) r(idx)) "
             f"SELECT pos, list(idx ORDER BY idx) FROM asked "
-            f"ANTI JOIN (SELECT sample_id FROM {source}) s USING (sample_id) "
+            f"ANTI JOIN {source} s USING (sample_id) "
             f"GROUP BY pos ORDER BY pos",
             [first, params.n],
         ).fetchall()

@@ -19,27 +19,27 @@ opens it; its views use no syntax newer than that either.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from distillery.warehouse import objects
+from distillery.warehouse import objects, rollup
 from distillery.warehouse.location import remote
-from distillery.warehouse.queries import DEFINITIONS
+from distillery.warehouse.queries import DEFINITIONS, PROMPT_OUTCOMES
 from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import SCHEMA_DIR, SCHEMA_FILE, Root, table_dir
 
 CATALOG_FILE = "catalog.duckdb"
-CATALOG_VERSION = "6"
+CATALOG_VERSION = "7"
 # DuckDB 1.0's storage format (version number 64), which any DuckDB from 1.0 on reads;
 # a file in the newest format is refused by every DuckDB older than the writer.
 STORAGE_VERSION = "v1.0.0"
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_quote = rollup.quote
 
 
 def _duck_type(t: pa.DataType) -> str:
@@ -96,23 +96,52 @@ def files_sql(root: Root, table: str) -> str:
     return f"read_parquet({_quote(glob)}, union_by_name = true, hive_partitioning = false)"
 
 
+def model_sample_ids_sql(root: Root, model_id: str) -> str:
+    """The ids of `model_id`'s samples (copies included), for anti-joins with ids a model
+    would draw (a sample id hashes its model, so no other model's sample can match).
+
+    With a roll-up (local warehouses), its keys, sorted by model then id, are read only
+    in the row groups that hold this model, plus the files written since: the cost
+    follows this model's samples, not every model's."""
+    snapshot = rollup.current(Path(root)) if remote(root) is None else None
+    if snapshot is None:
+        # Every id: reading the model column too would only slow this down.
+        return f"(SELECT sample_id FROM {files_sql(root, 'samples')})"
+    return (
+        f"(SELECT sample_id FROM {snapshot.read(rollup.SAMPLE_KEYS)} "
+        f"WHERE model_id = {_quote(model_id)} "
+        f"UNION ALL SELECT sample_id FROM ({delta_sql(root, 'samples', snapshot)}) "
+        f"WHERE model_id = {_quote(model_id)})"
+    )
+
+
 # Tables that also get a `raw_<table>` view: every row of every file, copies included, for
 # canned views that aggregate by key themselves (cheaper than the deduplicating view's
 # window over whole rows).
 RAW_VIEWS = ("samples", "verdicts")
 
 
-def _source(spec: TableSpec, glob: str | None) -> str:
-    """The table's rows, every copy, under today's column names: its files unioned by name
-    with an empty row set of today's schema, so every current column exists (NULL in
-    files written before it was added) and a table without any file yet (`glob` None: an
-    older warehouse opened read-only) still has a typed source."""
+def source_sql(
+    spec: TableSpec, files: str | Sequence[str] | None, exclude: Sequence[str] = ()
+) -> str:
+    """The table's rows, every copy, under today's column names: its files (a glob or a
+    list of paths) unioned by name with an empty row set of today's schema, so every
+    current column exists (NULL in files written before it was added) and a table
+    without any file yet (`files` None: an older warehouse opened read-only) still has a
+    typed source. Files named in `exclude` are skipped before they are opened."""
     source = _typed_empty(spec)
-    if glob is not None:
-        source = (
-            f"SELECT * FROM read_parquet({_quote(glob)}, union_by_name = true, "
-            f"hive_partitioning = false) UNION ALL BY NAME {source}"
-        )
+    if files is not None:
+        listed = _quote(files) if isinstance(files, str) else f"[{', '.join(map(_quote, files))}]"
+        reader = f"read_parquet({listed}, union_by_name = true, hive_partitioning = false"
+        if exclude:
+            skipped = ", ".join(map(_quote, exclude))
+            reader = (
+                f"SELECT * EXCLUDE (filename) FROM {reader}, filename = true) "
+                f"WHERE filename NOT IN ({skipped})"
+            )
+        else:
+            reader = f"SELECT * FROM {reader})"
+        source = f"{reader} UNION ALL BY NAME {source}"
     return f"SELECT {_current_names(spec)} FROM ({source})"
 
 
@@ -132,38 +161,62 @@ def view_sql(spec: TableSpec, glob: str | None) -> str:
     key = ", ".join(spec.key)
     order = "created_at DESC" if spec.keep == "last" else "created_at ASC"
     return (
-        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM ({_source(spec, glob)}) "
+        f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM ({source_sql(spec, glob)}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
     )
 
 
+def delta_sql(root: Root, table: str, snapshot: rollup.Snapshot, glob: str | None = None) -> str:
+    """Every row of `table` in files `snapshot` does not cover, under today's column names
+    (`glob`: the table's, when the caller has listed it already)."""
+    spec = TABLES[table]
+    if glob is None:
+        glob = _glob(root, spec)
+    covered = rollup.covered_paths(snapshot, table_dir(Path(root).resolve(), table), table)
+    return source_sql(spec, glob, covered)
+
+
 def raw_view_sql(spec: TableSpec, glob: str | None) -> str:
     """`raw_<table>`: every copy of every row."""
-    return f"CREATE OR REPLACE VIEW raw_{spec.name} AS {_source(spec, glob)}"
+    return f"CREATE OR REPLACE VIEW raw_{spec.name} AS {source_sql(spec, glob)}"
 
 
-def define(con: duckdb.DuckDBPyConnection, root: Root) -> set[str]:
-    """Define every view and macro; returns the tables that had no file yet."""
+def define(
+    con: duckdb.DuckDBPyConnection, root: Root, snapshot: rollup.Snapshot | None = None
+) -> set[str]:
+    """Define every view and macro; returns the tables that had no file yet.
+
+    With a roll-up `snapshot` (local warehouses), `prompt_outcomes` reads it plus the
+    files it does not cover (`rollup.py`) instead of every row."""
     empty = set()
+    globs: dict[str, str | None] = {}
     for spec in TABLES.values():
         # Globbed once per table: a first file landing meanwhile cannot leave a view
         # typed-empty while the returned set says the table has files.
-        glob = _glob(root, spec)
+        glob = globs[spec.name] = _glob(root, spec)
         if glob is None:
             empty.add(spec.name)
         con.execute(view_sql(spec, glob))
         if spec.name in RAW_VIEWS:
             con.execute(raw_view_sql(spec, glob))
     for definition in DEFINITIONS:
+        if definition is PROMPT_OUTCOMES and snapshot is not None:
+            delta = {t: delta_sql(root, t, snapshot, globs[t]) for t in rollup.COVERED_TABLES}
+            definition = rollup.view_sql(snapshot, delta)
         con.execute(definition)
     return empty
 
 
-def refresh(con: duckdb.DuckDBPyConnection, root: Root, empty: set[str]) -> set[str]:
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    root: Root,
+    empty: set[str],
+    snapshot: rollup.Snapshot | None = None,
+) -> set[str]:
     """Redefine the views of `empty` tables that have files now; returns those still empty."""
     grown = {name for name in empty if _has_files(root, TABLES[name])}
     if grown:
-        define(con, root)  # the canned views over them are bound again too
+        define(con, root, snapshot)  # the canned views over them are bound again too
     return empty - grown
 
 
@@ -178,6 +231,10 @@ class Database:
     con: duckdb.DuckDBPyConnection
     empty: set[str]  # tables whose views were defined before the table had any file
     attached: bool  # the views are the stored catalog's (attached), not defined in memory
+    # What the roll-up pointer (`rollup.current_id`) said when the views were made, and
+    # the snapshot they read (None: none, or one this code cannot read).
+    current: str | None = None
+    snapshot: rollup.Snapshot | None = None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cur = self.con.cursor()
@@ -188,7 +245,12 @@ class Database:
 
     def refresh(self, root: Root) -> None:
         if self.empty and not self.attached:
-            self.empty = refresh(self.con, root, self.empty)
+            self.empty = refresh(self.con, root, self.empty, self.snapshot)
+
+    def stale(self, root: Root) -> bool:
+        """Whether a compaction has made another roll-up current since the views were made
+        (a local warehouse only: object storage has none)."""
+        return remote(root) is None and rollup.current_id(Path(root)) != self.current
 
 
 def connect(root: Root) -> Database:
@@ -209,21 +271,26 @@ def connect(root: Root) -> Database:
         con.register_filesystem(location.fs)
         return Database(con, define(con, location), attached=False)
     root = Path(root)
+    current = rollup.current_id(root)
+    snapshot = rollup.load(root, current)
     path = root / CATALOG_FILE
     if path.exists():
         try:
             con.execute(f"ATTACH {_quote(str(path))} AS {ATTACHED} (READ_ONLY)")
-            if _stamp_of(con, ATTACHED) == _stamp(root):
-                # Made by `Warehouse.open` after every table got its schema file.
-                return Database(con, set(), attached=True)
+            if _stamp_of(con, ATTACHED) == _stamp(root, snapshot):
+                # Made by `Warehouse.open` (or a compaction) for this roll-up, after every
+                # table got its schema file.
+                return Database(con, set(), attached=True, current=current, snapshot=snapshot)
             con.execute(f"DETACH {ATTACHED}")
         except duckdb.Error:
             pass  # torn or foreign: the in-memory views instead
-    return Database(con, define(con, root), attached=False)
+    empty = define(con, root, snapshot)
+    return Database(con, empty, attached=False, current=current, snapshot=snapshot)
 
 
-def _stamp(root: Path) -> str:
-    return f"{CATALOG_VERSION}:{STORAGE_VERSION}:{root.resolve()}"
+def _stamp(root: Path, snapshot: rollup.Snapshot | None) -> str:
+    made_for = snapshot.id if snapshot is not None else "-"
+    return f"{CATALOG_VERSION}:{STORAGE_VERSION}:{root.resolve()}:{made_for}"
 
 
 def _stamp_of(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> str | None:
@@ -233,9 +300,10 @@ def _stamp_of(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> str
 
 
 def write_catalog(root: Path) -> None:
-    """(Re)write catalog.duckdb when missing or made for another root or version."""
+    """(Re)write catalog.duckdb when missing or made for another root, version or roll-up."""
     path = root / CATALOG_FILE
-    stamp = _stamp(root)
+    snapshot = rollup.current(root)
+    stamp = _stamp(root, snapshot)
     if path.exists():
         try:
             with duckdb.connect(str(path), read_only=True) as con:
@@ -248,7 +316,7 @@ def write_catalog(root: Path) -> None:
     try:
         config = {"storage_compatibility_version": STORAGE_VERSION}
         with duckdb.connect(str(tmp), config=config) as con:
-            define(con, root)
+            define(con, root, snapshot)
             con.execute("CREATE TABLE distillery_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO distillery_meta VALUES ('stamp', ?)", [stamp])
         # Rename over the old file: an open reader keeps its old inode and is undisturbed.

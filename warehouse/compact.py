@@ -55,8 +55,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distillery.warehouse import rollup_build
 from distillery.warehouse.errors import WarehouseError
 from distillery.warehouse.location import parse
+from distillery.warehouse.rollup import COVERED_TABLES, Snapshot
 from distillery.warehouse.store import Warehouse
 from distillery.warehouse.tables import TABLES, TableSpec
 from distillery.warehouse.writer_parquet import (
@@ -100,6 +102,9 @@ class CompactReport:
     tables: tuple[TableCompaction, ...]
     seconds: float
     busy: bool = False  # another compaction held the lock: nothing was done
+    # The roll-up written after the merges (`rollup.py`), when prompts, samples or verdicts
+    # were compacted.
+    rollup: Snapshot | None = None
 
     @property
     def files_before(self) -> int:
@@ -175,7 +180,12 @@ def compact(
             for name, folders in listed.items()
         )
         removals.drain()
-    return CompactReport(root, results, time.perf_counter() - start)
+        snapshot = None
+        if set(names) & set(COVERED_TABLES):
+            if progress is not None:
+                progress("roll-up", done, total)
+            snapshot = rollup_build.build(root)
+    return CompactReport(root, results, time.perf_counter() - start, rollup=snapshot)
 
 
 def _compact_table(

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 
 # lgamma keeps the binomials finite for any n; NULL where the estimator is undefined.
+# pass@1 is c / n exactly, and the most asked: a tenth of the lgamma form's time per row.
 PASS_AT_K_MACRO = """
 CREATE OR REPLACE MACRO pass_at_k(n, c, k) AS
   CASE
     WHEN k < 1 OR k > n OR c < 0 OR c > n THEN NULL
+    WHEN k = 1 THEN c / n
     WHEN n - c < k THEN 1.0
     ELSE 1.0 - exp(lgamma(n - c + 1) + lgamma(n - k + 1) - lgamma(n - c - k + 1) - lgamma(n + 1))
   END

@@ -129,8 +129,9 @@ class Warehouse:
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A cursor on this handle's database (close it, or use it in a `with`)."""
         with self._lock:
-            if self._db is None or self._db_pid != os.getpid():
-                # A database is not usable across fork: a child builds its own.
+            if self._db is None or self._db_pid != os.getpid() or self._db.stale(self._where):
+                # A database is not usable across fork: a child builds its own. A new
+                # roll-up (a compaction ran) gets views that read it.
                 self._db = catalog_duckdb.connect(self._where)
                 self._db_pid = os.getpid()
             else:

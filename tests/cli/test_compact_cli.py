@@ -23,8 +23,11 @@ def test_compact_prints_files_before_and_after_per_table(monkeypatch, capsys, wh
     assert [line.split() for line in lines if "│" in line and "runs" in line] == [
         ["│", "runs", "│", "6", "→", "2", "│", "6", "│"]
     ]
-    assert not any(t in out for t in TABLES if t != "runs")  # only tables with files
-    assert lines[-1].startswith("6 → 2 files, 2 run folders merged in ")
+    rows = "\n".join(line for line in lines if "│" in line)
+    assert not any(t in rows for t in TABLES if t != "runs")  # only tables with files
+    assert lines[-2].startswith("6 → 2 files, 2 run folders merged in ")
+    # Prompts, samples and verdicts were compacted (none yet): their roll-up is written.
+    assert lines[-1] == "roll-up: 0 samples (0 unverified), 0 prompt outcomes"
     assert len(list((wh.root / "tables" / "runs").glob("run-*/*.parquet"))) == 2
 
     code, out, _ = run(
@@ -33,7 +36,14 @@ def test_compact_prints_files_before_and_after_per_table(monkeypatch, capsys, wh
     )  # fmt: skip
     assert code == 0
     assert "│ samples │ 0 → 0 │ 0    │" in out and "│ runs    │ 2 → 2 │ 6    │" in out
-    assert out.splitlines()[-1].startswith("2 → 2 files, 0 run folders merged in ")
+    assert out.splitlines()[-2].startswith("2 → 2 files, 0 run folders merged in ")
+    assert out.splitlines()[-1].startswith("roll-up: 0 samples")
+
+    # Runs alone: nothing a roll-up summarizes, so none is written.
+    code, out, _ = run(
+        monkeypatch, capsys, "compact", "--table", "runs", "--warehouse", str(wh.root)
+    )
+    assert code == 0 and out.splitlines()[-1].startswith("2 → 2 files, 0 run folders merged in ")
 
 
 def test_an_unknown_table_is_one_error_line_and_exit_2(monkeypatch, capsys, wh):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from distillery.flows.compact_flow import compact_flow, compact_md
 from distillery.warehouse.compact import CompactReport, TableCompaction
+from distillery.warehouse.rollup import Snapshot
 
 
 def test_compact_md_lists_the_tables_with_files_and_what_was_left():
@@ -24,6 +25,11 @@ def test_compact_md_lists_the_tables_with_files_and_what_was_left():
         "| table | files | rows |\n|---|---|---|\n"
         "| samples | 40 → 2 | 900 |\n| runs | 5 → 3 | 5 |\n"
         "\nLeft as they were:\n\n- runs/run-x: y.parquet was removed meanwhile\n"
+    )
+    snapshot = Snapshot("s1", Path("wh/rollups/s1"), {}, 1_200, 900, 75, 16)
+    with_rollup = CompactReport(Path("wh"), report.tables[:1], 2.0, rollup=snapshot)
+    assert compact_md(with_rollup).endswith(
+        "\nroll-up: 1,200 samples (16 unverified), 75 prompt outcomes.\n"
     )
     busy = CompactReport(Path("wh"), (), 0.0, busy=True)
     assert "Another compaction of this warehouse was running" in compact_md(busy)

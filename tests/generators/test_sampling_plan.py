@@ -1,16 +1,19 @@
 """Resume planning: the (prompt, index) pairs with no sample yet, found by hashing every
-asked id in DuckDB and anti-joining with the samples files. It must ask for exactly what
-the Python ids say is missing: same parameters, model, context and index, nothing else."""
+asked id in DuckDB and anti-joining with the samples files (or a compaction's roll-up of
+their keys plus the files written since). It must ask for exactly what the Python ids say
+is missing: same parameters, model, context and index, nothing else."""
 
 from __future__ import annotations
 
 import random
 
 import duckdb
+import pytest
 
 from distillery.generators.base import SamplingParams
 from distillery.generators.contexts import Context
 from distillery.generators.sampling import PromptRow, plan
+from distillery.warehouse.compact import compact
 from distillery.warehouse.ids import id_of_canonical, id_sql
 from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
@@ -48,7 +51,8 @@ def test_the_sql_id_is_the_python_id():
         assert got == id_of_canonical("smp", text)
 
 
-def test_plan_asks_for_exactly_the_missing_draws(tmp_path):
+@pytest.mark.parametrize("compacted", [False, True], ids=["files", "rollup"])
+def test_plan_asks_for_exactly_the_missing_draws(tmp_path, compacted):
     wh = Warehouse.open(tmp_path / "wh")
     params = SamplingParams(n=6, temperature=0.7, top_p=0.9, max_new_tokens=32, seed=3)
     other = SamplingParams(n=6, temperature=0.5, top_p=0.9, max_new_tokens=32, seed=3)
@@ -63,6 +67,10 @@ def test_plan_asks_for_exactly_the_missing_draws(tmp_path):
     # Other parameters' draws of the same prompts and indices are not these draws.
     rows += [_sample(other, p.prompt_id, i, None) for p in prompts for i in range(6)]
     wh.write(rows)
+    if compacted:
+        # The draws so far are read from the roll-up's keys (`model_sample_ids_sql`); the
+        # ones written below from the files it does not cover.
+        assert compact(wh.root, grace_s=0).rollup is not None
 
     requests, already = plan(wh, prompts, MODEL, params, first=1)
     want = {

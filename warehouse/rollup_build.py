@@ -1,0 +1,150 @@
+"""Write a roll-up snapshot of a local warehouse (`rollup.py` says what it holds and why).
+
+Run by `compact` at its end, under the compaction lock, after the merged files replaced
+their sources: the snapshot covers the data files listed then. Rows written meanwhile are
+in files it does not list, which the view reads as the delta. Everything is written into
+a new folder, the manifest last, then `CURRENT` is replaced by rename and the stored
+catalog rewritten to read it; a process killed on the way leaves a folder no one reads,
+removed with the stale ones by the next build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from distillery.warehouse import catalog_duckdb, rollup
+from distillery.warehouse.tables import PROMPTS, SAMPLES, TABLES, VERDICTS
+from distillery.warehouse.writer_parquet import table_dir
+
+# Small row groups: a lookup of a few touched ids reads one group of ~8k rows per id, and
+# DuckDB skips every other group by its min/max (the files are sorted by the key).
+LOOKUP_ROW_GROUP = 8192
+# The stored outcomes are read whole: DuckDB's own row group size, scanned in parallel.
+SCAN_ROW_GROUP = 122_880
+
+
+def _files(root: Path, table: str) -> list[Path]:
+    # What the views' glob matches: run folders, the schema folder, the former layout.
+    return sorted(table_dir(root, table).glob("*/*.parquet"))
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, dest: Path, row_group: int) -> int:
+    con.execute(
+        f"COPY ({select}) TO {rollup.quote(str(dest))} "
+        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group})"
+    )
+    return con.execute(f"SELECT count(*) FROM read_parquet({rollup.quote(str(dest))})").fetchone()[
+        0
+    ]
+
+
+def build(root: Path) -> rollup.Snapshot:
+    """A new snapshot of `root`'s prompts, samples and verdicts, made current."""
+    root = root.resolve()
+    snapshot_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    where = rollup.rollup_dir(root) / snapshot_id
+    where.mkdir(parents=True)
+    files = {t: _files(root, t) for t in rollup.COVERED_TABLES}
+    source = {
+        t: catalog_duckdb.source_sql(TABLES[t], [str(f) for f in files[t]] or None)
+        for t in rollup.COVERED_TABLES
+    }
+
+    def read(name: str) -> str:
+        return f"read_parquet({rollup.quote(str(where / name))})"
+
+    keys, firsts, attrs = (
+        read(n) for n in (rollup.SAMPLE_KEYS, rollup.VERDICT_FIRSTS, rollup.PROMPT_ATTRS)
+    )
+    with duckdb.connect(":memory:") as con:
+
+        def copy(name: str, select: str, row_group: int = LOOKUP_ROW_GROUP) -> int:
+            return _copy(con, select, where / name, row_group)
+
+        samples = copy(
+            rollup.SAMPLE_KEYS,
+            "SELECT DISTINCT sample_id, model_id, prompt_id, "
+            "coalesce(procedure, 'sample') AS procedure, temperature, top_p, max_new_tokens "
+            f"FROM ({source[SAMPLES]}) ORDER BY model_id, sample_id",
+        )
+        verdicts = copy(
+            rollup.VERDICT_FIRSTS,
+            "SELECT sample_id, verifier, verifier_version, min(created_at) AS first_at, "
+            f"arg_min(passed, created_at) AS passed FROM ({source[VERDICTS]}) "
+            "GROUP BY sample_id, verifier, verifier_version ORDER BY sample_id",
+        )
+        copy(
+            rollup.PROMPT_ATTRS,
+            "SELECT prompt_id, a.suite, a.family, a.split, a.verifier, first_at FROM ("
+            "SELECT prompt_id, min(created_at) AS first_at, "
+            "arg_min(struct_pack(suite, family, split, verifier), created_at) AS a "
+            f"FROM ({source[PROMPTS]}) GROUP BY prompt_id) ORDER BY prompt_id",
+        )
+        groups = copy(
+            rollup.PROMPT_OUTCOMES,
+            f"""
+            WITH latest AS (
+                SELECT sample_id, arg_max(passed, first_at) AS passed
+                FROM {firsts} GROUP BY sample_id
+            )
+            SELECT d.model_id, d.prompt_id, p.suite, p.family, p.split,
+                   d.temperature, d.top_p, d.max_new_tokens,
+                   count(*)::BIGINT AS n, sum(l.passed::INT)::BIGINT AS c
+            FROM {keys} d
+            JOIN latest l USING (sample_id)
+            LEFT JOIN {attrs} p USING (prompt_id)
+            WHERE l.passed IS NOT NULL AND d.procedure = 'sample'
+            GROUP BY ALL ORDER BY d.prompt_id
+            """,
+            SCAN_ROW_GROUP,
+        )
+        copy(
+            rollup.SAMPLE_GROUPS,
+            f"SELECT model_id, prompt_id, count(*) AS n FROM {keys} "
+            "GROUP BY ALL ORDER BY prompt_id",
+            SCAN_ROW_GROUP,
+        )
+        copy(
+            rollup.VERIFIED_GROUPS,
+            "SELECT k.model_id, k.prompt_id, f.verifier, f.verifier_version, count(*) AS n "
+            f"FROM {firsts} f JOIN {keys} k USING (sample_id) GROUP BY ALL ORDER BY prompt_id",
+            SCAN_ROW_GROUP,
+        )
+        # Their text too: a verify run reads the pending samples' text, and these are
+        # the pending ones the snapshot can answer without reading every sample file.
+        bare = copy(
+            rollup.BARE_SAMPLES,
+            "SELECT sample_id, any_value(model_id) AS model_id, any_value(prompt_id) AS prompt_id, "
+            f"any_value(text) AS text FROM ({source[SAMPLES]}) s "
+            f"WHERE sample_id NOT IN (SELECT sample_id FROM {firsts}) "
+            "GROUP BY sample_id ORDER BY prompt_id",
+        )
+    base = {t: table_dir(root, t) for t in rollup.COVERED_TABLES}
+    manifest = {
+        "version": rollup.VERSION,
+        "covered": {t: [str(f.relative_to(base[t])) for f in files[t]] for t in files},
+        "samples": samples,
+        "verdicts": verdicts,
+        "groups": groups,
+        "bare": bare,
+    }
+    (where / rollup.MANIFEST_FILE).write_text(json.dumps(manifest))
+    _point_at(root, snapshot_id)
+    catalog_duckdb.write_catalog(root)
+    rollup.sweep(root, snapshot_id)
+    snapshot = rollup.load(root, snapshot_id)
+    assert snapshot is not None  # just written, complete
+    return snapshot
+
+
+def _point_at(root: Path, snapshot_id: str) -> None:
+    pointer = rollup.rollup_dir(root) / rollup.CURRENT_FILE
+    tmp = pointer.with_name(f"{rollup.CURRENT_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(snapshot_id + "\n")
+    os.replace(tmp, pointer)
