@@ -45,6 +45,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from distillery.warehouse.tables import PROMPTS, SAMPLES, VERDICTS
@@ -144,24 +145,21 @@ def current(root: Path) -> Snapshot | None:
 
 
 def sweep(root: Path, keep: str, keep_s: float = KEEP_S) -> list[str]:
-    """Remove snapshots other than `keep` that stopped being current over `keep_s` ago
-    (a snapshot's folder time is when it was made; the one before `keep` stopped being
-    current when `keep` was made). Returns the ids removed."""
+    """Remove the snapshots older than `keep` that stopped being current over `keep_s`
+    ago: each stopped when the next one was made (a folder's time is when its last file,
+    the manifest, was written). A folder a killed build left is swept the same way.
+    Returns the ids removed."""
     where = rollup_dir(root)
-    try:
-        kept = (where / keep).stat().st_mtime
-    except OSError:
-        return []
+    folders = sorted(p for p in where.iterdir() if p.is_dir() and p.name <= keep)
     removed = []
-    for folder in sorted(p for p in where.iterdir() if p.is_dir() and p.name != keep):
+    for older, newer in pairwise(folders):
         try:
-            made = folder.stat().st_mtime
+            replaced_at = newer.stat().st_mtime
         except OSError:
             continue
-        # Newer than `keep` (another compaction's, not current yet) or not stale: stays.
-        if made < kept and time.time() - kept > keep_s:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name)
+        if time.time() - replaced_at > keep_s:
+            shutil.rmtree(older, ignore_errors=True)
+            removed.append(older.name)
     return removed
 
 

@@ -319,15 +319,21 @@ def test_row_groups_are_full_however_small_the_files(tmp_path, monkeypatch):
 
 WRITER = """
 import sys, time
-from distillery.warehouse.records import SampleRecord
+from distillery.warehouse.records import PromptRecord, SampleRecord, VerdictRecord
 from distillery.warehouse.store import Warehouse
 
 wh = Warehouse.open_existing(sys.argv[1])
 batches, rows = int(sys.argv[2]), int(sys.argv[3])
+wh.write([PromptRecord("p", "s", "f", "train", "[]", "{}", None, "run-p")])
 for b in range(batches):
     wh.write([
         SampleRecord(f"s-{b}-{i}", "p", "m", f"run-{b % 2}", "t", i, 0, 0.8, 0.9, 8, "x" * 50,
                      1, 1, "stop", 0.1)
+        for i in range(rows)
+    ])
+    # Verified after they were written: prompt_outcomes counts them from then on.
+    wh.write([
+        VerdictRecord(f"s-{b}-{i}", "regex", "1", i % 2 == 0, None, "ok", "", 0.0, f"run-{b % 2}")
         for i in range(rows)
     ])
     time.sleep(0.01)
@@ -340,11 +346,15 @@ from distillery.warehouse.store import Warehouse
 
 wh = Warehouse.open_existing(sys.argv[1])
 stop = Path(sys.argv[2])
-last = reads = 0
+last = reads = last_verified = 0
 while not stop.exists():
     (n,) = wh.query("SELECT count(*) FROM samples")[0]
-    # Rows are only added: a count that fell would be a row lost to a reader.
+    # Rows are only added: a count that fell would be a row lost to a reader, here or in
+    # prompt_outcomes, which switches to each new roll-up a compaction writes.
     assert n >= last, (n, last)
+    (verified,) = wh.query("SELECT coalesce(sum(n), 0) FROM prompt_outcomes")[0]
+    assert last_verified <= verified <= wh.query("SELECT count(*) FROM samples")[0][0]
+    last_verified = verified
     if n:
         assert wh.existing("samples", "sample_id", ["s-0-0"]) == {"s-0-0"}
         assert wh.arrow("SELECT sample_id FROM samples WHERE sample_id = 's-0-0'").num_rows == 1
@@ -371,11 +381,11 @@ def test_writers_and_readers_beside_compactions_lose_and_fail_nothing(tmp_path):
     try:
         merged = 0
         while writer.poll() is None:
-            report = compact(wh.root, ["samples"], grace_s=0.05)
+            report = compact(wh.root, ["samples", "verdicts"], grace_s=0.05)
             merged += report.tables[0].folders_merged
             time.sleep(0.05)
         assert writer.returncode == 0, writer.stderr.read()
-        compact(wh.root, ["samples"], grace_s=0.05)
+        compact(wh.root, ["samples", "verdicts"], grace_s=0.05)
         stop.touch()
         out, err = reader.communicate(timeout=60)
     finally:
@@ -387,6 +397,8 @@ def test_writers_and_readers_beside_compactions_lose_and_fail_nothing(tmp_path):
     assert int(out) > 0 and merged >= 2  # reads and merges overlapped
     total = batches * rows
     assert wh.query("SELECT count(*) FROM samples") == [(total,)]
+    passed = batches * ((rows + 1) // 2)
+    assert wh.query("SELECT sum(n), sum(c) FROM prompt_outcomes") == [(total, passed)]
     assert raw_rows(wh.root, "samples") == total
     assert [len(list(run_dir(wh.root, "samples", f"run-{i}").iterdir())) for i in (0, 1)] == [1, 1]
     per_run = Counter(f"run-{b % 2}" for b in range(batches) for _ in range(rows))

@@ -10,7 +10,9 @@ arrive after their samples, and a prompt copy with another family written first.
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -119,12 +121,13 @@ def test_an_unreadable_snapshot_is_ignored(tmp_path: Path) -> None:
 def test_stale_snapshots_are_swept_and_the_current_one_kept(tmp_path: Path) -> None:
     wh = Warehouse.open(tmp_path / "wh")
     first_batch(World(5), wh)
-    first = compact(wh.root, grace_s=0).rollup
-    second = compact(wh.root, grace_s=0).rollup
-    assert first is not None and second is not None
-    assert first.dir.is_dir()  # the previous one is kept for readers still on it
-    assert rollup.sweep(wh.root, second.id, keep_s=0) == [first.id]
-    assert sorted(p.name for p in rollup.rollup_dir(wh.root).iterdir()) == [
-        second.id,
-        rollup.CURRENT_FILE,
-    ]
+    ids = [compact(wh.root, grace_s=0).rollup.id for _ in range(3)]  # type: ignore[union-attr]
+    folders = rollup.rollup_dir(wh.root)
+    assert sorted(p.name for p in folders.iterdir() if p.is_dir()) == ids  # all kept: recent
+    # The first stopped being current when the second was made, two hours ago; the second
+    # when the third was made, just now: only the first goes.
+    hours_ago = time.time() - 7200
+    os.utime(folders / ids[1], (hours_ago, hours_ago))
+    assert rollup.sweep(wh.root, ids[2]) == [ids[0]]
+    assert sorted(p.name for p in folders.iterdir()) == [*ids[1:], rollup.CURRENT_FILE]
+    assert rollup.current(wh.root).id == ids[2]  # type: ignore[union-attr]
