@@ -595,7 +595,8 @@ def compact(
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """Merge each run's small Parquet files into one: queries then open a file per run, not
-    per written batch. Safe beside writers and readers, and to interrupt.
+    per written batch. Then write the roll-up that pass@k, verify and sample planning read
+    instead of every row. Safe beside writers and readers, and to interrupt.
 
     It runs in this process, not as a flow run (`distillery serve` schedules the `compact`
     flow daily); while another compaction of the warehouse runs, it does nothing, exit 1.

@@ -100,15 +100,15 @@ def model_sample_ids_sql(root: Root, model_id: str) -> str:
     """The ids of `model_id`'s samples (copies included), for anti-joins with ids a model
     would draw (a sample id hashes its model, so no other model's sample can match).
 
-    With a roll-up (local warehouses), its keys, sorted by model then id, are read only
-    in the row groups that hold this model, plus the files written since: the cost
-    follows this model's samples, not every model's."""
+    With a roll-up (local warehouses), its ids sorted by model are read only in the row
+    groups that hold this model, plus the files written since: the cost follows this
+    model's samples, not every model's."""
     snapshot = rollup.current(Path(root)) if remote(root) is None else None
     if snapshot is None:
         # Every id: reading the model column too would only slow this down.
         return f"(SELECT sample_id FROM {files_sql(root, 'samples')})"
     return (
-        f"(SELECT sample_id FROM {snapshot.read(rollup.SAMPLE_KEYS)} "
+        f"(SELECT sample_id FROM {snapshot.read(rollup.MODEL_SAMPLES)} "
         f"WHERE model_id = {_quote(model_id)} "
         f"UNION ALL SELECT sample_id FROM ({delta_sql(root, 'samples', snapshot)}) "
         f"WHERE model_id = {_quote(model_id)})"

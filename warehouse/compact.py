@@ -29,6 +29,9 @@ A warehouse on object storage is refused (`WarehouseError`, before anything is r
 lock above is a local file, which does not keep a compaction on another machine out, and
 two compactions of one folder would each publish a merged file of the same rows.
 
+After the merges, a compaction of prompts, samples or verdicts writes a roll-up of them
+(`rollup_build.py`; what it answers and why that is exact: `rollup.py`).
+
 Each merged file keeps every column its sources had, a renamed column's former name
 included (`TableSpec.renamed`), and each row as it was written (its `run_id` and
 `created_at` too), so the views read it exactly as they read the files it replaces. It is

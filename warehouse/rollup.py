@@ -6,10 +6,13 @@ with every verdict: its cost grows with the warehouse's history. A compaction
 (`distillery compact`, `rollup_build.py`) therefore stores a snapshot of the answer and of
 the keys needed to correct it, under `rollups/<id>/`:
 
-- `prompt_outcomes.parquet`: the view's rows as of the snapshot (prompt attributes NULL
-  where the prompt had no row yet);
-- `sample_keys.parquet`: each sample's key columns and procedure, sorted by model, then
-  `sample_id` (a lookup of a few ids, or of one model's ids, reads a few row groups);
+- `prompt_outcomes.parquet`: the view's rows as of the snapshot, sorted by prompt;
+  `orphan_outcomes.parquet`: the same for drawn samples whose prompt had no row yet (kept
+  apart, and always summed again, so that the view knows them to be few);
+- `sample_keys.parquet`: each sample's key columns and procedure, sorted by `sample_id`
+  (a lookup of a few ids reads a few row groups);
+- `model_samples.parquet`: (model_id, sample_id), sorted so, for sample planning (the ids
+  of one model are a few row groups);
 - `verdict_firsts.parquet`: the first verdict per (sample, verifier, version), sorted by
   `sample_id`;
 - `prompt_attrs.parquet`: each prompt's suite, family, split and verifier spec from its
@@ -61,17 +64,21 @@ KEEP_S = 3600.0
 COVERED_TABLES = (PROMPTS, SAMPLES, VERDICTS)
 
 SAMPLE_KEYS = "sample_keys.parquet"
+MODEL_SAMPLES = "model_samples.parquet"
 VERDICT_FIRSTS = "verdict_firsts.parquet"
 PROMPT_ATTRS = "prompt_attrs.parquet"
 PROMPT_OUTCOMES = "prompt_outcomes.parquet"
+ORPHAN_OUTCOMES = "orphan_outcomes.parquet"
 SAMPLE_GROUPS = "sample_groups.parquet"
 VERIFIED_GROUPS = "verified_groups.parquet"
 BARE_SAMPLES = "bare_samples.parquet"
 FILES = (
     SAMPLE_KEYS,
+    MODEL_SAMPLES,
     VERDICT_FIRSTS,
     PROMPT_ATTRS,
     PROMPT_OUTCOMES,
+    ORPHAN_OUTCOMES,
     SAMPLE_GROUPS,
     VERIFIED_GROUPS,
     BARE_SAMPLES,
@@ -178,8 +185,9 @@ def view_sql(snapshot: Snapshot, delta: dict[str, str]) -> str:
     one of those first written last. Its prompt's attributes come from the prompt's first
     copy. Column names and types are the plain view's.
     """
-    keys, firsts, attrs, stored = (
-        snapshot.read(name) for name in (SAMPLE_KEYS, VERDICT_FIRSTS, PROMPT_ATTRS, PROMPT_OUTCOMES)
+    keys, firsts, attrs, stored, orphans = (
+        snapshot.read(name)
+        for name in (SAMPLE_KEYS, VERDICT_FIRSTS, PROMPT_ATTRS, PROMPT_OUTCOMES, ORPHAN_OUTCOMES)
     )
     return f"""
 CREATE OR REPLACE VIEW prompt_outcomes AS
@@ -220,7 +228,7 @@ WITH d_drawn AS (
 ), changed AS (
     SELECT prompt_id FROM changes
     UNION SELECT prompt_id FROM d_prompts
-    UNION SELECT prompt_id FROM {stored} WHERE suite IS NULL
+    UNION SELECT prompt_id FROM {orphans}
 ), attrs AS (
     SELECT prompt_id, arg_min(struct_pack(suite, family, split), first_at) AS a
     FROM (SELECT prompt_id, suite, family, split, first_at
@@ -230,13 +238,16 @@ WITH d_drawn AS (
 ), regrouped AS (
     SELECT model_id, prompt_id, temperature, top_p, max_new_tokens, sum(n) AS n, sum(c) AS c
     FROM (SELECT model_id, prompt_id, temperature, top_p, max_new_tokens, n, c
-          FROM {stored} SEMI JOIN changed USING (prompt_id)
+          FROM {stored} WHERE prompt_id IN (SELECT prompt_id FROM changed)
+          UNION ALL SELECT model_id, prompt_id, temperature, top_p, max_new_tokens, n, c
+          FROM {orphans}
           UNION ALL SELECT * FROM changes)
     GROUP BY ALL HAVING sum(n) > 0
 )
 SELECT s.model_id, m.name AS model, s.prompt_id, s.suite, s.family, s.split,
        s.temperature, s.top_p, s.max_new_tokens, s.n::BIGINT AS n, s.c::HUGEINT AS c
-FROM {stored} s ANTI JOIN changed USING (prompt_id) LEFT JOIN models m USING (model_id)
+FROM {stored} s LEFT JOIN models m USING (model_id)
+WHERE s.prompt_id NOT IN (SELECT prompt_id FROM changed)
 UNION ALL
 SELECT g.model_id, m.name AS model, g.prompt_id, t.a.suite, t.a.family, t.a.split,
        g.temperature, g.top_p, g.max_new_tokens, g.n::BIGINT AS n, g.c::HUGEINT AS c

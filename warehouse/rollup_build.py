@@ -71,7 +71,11 @@ def build(root: Path) -> rollup.Snapshot:
             rollup.SAMPLE_KEYS,
             "SELECT DISTINCT sample_id, model_id, prompt_id, "
             "coalesce(procedure, 'sample') AS procedure, temperature, top_p, max_new_tokens "
-            f"FROM ({source[SAMPLES]}) ORDER BY model_id, sample_id",
+            f"FROM ({source[SAMPLES]}) ORDER BY sample_id",
+        )
+        copy(
+            rollup.MODEL_SAMPLES,
+            f"SELECT model_id, sample_id FROM {keys} ORDER BY model_id, sample_id",
         )
         verdicts = copy(
             rollup.VERDICT_FIRSTS,
@@ -86,9 +90,9 @@ def build(root: Path) -> rollup.Snapshot:
             "arg_min(struct_pack(suite, family, split, verifier), created_at) AS a "
             f"FROM ({source[PROMPTS]}) GROUP BY prompt_id) ORDER BY prompt_id",
         )
-        groups = copy(
-            rollup.PROMPT_OUTCOMES,
+        con.execute(
             f"""
+            CREATE TEMP TABLE outcomes AS
             WITH latest AS (
                 SELECT sample_id, arg_max(passed, first_at) AS passed
                 FROM {firsts} GROUP BY sample_id
@@ -100,9 +104,16 @@ def build(root: Path) -> rollup.Snapshot:
             JOIN latest l USING (sample_id)
             LEFT JOIN {attrs} p USING (prompt_id)
             WHERE l.passed IS NOT NULL AND d.procedure = 'sample'
-            GROUP BY ALL ORDER BY d.prompt_id
-            """,
+            GROUP BY ALL
+            """
+        )
+        groups = copy(
+            rollup.PROMPT_OUTCOMES,
+            "SELECT * FROM outcomes WHERE suite IS NOT NULL ORDER BY prompt_id",
             SCAN_ROW_GROUP,
+        )
+        groups += copy(
+            rollup.ORPHAN_OUTCOMES, "SELECT * FROM outcomes WHERE suite IS NULL ORDER BY prompt_id"
         )
         copy(
             rollup.SAMPLE_GROUPS,
