@@ -12,9 +12,11 @@ answers them for the samples it covers from per-(model, prompt) counts:
   written since give the rest.
 
 That is exact only while every covered sample that lacks a current verdict has no verdict
-at all. When a group has more samples lacking one than bare ones (a new verifier version,
-whose re-verification is real work over the history), or a prompt the snapshot covers has
-a new copy (its split may differ), `read` returns None and the caller reads the files.
+at all. The snapshot says per verifier kind whether every group's verified samples have
+the current version; if not, the groups in scope are checked. When a group has more
+samples lacking one than bare ones (a new verifier version, whose re-verification is
+real work over the history), or a prompt the snapshot covers has a new copy (its split
+may differ), `read` returns None and the caller reads the files.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ def read(
         delta_sql(root, t, snapshot) for t in (PROMPTS, SAMPLES, VERDICTS)
     )
     attrs = snapshot.read(rollup.PROMPT_ATTRS)
-    (recopied,) = con.execute(
-        f"SELECT count(*) FROM {attrs} SEMI JOIN ({d_prompts}) d USING (prompt_id)"
+    recopied, fresh = con.execute(
+        f"SELECT count(a.prompt_id), count(*) - count(a.prompt_id) "
+        f"FROM (SELECT DISTINCT prompt_id FROM ({d_prompts})) d "
+        f"LEFT JOIN {attrs} a USING (prompt_id)"
     ).fetchone()
     if recopied:
         return None
@@ -87,21 +91,23 @@ def read(
         params + params,
     ).fetchall()
     register(con, counts)
-    (beyond_bare,) = con.execute(
+    # Whether some covered sample lacks a current verdict yet has some other verdict. When
+    # every group of each current kind has its verified samples all at the current
+    # version, no scope can hold one. Else (or a new prompt may adopt samples the snapshot
+    # holds without a prompt), the groups in scope are checked one by one.
+    (short,) = con.execute(
         f"""
-        SELECT count(*) FROM ({groups}) g JOIN current c USING (spec)
-        LEFT JOIN {snapshot.read(rollup.VERIFIED_GROUPS)} v
-          ON v.model_id = g.model_id AND v.prompt_id = g.prompt_id
-         AND v.verifier = c.verifier AND v.verifier_version = c.verifier_version
-        LEFT JOIN (SELECT model_id, prompt_id, count(*) AS n
-                   FROM {snapshot.read(rollup.BARE_SAMPLES)} GROUP BY ALL) b
-          ON b.model_id = g.model_id AND b.prompt_id = g.prompt_id
-        WHERE g.n - coalesce(v.n, 0) > coalesce(b.n, 0)
-        """,
-        params,
+        SELECT count(*) FROM current c
+        LEFT JOIN {snapshot.read(rollup.COMPLETE_VERSIONS)} t
+          ON t.verifier = c.verifier AND t.verifier_version IS NULL
+        LEFT JOIN {snapshot.read(rollup.COMPLETE_VERSIONS)} v
+          ON v.verifier = c.verifier AND v.verifier_version = c.verifier_version
+        WHERE coalesce(t.groups, 0) > coalesce(v.groups, 0)
+        """
     ).fetchone()
-    if beyond_bare:
+    if (short or fresh) and _beyond_bare(con, snapshot, groups, params):
         return None
+
     rows = con.execute(
         f"""
         WITH candidates AS (
@@ -121,3 +127,24 @@ def read(
         params + params,
     ).fetchall()
     return counts, rows
+
+
+def _beyond_bare(
+    con: duckdb.DuckDBPyConnection, snapshot: rollup.Snapshot, groups: str, params: list[Any]
+) -> bool:
+    """Whether a group in scope has more covered samples lacking a current verdict than
+    samples with no verdict at all (so some have a verdict of another version only)."""
+    (count,) = con.execute(
+        f"""
+        SELECT count(*) FROM ({groups}) g JOIN current c USING (spec)
+        LEFT JOIN {snapshot.read(rollup.VERIFIED_GROUPS)} v
+          ON v.model_id = g.model_id AND v.prompt_id = g.prompt_id
+         AND v.verifier = c.verifier AND v.verifier_version = c.verifier_version
+        LEFT JOIN (SELECT model_id, prompt_id, count(*) AS n
+                   FROM {snapshot.read(rollup.BARE_SAMPLES)} GROUP BY ALL) b
+          ON b.model_id = g.model_id AND b.prompt_id = g.prompt_id
+        WHERE g.n - coalesce(v.n, 0) > coalesce(b.n, 0)
+        """,
+        params,
+    ).fetchone()
+    return count > 0

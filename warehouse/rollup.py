@@ -19,8 +19,9 @@ the keys needed to correct it, under `rollups/<id>/`:
   first copy;
 - for verify planning (`filters/verification.py`): `sample_groups.parquet` (samples per
   model and prompt), `verified_groups.parquet` (of those, how many have a verdict of each
-  verifier version) and `bare_samples.parquet` (the samples with no verdict at all, with
-  their text);
+  verifier version), `bare_samples.parquet` (the samples with no verdict at all, with
+  their text) and `complete_versions.parquet` (per verifier kind, the groups with verdicts,
+  and per version the groups where every verified sample has one of that version);
 - `manifest.json`: the data files (per table, relative to the table's folder) it covers.
 
 The view then reads the roll-up and only the files the manifest does not list (the delta).
@@ -72,6 +73,7 @@ ORPHAN_OUTCOMES = "orphan_outcomes.parquet"
 SAMPLE_GROUPS = "sample_groups.parquet"
 VERIFIED_GROUPS = "verified_groups.parquet"
 BARE_SAMPLES = "bare_samples.parquet"
+COMPLETE_VERSIONS = "complete_versions.parquet"
 FILES = (
     SAMPLE_KEYS,
     MODEL_SAMPLES,
@@ -82,6 +84,7 @@ FILES = (
     SAMPLE_GROUPS,
     VERIFIED_GROUPS,
     BARE_SAMPLES,
+    COMPLETE_VERSIONS,
 )
 
 

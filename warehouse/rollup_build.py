@@ -136,6 +136,32 @@ def build(root: Path) -> rollup.Snapshot:
             f"WHERE sample_id NOT IN (SELECT sample_id FROM {firsts}) "
             "GROUP BY sample_id ORDER BY prompt_id",
         )
+        # Per verifier kind: how many groups hold samples with a verdict (NULL version), and
+        # per version, in how many of those every such sample has one of that version.
+        # Verify planning reads this instead of checking every group (`pending_rollup`).
+        copy(
+            rollup.COMPLETE_VERSIONS,
+            f"""
+            WITH g AS (
+                SELECT sg.model_id, sg.prompt_id, sg.n - coalesce(b.n, 0) AS verified,
+                       json_extract_string(a.verifier, '$.kind') AS kind
+                FROM {read(rollup.SAMPLE_GROUPS)} sg
+                JOIN {attrs} a USING (prompt_id)
+                LEFT JOIN (SELECT model_id, prompt_id, count(*) AS n
+                           FROM {read(rollup.BARE_SAMPLES)} GROUP BY ALL) b
+                  USING (model_id, prompt_id)
+                WHERE sg.n > coalesce(b.n, 0)
+            )
+            SELECT kind AS verifier, NULL::VARCHAR AS verifier_version, count(*) AS groups
+            FROM g GROUP BY kind
+            UNION ALL
+            SELECT g.kind, v.verifier_version, count(*)
+            FROM g JOIN {read(rollup.VERIFIED_GROUPS)} v
+              ON v.model_id = g.model_id AND v.prompt_id = g.prompt_id AND v.verifier = g.kind
+            WHERE v.n = g.verified
+            GROUP BY ALL
+            """,
+        )
     base = {t: table_dir(root, t) for t in rollup.COVERED_TABLES}
     manifest = {
         "version": rollup.VERSION,

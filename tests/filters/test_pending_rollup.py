@@ -118,3 +118,26 @@ def test_a_covered_sample_with_only_another_version_falls_back_to_the_files(
     got = answers(wh.root)
     assert unverified[0].sample_id in {sid for sid, _, _ in got[0][0]}
     assert got == answers(without_rollup(wh.root, tmp_path / "plain"))
+
+
+def test_a_prompt_that_arrives_late_brings_its_covered_samples_into_the_check(
+    tmp_path: Path,
+) -> None:
+    wh = Warehouse.open(tmp_path / "wh")
+    world = World(13)
+    first_batch(world, wh)
+    # A draw of prm-12, which has no prompt row yet, with a verdict of another version only.
+    verified = {v.sample_id for v in world.verdicts}
+    orphan = next(
+        s for s in world.samples if s.prompt_id == "prm-12" and s.sample_id not in verified
+    )
+    wh.write([world.verdict(orphan, "run-x", version="old")])
+    compact(wh.root, grace_s=0)
+    assert answered_by_rollup(wh.root)  # out of every scope: no prompt
+    assert orphan.sample_id not in {sid for sid, _, _ in answers(wh.root)[0][0]}
+
+    wh.write([world.prompt(12)])  # now in scope, and pending: read from the files
+    assert not answered_by_rollup(wh.root)
+    got = answers(wh.root)
+    assert orphan.sample_id in {sid for sid, _, _ in got[0][0]}
+    assert got == answers(without_rollup(wh.root, tmp_path / "plain"))
