@@ -184,12 +184,7 @@ def measure(root: Path, rounds: int, suite_prompts: int, repeats: int, log: Call
     asked_rows = (suite_prompts - 1) * K  # what the newest model has drawn already
 
     def resume() -> dict[str, float]:
-        wh = Warehouse.open(root)
-        t, (requests, already) = bench.timed(
-            lambda: plan(wh, select_prompts(wh, SUITE, None), newest, PARAMS)
-        )
-        assert already == asked_rows and sum(len(q.indices) for q in requests) == K, already
-        return {"total_s": t}
+        return resume_count(root, newest, asked_rows, K)
 
     def check() -> None:
         want = sorted(bench.floor(root))
@@ -231,7 +226,9 @@ def brief(figures: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v['total_s']:.3f}s" for k, v in figures.items())
 
 
-def point(n: int, suite_rows: int, data: Any, work: Path, repeats: int, log: Callable) -> dict:
+def point(
+    n: int, suite_rows: int, data: Any, work: Path, repeats: int, log: Callable, keep: bool
+) -> dict:
     rounds = n // suite_rows
     suite_prompts = suite_rows // K + 1
     root = work / f"wh-{n}"
@@ -252,25 +249,47 @@ def point(n: int, suite_rows: int, data: Any, work: Path, repeats: int, log: Cal
             want = sorted(bench.floor(root))
             got = sorted(Warehouse.open_existing(root).query(QUERY))
             assert [a[0] for a in want] == [b[0] for b in got]
-            fig |= bench.rotate(
-                {
-                    "pass@k": lambda: {
-                        "total_s": bench.timed(lambda: Warehouse.open_existing(root).query(QUERY))[
-                            0
-                        ]
-                    },
-                    "sql": lambda: {"total_s": bench.cli(root, QUERY)},
-                },
-                repeats,
-            )
+            fig |= bench.rotate({"pass@k": lambda: query(root), "sql": lambda: sql(root)}, repeats)
             out["rollup+delta"] = bench.summarise(fig)
             log(f"  rollup+delta: {brief(out['rollup+delta'])}")
         out["rounds"], out["suite_prompts"] = rounds, suite_prompts
         out["disk_bytes"] = sum(f.stat().st_size for f in root.rglob("*.parquet"))
         return out
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
         log(f"  point wall {time.perf_counter() - started:.0f}s")
+
+
+def resume_count(root: Path, model: str, already: int, missing: int) -> dict[str, float]:
+    """Resume planning as `distillery sample` does it for `model` over the whole suite."""
+    wh = Warehouse.open(root)
+    t, (requests, got) = bench.timed(
+        lambda: plan(wh, select_prompts(wh, SUITE, None), model, PARAMS)
+    )
+    assert got == already and sum(len(q.indices) for q in requests) == missing, got
+    return {"total_s": t}
+
+
+def alternating(roots: dict[str, tuple[Path, int, int]], repeats: int) -> dict[str, Any]:
+    """Every point's final state (roll-up plus the delta), each measure taken on the points
+    one after another, `repeats` times with the order rotated: drift on a shared host
+    hits every point alike, so their ratios hold where separate runs' would not."""
+    variants: dict[str, Callable[[], dict[str, float]]] = {}
+    for measure_name in ("pass@k", "sql", "verify", "resume"):
+        for name, (root, rounds, prompts) in roots.items():
+            key = f"{name} {measure_name}"
+            if measure_name == "pass@k":
+                variants[key] = lambda root=root: query(root)
+            elif measure_name == "sql":
+                variants[key] = lambda root=root: sql(root)
+            elif measure_name == "verify":
+                variants[key] = lambda root=root: pending_count(root, 0)
+            else:  # the newest model has drawn the new prompt too: nothing missing
+                variants[key] = lambda root=root, rounds=rounds, prompts=prompts: resume_count(
+                    root, model_id(rounds - 1), prompts * K, 0
+                )
+    return bench.summarise(bench.rotate(variants, repeats))
 
 
 def query(root: Path) -> dict[str, float]:
@@ -310,12 +329,28 @@ def table(points: dict[str, dict]) -> Table:
     return t
 
 
+def ratios(figures: dict[str, Any], names: list[str]) -> Table:
+    t = Table(
+        "measure", *(f"{n} s" for n in names), f"{names[-1]} / {names[0]}",
+        title="alternating: roll-up plus delta, fresh handles, medians",
+    )  # fmt: skip
+    for measure_name in ("pass@k", "sql", "verify", "resume"):
+        values = [figures[f"{n} {measure_name}"]["total_s"] for n in names]
+        t.add_row(measure_name, *(f"{v:.3f}" for v in values), f"{values[-1] / values[0]:.2f}x")
+    return t
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="1M,10M")
     p.add_argument("--suite-rows", default="1M")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--alternate",
+        action="store_true",
+        help="then measure every point's final state again, the points in turn (ratios)",
+    )
     args = p.parse_args(argv)
     console = Console(width=160)
     started = time.perf_counter()
@@ -338,12 +373,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for n in sizes:
             log(f"[bold]{bench.label(n)} rows[/]")
-            payload["points"][bench.label(n)] = point(n, suite_rows, data, work, args.repeats, log)
+            payload["points"][bench.label(n)] = point(
+                n, suite_rows, data, work, args.repeats, log, keep=args.alternate
+            )
+            if args.out:
+                args.out.write_text(json.dumps(payload, indent=2) + "\n")
+        if args.alternate:
+            log("[bold]alternating[/]: each measure on every point in turn")
+            roots = {
+                bench.label(n): (work / f"wh-{n}", n // suite_rows, suite_rows // K + 1)
+                for n in sizes
+            }
+            payload["alternating"] = alternating(roots, args.repeats)
             if args.out:
                 args.out.write_text(json.dumps(payload, indent=2) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     console.print(table(payload["points"]))
+    if "alternating" in payload:
+        console.print(ratios(payload["alternating"], [bench.label(n) for n in sizes]))
     console.print(f"wall {time.perf_counter() - started:.0f}s")
 
 
