@@ -17,6 +17,7 @@ from distillery.filters.registry import Verifiers
 from distillery.filters.verification import select_pending
 from distillery.warehouse import rollup
 from distillery.warehouse.compact import compact
+from distillery.warehouse.records import SampleRecord
 from distillery.warehouse.store import Warehouse
 from tests.rollup_world import World, delta_batch, first_batch
 
@@ -103,20 +104,28 @@ def test_pending_from_a_rollup_equals_pending_from_the_files(tmp_path: Path, see
     assert answers(wh.root) == answers(without_rollup(wh.root, tmp_path / "plain-2"))
 
 
+def old_verdict_only(world: World, wh: Warehouse, prompt_ids: set[str]) -> SampleRecord:
+    """An unverified draw of one of `prompt_ids` given a verdict of another version only,
+    then a compaction (and its roll-up)."""
+    verified = {v.sample_id for v in world.verdicts}
+    sample = next(
+        s for s in world.samples if s.prompt_id in prompt_ids and s.sample_id not in verified
+    )
+    wh.write([world.verdict(sample, "run-x", version="old")])
+    compact(wh.root, grace_s=0)
+    return sample
+
+
 def test_a_covered_sample_with_only_another_version_falls_back_to_the_files(
     tmp_path: Path,
 ) -> None:
     wh = Warehouse.open(tmp_path / "wh")
     world = World(11)
     first_batch(world, wh)
-    unverified = [
-        s for s in world.samples if s.sample_id not in {v.sample_id for v in world.verdicts}
-    ]
-    wh.write([world.verdict(unverified[0], "run-x", version="old")])
-    compact(wh.root, grace_s=0)
+    sample = old_verdict_only(world, wh, {p.prompt_id for p in world.prompts})
     assert not answered_by_rollup(wh.root)
     got = answers(wh.root)
-    assert unverified[0].sample_id in {sid for sid, _, _ in got[0][0]}
+    assert sample.sample_id in {sid for sid, _, _ in got[0][0]}
     assert got == answers(without_rollup(wh.root, tmp_path / "plain"))
 
 
@@ -126,14 +135,9 @@ def test_a_prompt_that_arrives_late_brings_its_covered_samples_into_the_check(
     wh = Warehouse.open(tmp_path / "wh")
     world = World(13)
     first_batch(world, wh)
-    # A draw of prm-12, which has no prompt row yet, with a verdict of another version only.
-    verified = {v.sample_id for v in world.verdicts}
-    orphan = next(
-        s for s in world.samples if s.prompt_id == "prm-12" and s.sample_id not in verified
-    )
-    wh.write([world.verdict(orphan, "run-x", version="old")])
-    compact(wh.root, grace_s=0)
-    assert answered_by_rollup(wh.root)  # out of every scope: no prompt
+    # prm-12 has no prompt row yet: its draw is out of every scope.
+    orphan = old_verdict_only(world, wh, {"prm-12"})
+    assert answered_by_rollup(wh.root)
     assert orphan.sample_id not in {sid for sid, _, _ in answers(wh.root)[0][0]}
 
     wh.write([world.prompt(12)])  # now in scope, and pending: read from the files
