@@ -25,7 +25,6 @@ from distillery.filters import bounded, pending_rollup
 from distillery.filters.base import Verdict
 from distillery.filters.registry import Verifiers
 from distillery.filters.spec import SpecError, validate_spec
-from distillery.warehouse import rollup
 from distillery.warehouse.catalog_duckdb import files_sql
 from distillery.warehouse.records import VerdictRecord
 from distillery.warehouse.store import Warehouse
@@ -137,7 +136,7 @@ def select_pending(
         )
 
     def read(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[Any, ...]], ...]:
-        snapshot = rollup.current(wh.root) if wh.location.is_local and not sample_ids else None
+        snapshot = wh.rollup() if not sample_ids else None
         if snapshot is not None:
             answer = pending_rollup.read(con, wh.root, snapshot, scope, params, register)
             if answer is not None:

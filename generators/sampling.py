@@ -161,9 +161,9 @@ def _missing(
         }
     )
     sample_id = id_sql("smp", "a.head || r.idx::VARCHAR || a.tail")
-    source = model_sample_ids_sql(wh.root, model_id)
 
     def read(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+        source = model_sample_ids_sql(wh.root, model_id, wh.rollup())
         con.register("asked_prompts", table)
         return con.execute(
             f"WITH asked AS (SELECT a.pos, r.idx, {sample_id} AS sample_id "

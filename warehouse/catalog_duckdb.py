@@ -96,14 +96,13 @@ def files_sql(root: Root, table: str) -> str:
     return f"read_parquet({_quote(glob)}, union_by_name = true, hive_partitioning = false)"
 
 
-def model_sample_ids_sql(root: Root, model_id: str) -> str:
+def model_sample_ids_sql(root: Root, model_id: str, snapshot: rollup.Snapshot | None) -> str:
     """The ids of `model_id`'s samples (copies included), for anti-joins with ids a model
     would draw (a sample id hashes its model, so no other model's sample can match).
 
-    With a roll-up (local warehouses), its ids sorted by model are read only in the row
-    groups that hold this model, plus the files written since: the cost follows this
-    model's samples, not every model's."""
-    snapshot = rollup.current(Path(root)) if remote(root) is None else None
+    With a roll-up `snapshot` (local warehouses; the one the handle's views read), its ids
+    sorted by model are read only in the row groups that hold this model, plus the files
+    written since: the cost follows this model's samples, not every model's."""
     if snapshot is None:
         # Every id: reading the model column too would only slow this down.
         return f"(SELECT sample_id FROM {files_sql(root, 'samples')})"

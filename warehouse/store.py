@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from distillery.warehouse import catalog_duckdb, objects, writer_parquet
+from distillery.warehouse import rollup as rollup_module
 from distillery.warehouse.errors import WarehouseError
 from distillery.warehouse.location import Location, parse
 from distillery.warehouse.read_retry import retry_vanished
@@ -139,6 +140,11 @@ class Warehouse:
                 # opened read-only) gets its file-reading view once files exist.
                 self._db.refresh(self._where)
             return self._db.cursor()
+
+    def rollup(self) -> rollup_module.Snapshot | None:
+        """The roll-up this handle's views read (loaded once, when its database was made);
+        call it inside `read`, where the database is current."""
+        return self._db.snapshot if self._db is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Handed to another process (a task, a worker): the path travels, not the database.
