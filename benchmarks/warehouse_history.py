@@ -25,7 +25,7 @@ files directly (no dedup, no views). Each answer is checked against the floor or
 expected counts first.
 
     python benchmarks/warehouse_history.py [--sizes 1M,10M] [--suite-rows 1M] [--repeats 3]
-                                           [--out results.json]
+                                           [--out results.json] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -347,6 +347,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="build the warehouses in this folder and leave them there (for profiling)",
+    )
+    p.add_argument(
         "--alternate",
         action="store_true",
         help="then measure every point's final state again, the points in turn (ratios)",
@@ -364,7 +370,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("each size must be a whole number of suites of 16 draws per prompt")
     data = bench.Data()
     data.check_ids()
-    work = Path(tempfile.mkdtemp(prefix="distillery-whhist-", dir="/tmp"))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="distillery-whhist-", dir="/tmp"))
     payload: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "code": bench.code_version(),
@@ -374,8 +382,9 @@ def main(argv: list[str] | None = None) -> None:
         for n in sizes:
             log(f"[bold]{bench.label(n)} rows[/]")
             payload["points"][bench.label(n)] = point(
-                n, suite_rows, data, work, args.repeats, log, keep=args.alternate
-            )
+                n, suite_rows, data, work, args.repeats, log,
+                keep=args.alternate or args.keep is not None,
+            )  # fmt: skip
             if args.out:
                 args.out.write_text(json.dumps(payload, indent=2) + "\n")
         if args.alternate:
@@ -388,7 +397,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.out:
                 args.out.write_text(json.dumps(payload, indent=2) + "\n")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     console.print(table(payload["points"]))
     if "alternating" in payload:
         console.print(ratios(payload["alternating"], [bench.label(n) for n in sizes]))

@@ -121,16 +121,23 @@ RAW_VIEWS = ("samples", "verdicts")
 
 
 def source_sql(
-    spec: TableSpec, files: str | Sequence[str] | None, exclude: Sequence[str] = ()
+    spec: TableSpec,
+    files: str | Sequence[str] | None,
+    exclude: Sequence[str] = (),
+    variable: str | None = None,
 ) -> str:
     """The table's rows, every copy, under today's column names: its files (a glob or a
     list of paths) unioned by name with an empty row set of today's schema, so every
     current column exists (NULL in files written before it was added) and a table
     without any file yet (`files` None: an older warehouse opened read-only) still has a
-    typed source. Files named in `exclude` are skipped before they are opened."""
+    typed source. Files named in `exclude` are skipped before they are opened. With a
+    `variable`, the files are the list it holds when it is set (`getvariable`), else
+    `files`."""
     source = _typed_empty(spec)
     if files is not None:
-        listed = _quote(files) if isinstance(files, str) else f"[{', '.join(map(_quote, files))}]"
+        listed = f"[{', '.join(map(_quote, [files] if isinstance(files, str) else files))}]"
+        if variable is not None:
+            listed = f"coalesce(getvariable({_quote(variable)}), {listed})"
         reader = f"read_parquet({listed}, union_by_name = true, hive_partitioning = false"
         if exclude:
             skipped = ", ".join(map(_quote, exclude))
@@ -165,14 +172,39 @@ def view_sql(spec: TableSpec, glob: str | None) -> str:
     )
 
 
-def delta_sql(root: Root, table: str, snapshot: rollup.Snapshot, glob: str | None = None) -> str:
-    """Every row of `table` in files `snapshot` does not cover, under today's column names
-    (`glob`: the table's, when the caller has listed it already)."""
+def delta_files(root: Path, table: str, snapshot: rollup.Snapshot) -> list[str]:
+    """The files of `table` that `snapshot` does not cover, listed now: what the table's
+    glob matches, less the manifest's files. Listed here rather than left to the glob
+    because DuckDB reads the footer of every file a glob matches (to union the schemas by
+    name) before a filter on the file name can skip it: at 10M rows that is hundreds of
+    covered files read for a delta of one. The table's schema file comes first, so the list
+    is never empty and always carries today's columns."""
+    folder = table_dir(root.resolve(), table)
+    covered = set(rollup.covered_paths(snapshot, folder, table))
+    schema = folder / SCHEMA_DIR / SCHEMA_FILE
+    found = sorted(str(p) for p in folder.glob("*/*.parquet") if p != schema)
+    head = [str(schema)] if schema.is_file() else []  # absent only in older warehouses
+    return head + [path for path in found if path not in covered]
+
+
+def delta_sql(root: Root, table: str, snapshot: rollup.Snapshot) -> str:
+    """Every row of `table` in files `snapshot` does not cover, as listed now, under
+    today's column names: for SQL built to be run at once (planning)."""
+    return source_sql(TABLES[table], delta_files(Path(root), table, snapshot) or None)
+
+
+def delta_variable(table: str) -> str:
+    """The variable holding `table`'s delta files on an in-process cursor (`Database.cursor`)."""
+    return f"distillery_delta_{table}"
+
+
+def delta_view_sql(root: Root, table: str, snapshot: rollup.Snapshot, glob: str | None) -> str:
+    """The delta inside a stored view: the files `delta_variable(table)` lists, which every
+    cursor of `Database` sets as it is taken; a reader without it (the DuckDB CLI on
+    `catalog.duckdb`) globs the table and skips the covered files by name instead."""
     spec = TABLES[table]
-    if glob is None:
-        glob = _glob(root, spec)
     covered = rollup.covered_paths(snapshot, table_dir(Path(root).resolve(), table), table)
-    return source_sql(spec, glob, covered)
+    return source_sql(spec, glob, covered, variable=delta_variable(table))
 
 
 def raw_view_sql(spec: TableSpec, glob: str | None) -> str:
@@ -200,7 +232,7 @@ def define(
             con.execute(raw_view_sql(spec, glob))
     for definition in DEFINITIONS:
         if definition is PROMPT_OUTCOMES and snapshot is not None:
-            delta = {t: delta_sql(root, t, snapshot, globs[t]) for t in rollup.COVERED_TABLES}
+            delta = {t: delta_view_sql(root, t, snapshot, globs[t]) for t in rollup.COVERED_TABLES}
             definition = rollup.view_sql(snapshot, delta)
         con.execute(definition)
     return empty
@@ -235,11 +267,23 @@ class Database:
     current: str | None = None
     snapshot: rollup.Snapshot | None = None
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def cursor(self, root: Root) -> duckdb.DuckDBPyConnection:
+        """A cursor on the views. With a roll-up, it holds the files written since the
+        snapshot as they are listed now (`delta_files`), for `prompt_outcomes` to read:
+        a cursor kept open does not see files written after it was taken there."""
         cur = self.con.cursor()
         if self.attached:
             # A cursor starts in the in-memory database: point it at the catalog's views.
             cur.execute(f"USE {ATTACHED}")
+        if self.snapshot is not None and remote(root) is None:
+            settings = []
+            for table in rollup.COVERED_TABLES:
+                files = delta_files(Path(root), table, self.snapshot)
+                if files:  # none (an older warehouse): the view's glob instead
+                    listed = ", ".join(map(_quote, files))
+                    settings.append(f"SET VARIABLE {delta_variable(table)} = [{listed}];")
+            if settings:
+                cur.execute("\n".join(settings))
         return cur
 
     def refresh(self, root: Root) -> None:

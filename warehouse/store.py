@@ -139,7 +139,7 @@ class Warehouse:
                 # A table that had no file when its view was defined (an older warehouse
                 # opened read-only) gets its file-reading view once files exist.
                 self._db.refresh(self._where)
-            return self._db.cursor()
+            return self._db.cursor(self._where)
 
     def rollup(self) -> rollup_module.Snapshot | None:
         """The roll-up this handle's views read (loaded once, when its database was made);
