@@ -27,8 +27,8 @@ from distillery.warehouse.writer_parquet import table_dir
 # fresh reader (each command) first decodes the file's footer and checks every group's
 # statistics, which grows with the number of groups: at 10M rows, pass@k took 0.30-0.36 s
 # with 4,883 groups of 2,048 rows, 0.17-0.18 s with 8,192 rows, 0.13-0.20 s with 32,768
-# (305 groups) and 0.22-0.24 s with 65,536 (reading more rows per id). Measured on the history benchmark's 10M
-# warehouse, 16 touched samples, fresh handles (`benchmarks/RESULTS.md`).
+# (305 groups) and 0.22-0.24 s with 65,536 (reading more rows per id). Measured on the
+# history benchmark's 10M warehouse, 16 touched samples, fresh handles (RESULTS.md).
 LOOKUP_ROW_GROUP = 32_768
 # The stored outcomes are read whole: DuckDB's own row group size, scanned in parallel.
 SCAN_ROW_GROUP = 122_880

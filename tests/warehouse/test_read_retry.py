@@ -84,6 +84,22 @@ def test_duckdb_raises_an_io_error_for_a_listed_file_that_is_gone(many_files, ch
     assert vanished(error)
 
 
+def test_a_file_named_by_its_path_that_is_gone_is_vanished_and_an_empty_glob_is_not(tmp_path):
+    path = tmp_path / "listed.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 1 AS x) TO '{path}' (FORMAT parquet)")
+    listed = f"SELECT count(*) FROM read_parquet(['{path}'])"
+    assert con.execute(listed).fetchall() == [(1,)]
+    path.unlink()  # as a compaction removes a file a cursor listed (`delta_files`)
+    with pytest.raises(duckdb.IOException) as gone:
+        con.execute(listed)
+    assert f'No files found that match the pattern "{path}"' in str(gone.value)
+    assert vanished(gone.value)
+    with pytest.raises(duckdb.IOException) as empty:
+        con.execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/*.parquet')")
+    assert "No files found" in str(empty.value) and not vanished(empty.value)
+
+
 @pytest.mark.parametrize(
     ("method", "expected", "fresh"),
     [

@@ -58,11 +58,12 @@ def stored(root: Path, query: str) -> tuple[list[tuple], list[tuple]]:
         return result(con, query)
 
 
-def assert_same(root: Path) -> None:
+def assert_same(root: Path, catalog: bool = True) -> None:
     for query in QUERIES:
         want = plain(root, query)
         assert rolled(root, query) == want, query
-        assert stored(root, query) == want, query
+        if catalog:
+            assert stored(root, query) == want, query
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -141,6 +142,9 @@ def test_an_unreadable_snapshot_is_ignored(tmp_path: Path) -> None:
     assert snap is not None
     (snap.dir / rollup.SAMPLE_KEYS).unlink()
     assert rollup.current(wh.root) is None
+    # The stored catalog still names the snapshot until the warehouse is next opened.
+    assert_same(wh.root, catalog=False)
+    Warehouse.open(wh.root)
     assert_same(wh.root)
     fresh = Warehouse.open_existing(wh.root)
     with fresh.connect():
