@@ -4,7 +4,11 @@ The views are the only SQL definition of a table. `connect()` builds them in an 
 database (never locks anything); `write_catalog()` stores the same views in
 `catalog.duckdb` for the DuckDB CLI or Python (`duckdb.connect(path, read_only=True)`).
 Both read the files through globs, so rows written after the catalog was made show up
-without touching the catalog.
+without touching the catalog. The one exception is the roll-up's delta inside
+`prompt_outcomes` (`rollup.py`): a cursor of this code lists the files written since the
+snapshot itself (`delta_files`) and hands the list to the view in a DuckDB variable, so
+the files the snapshot covers are never opened; without the variable (the DuckDB CLI)
+the view globs and skips them by name.
 
 On object storage (`location.py`) there is no catalog file: the views are always defined in
 memory, on a database with the location's fsspec filesystem registered
