@@ -37,7 +37,7 @@ test: setup
 # The inner loop: no Prefect server, no CLI process, no model, no attack suites.
 test-fast: setup
 	$(BIN)/ruff check .
-	$(PYTEST) -m "not e2e and not attack and not slow"
+	$(PYTEST) -m "not e2e and not attack and not slow and not soak"
 
 bench: setup
 	$(BIN)/python benchmarks/sampling.py

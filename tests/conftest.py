@@ -2,9 +2,9 @@
 warehouse per test, the CLI as a subprocess, and an S3-compatible server (moto's) per
 module for warehouses on object storage.
 
-Two lanes. The fast lane (`make test-fast`: `-m "not e2e and not attack and not slow"`)
-runs no Prefect server, no CLI process and no model; asking for the server there is an
-error that names the marker to add. The end-to-end lane (`e2e`) runs stage commands as a
+Two lanes. The fast lane (`make test-fast`: `-m "not e2e and not attack and not slow and
+not soak"`) runs no Prefect server, no CLI process and no model; asking for the server
+there is an error that names the marker to add. The end-to-end lane (`e2e`) runs stage commands as a
 user does: every one is a Prefect flow run against one `prefect server start` (SQLite in a
 temporary PREFECT_HOME) that this process starts on first use and stops at the end (under
 `make test` each of pytest-xdist's two workers has its own). Its address is set in the

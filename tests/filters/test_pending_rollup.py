@@ -79,7 +79,10 @@ def answered_by_rollup(root: Path) -> bool:
         verifiers.close()
 
 
-@pytest.mark.parametrize("seed", range(3))
+# The first case in the fast lane, the rest in `make test` (`soak`).
+@pytest.mark.parametrize(
+    "seed", [0, *(pytest.param(s, marks=pytest.mark.soak) for s in range(1, 3))]
+)
 def test_pending_from_a_rollup_equals_pending_from_the_files(tmp_path: Path, seed: int) -> None:
     wh = Warehouse.open(tmp_path / "wh")
     world = World(seed)

@@ -363,6 +363,7 @@ print(reads)
 """
 
 
+@pytest.mark.soak
 def test_writers_and_readers_beside_compactions_lose_and_fail_nothing(tmp_path):
     wh = Warehouse.open(tmp_path / "wh")
     batches, rows = 120, 5

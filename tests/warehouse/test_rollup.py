@@ -66,7 +66,10 @@ def assert_same(root: Path, catalog: bool = True) -> None:
             assert stored(root, query) == want, query
 
 
-@pytest.mark.parametrize("seed", range(4))
+# The first case in the fast lane, the rest in `make test` (`soak`).
+@pytest.mark.parametrize(
+    "seed", [0, *(pytest.param(s, marks=pytest.mark.soak) for s in range(1, 4))]
+)
 def test_rolled_up_outcomes_equal_the_full_computation(tmp_path: Path, seed: int) -> None:
     wh = Warehouse.open(tmp_path / "wh")
     world = World(seed)
