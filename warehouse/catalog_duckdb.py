@@ -34,7 +34,14 @@ from distillery.warehouse import objects, rollup
 from distillery.warehouse.location import remote
 from distillery.warehouse.queries import DEFINITIONS, PROMPT_OUTCOMES
 from distillery.warehouse.tables import TABLES, TableSpec
-from distillery.warehouse.writer_parquet import SCHEMA_DIR, SCHEMA_FILE, Root, table_dir
+from distillery.warehouse.writer_parquet import (
+    SCHEMA_DIR,
+    SCHEMA_FILE,
+    TABLE_FILES,
+    Root,
+    table_dir,
+    table_files,
+)
 
 CATALOG_FILE = "catalog.duckdb"
 CATALOG_VERSION = "7"
@@ -85,7 +92,7 @@ def _has_files(root: Root, spec: TableSpec) -> bool:
         return bool(objects.parquet_keys(location, location.key("tables", spec.name, "*", "*")))
     # Any run's file, the schema file (`_schema/`) or a file of the former layout
     # (`run_id=<run>/`): the views' glob matches them all.
-    return any(table_dir(Path(root).resolve(), spec.name).glob("*/*.parquet"))
+    return any(table_dir(Path(root).resolve(), spec.name).glob(TABLE_FILES))
 
 
 def files_sql(root: Root, table: str) -> str:
@@ -163,7 +170,7 @@ def _glob(root: Root, spec: TableSpec) -> str | None:
     location = remote(root)
     if location is not None:
         return location.uri("tables", spec.name, "*", "*.parquet")
-    return str(table_dir(Path(root).resolve(), spec.name) / "*" / "*.parquet")
+    return str(table_dir(Path(root).resolve(), spec.name) / TABLE_FILES)
 
 
 def view_sql(spec: TableSpec, glob: str | None) -> str:
@@ -183,10 +190,11 @@ def delta_files(root: Path, table: str, snapshot: rollup.Snapshot) -> list[str]:
     name) before a filter on the file name can skip it: at 10M rows that is hundreds of
     covered files read for a delta of one. The table's schema file comes first, so the list
     is never empty and always carries today's columns."""
-    folder = table_dir(root.resolve(), table)
+    root = root.resolve()
+    folder = table_dir(root, table)
     covered = set(rollup.covered_paths(snapshot, folder, table))
     schema = folder / SCHEMA_DIR / SCHEMA_FILE
-    found = sorted(str(p) for p in folder.glob("*/*.parquet") if p != schema)
+    found = [str(p) for p in table_files(root, table) if p != schema]
     head = [str(schema)] if schema.is_file() else []  # absent only in older warehouses
     return head + [path for path in found if path not in covered]
 

@@ -20,7 +20,7 @@ import duckdb
 
 from distillery.warehouse import catalog_duckdb, rollup
 from distillery.warehouse.tables import PROMPTS, SAMPLES, TABLES, VERDICTS
-from distillery.warehouse.writer_parquet import table_dir
+from distillery.warehouse.writer_parquet import table_dir, table_files
 
 # Lookup files' row groups: a lookup of a few touched ids reads one group per id, and
 # DuckDB skips every other group by its min/max (the files are sorted by the key). But a
@@ -32,11 +32,6 @@ from distillery.warehouse.writer_parquet import table_dir
 LOOKUP_ROW_GROUP = 32_768
 # The stored outcomes are read whole: DuckDB's own row group size, scanned in parallel.
 SCAN_ROW_GROUP = 122_880
-
-
-def _files(root: Path, table: str) -> list[Path]:
-    # What the views' glob matches: run folders, the schema folder, the former layout.
-    return sorted(table_dir(root, table).glob("*/*.parquet"))
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select: str, dest: Path, row_group: int) -> int:
@@ -55,7 +50,7 @@ def build(root: Path) -> rollup.Snapshot:
     snapshot_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
     where = rollup.rollup_dir(root) / snapshot_id
     where.mkdir(parents=True)
-    files = {t: _files(root, t) for t in rollup.COVERED_TABLES}
+    files = {t: table_files(root, t) for t in rollup.COVERED_TABLES}
     source = {
         t: catalog_duckdb.source_sql(TABLES[t], [str(f) for f in files[t]] or None)
         for t in rollup.COVERED_TABLES

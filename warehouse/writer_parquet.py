@@ -67,6 +67,16 @@ def table_dir(root: Path, table: str) -> Path:
     return root / "tables" / table
 
 
+# The files a table's views read, relative to its folder: each run folder's, the schema
+# folder's (`_schema/`) and those of the former layout (`run_id=<run>/`).
+TABLE_FILES = "*/*.parquet"
+
+
+def table_files(root: Path, table: str) -> list[Path]:
+    """The files `TABLE_FILES` matches in `table`'s folder under `root`, sorted by path."""
+    return sorted(table_dir(root, table).glob(TABLE_FILES), key=str)
+
+
 def run_folder(run_id: str) -> str:
     """A run's folder name: the run id itself when it is plain (every `run-<hex>` is), else
     percent-encoded, so that it is one path segment, never hidden or `_`-prefixed (which
