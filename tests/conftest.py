@@ -39,6 +39,12 @@ def pytest_configure(config: pytest.Config) -> None:
     port = prefect_server.free_port()
     _SERVER.update(home=home, port=port, fast="not e2e" in (config.option.markexpr or ""))
     os.environ.update(prefect_server.server_env(home, port))
+    # One torch thread per process, for this process and every command it starts: two
+    # workers already keep both cores busy, and measuring the count (`generators.threads`)
+    # costs each sampling or training command seconds (7 s of a 40 s LoRA `train rsft`).
+    # The measurement has its own tests (tests/generators/test_threads.py), and the
+    # install test's demo runs without this, as a user's does. A value set outside wins.
+    os.environ.setdefault("DISTILLERY_THREADS", "1")  # generators.threads.ENV, without torch
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

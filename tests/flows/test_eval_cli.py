@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.flows import prefect_api
 from tests.rows import query_rows
-from tests.stages import import_answers, load_prompts, verify
+from tests.stages import import_answers, load_prompts, select_targets, verify
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,7 @@ def _load(tmp_path, wh, suite, train_expected):
 
 
 def _train(wh, base, samples_of, suite, out):
-    r = run_cli("select", "--model", samples_of, "--suite", suite, warehouse=wh)
-    assert r.returncode == 0, r.stderr
+    assert select_targets(wh, samples_of, suite) == N
     r = run_cli(
         "train",
         "rsft",

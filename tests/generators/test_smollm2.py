@@ -8,6 +8,7 @@ from distillery.generators.decode_loop import Decode, generate_rows
 from distillery.generators.model_registry import GGUF, load, resolve
 from tests.conftest import run_cli
 from tests.rows import query_rows
+from tests.stages import load_prompts
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -68,7 +69,7 @@ def test_batched_greedy_rows_equal_transformers_generate_one_by_one(smol):
 
 def test_sample_seeds_through_the_cli(tmp_path):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    load_prompts("seeds", wh)
     r = run_cli(
         "sample",
         "--model",
@@ -103,7 +104,7 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
     """A search of SmolLM2-135M on two held-out prompts per family: every draw is stored
     with its procedure and context and verified, and the rerun draws nothing new."""
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    load_prompts("seeds", wh)
     args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "2",
             "--procedures", "sample,prompted,retry", "--wave", "2", "--budget", "5",
             "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip

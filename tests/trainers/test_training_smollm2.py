@@ -7,13 +7,14 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.rows import query_rows
+from tests.stages import import_answers, load_prompts, select_targets, verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
     wh = tmp_path / "wh"
-    assert run_cli("prompts", "load", "seeds", warehouse=wh).returncode == 0
+    load_prompts("seeds", wh)
     rows = query_rows(
         wh,
         "SELECT prompt_id, reference FROM prompts WHERE split = 'train' AND family = 'number' "
@@ -24,11 +25,10 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "\n".join(json.dumps({"prompt_id": r["prompt_id"], "text": r["reference"]}) for r in rows)
         + "\n"
     )
-    assert (
-        run_cli("samples", "import", str(f), "--model-name", "oracle", warehouse=wh).returncode == 0
-    )
-    assert run_cli("verify", warehouse=wh).returncode == 0
-    assert run_cli("select", "--model", "oracle", warehouse=wh).returncode == 0
+    # Preparing the input in-process; the command under test is `train rsft`.
+    assert import_answers(f, "oracle", wh) == 8
+    assert verify(wh) == 8
+    assert select_targets(wh, "oracle") == 8
     r = run_cli(
         "train",
         "rsft",

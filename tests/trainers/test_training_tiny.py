@@ -8,7 +8,7 @@ import torch
 from distillery.generators.model_registry import load, resolve_directory
 from tests.conftest import run_cli
 from tests.rows import query_rows
-from tests.stages import import_answers, load_prompts, verify
+from tests.stages import import_answers, load_prompts, select_targets, verify
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,7 @@ def _greedy_pass_rate(wh, model):
         warehouse=wh,
     )
     assert r.returncode == 0, r.stderr
-    run_cli("verify", "--model", model, warehouse=wh)
+    verify(wh, model=model)
     (row,) = query_rows(
         wh,
         "SELECT count(*) AS n, sum(v.passed::INT) AS passed FROM samples s "
@@ -212,7 +212,7 @@ def test_a_nan_loss_fails_the_job_and_registers_no_model(tmp_path):
         model.model.norm.weight.fill_(float("nan"))
     model.save_pretrained(broken)
     tok.save_pretrained(broken)
-    assert run_cli("select", "--model", "oracle", warehouse=wh).returncode == 0
+    assert select_targets(wh, "oracle") == N
     r = run_cli(
         "train",
         "rsft",
