@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # In `tests.prefect_server`, not here: pytest loads this file as `conftest` and tests import
 # it as `tests.conftest`, two modules; the session's server must be one.
 _SERVER = prefect_server.SESSION
+# `generators.threads.ENV`, named here without importing torch into every pytest process.
+THREADS_ENV = "DISTILLERY_THREADS"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # costs each sampling or training command seconds (7 s of a 40 s LoRA `train rsft`).
     # The measurement has its own tests (tests/generators/test_threads.py), and the
     # install test's demo runs without this, as a user's does. A value set outside wins.
-    os.environ.setdefault("DISTILLERY_THREADS", "1")  # generators.threads.ENV, without torch
+    os.environ.setdefault(THREADS_ENV, "1")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

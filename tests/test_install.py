@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import ROOT, ensure_server
+from tests.conftest import ROOT, THREADS_ENV, ensure_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ def test_readme_install_lines_give_a_working_demo(tmp_path: Path) -> None:
     # The venv's commands only: nothing of this checkout or its venv on the path.
     # Nor the suite's fixed torch thread count (tests/conftest.py): the demo measures its
     # own, as a user's does.
-    unset = ("PYTHONPATH", "DISTILLERY_WAREHOUSE", "DISTILLERY_THREADS")
+    unset = ("PYTHONPATH", "DISTILLERY_WAREHOUSE", THREADS_ENV)
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     env["COLUMNS"] = "200"

@@ -50,7 +50,8 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.attack
 
-MARK = f"dstliso{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name a probe plants or hunts
+MARK_PREFIX = "dstliso"  # every process's MARK: MARK_PREFIX<pid>x<8 hex digits>
+MARK = f"{MARK_PREFIX}{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name a probe plants or hunts
 SECRET = f"distillery-isolation-secret-{uuid.uuid4().hex}"
 MIB = 1024 * 1024
 CASES = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [2, 3], "expected": 5}]}

@@ -38,6 +38,7 @@ from tests.filters.sandbox.test_sandbox_isolation import (
     HOLD_FORK,
     IPC,
     MALFORMED,
+    MARK_PREFIX,
     SPIN_SESSIONS,
     fenced,
     holding_uids,
@@ -52,8 +53,8 @@ MARK = f"dstlstress{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name an att
 PLANT = f"dstlplant{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in the planted secrets' names
 SECRET = f"distillery-stress-secret-{uuid.uuid4().hex}"
 SUITE, RUN = "sandbox-stress", "run-stress"
-# test_sandbox_isolation's MARK in any worker's process: "dstliso<pid>x<8 hex digits>".
-ISOLATION_PLANT = re.compile(r"^\.?dstliso\d+x[0-9a-f]{8}")
+# test_sandbox_isolation's MARK in any worker's process (a leading dot: its project folder).
+ISOLATION_PLANT = re.compile(rf"^\.?{MARK_PREFIX}\d+x[0-9a-f]{{8}}")
 WORKERS = 4
 LIMITS = Limits(wall_s=3.0, cpu_s=3, memory_mb=256, processes=16)
 MIB = 1024 * 1024
