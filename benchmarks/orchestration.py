@@ -333,9 +333,7 @@ def plain_bake(bench: BenchConfig, root: Path, console: Console, watch: Stopwatc
                     **project(c, GateConfig).as_params(),
                     **decoding,
                 )
-                identity = params_identity(
-                    SamplingParams(p.n, p.temperature, p.top_p, p.max_new_tokens, p.seed)
-                )
+                identity = params_identity(SamplingParams.of(p, p.n))
                 with recorded_run(wh, "promote", {"model": p.model, "parent": p.parent}) as run_id:
                     decision, _ = gate(wh, p, identity, run_id)
             last = out

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from distillery.cli.options import stage_command
-from distillery.config.groups import DEFAULT_MODEL, Sharding
+from distillery.config.groups import DEFAULT_MODEL, Decoding, Sharding
 from distillery.console.terminal import console as terminal_console
 from distillery.curate.pairs_config import PairsConfig
 from distillery.curate.select_config import SelectConfig
@@ -652,7 +652,9 @@ def demo(
     ] = DEMO_EVAL_PER_FAMILY,
     eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
     budget: BudgetOpt = 16,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 128,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="Longest completion, in tokens.")
+    ] = Decoding.max_new_tokens,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:
     """The main job: bake search into SmolLM2-135M and show what it changed.

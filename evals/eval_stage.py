@@ -55,7 +55,7 @@ class EvalError(ValueError):
 
 def sampling_params(job: EvalConfig) -> SamplingParams:
     """The engine's parameters for `job`'s draws."""
-    return SamplingParams(job.n, job.temperature, job.top_p, job.max_new_tokens, job.seed)
+    return SamplingParams.of(job, job.n)
 
 
 @dataclass

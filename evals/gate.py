@@ -186,7 +186,7 @@ def promote_stage(
     from distillery.warehouse.runs import recorded_run
 
     c = config
-    params = params_identity(SamplingParams(c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed))
+    params = params_identity(SamplingParams.of(c, c.n))
     wh = Warehouse.open(root)
     with recorded_run(wh, "promote", {"model": c.model, "parent": c.parent}) as run_id:
         decision, record = gate(wh, c, params, run_id)

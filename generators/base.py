@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from typing import Any, Protocol
 
+from distillery.config.groups import Decoding
 from distillery.warehouse.ids import canonical_json, content_id, id_of_canonical
 from distillery.warehouse.ids import json_str as _str
 
@@ -17,11 +18,21 @@ class SamplingError(Exception):
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """What the engine is asked for: `n` completions a prompt, drawn as `Decoding` says.
+    The same field names as the stages' `Decoding` options, and its defaults (declared
+    there, once)."""
+
     n: int  # completions per prompt
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 128
-    seed: int = 0
+    temperature: float = Decoding.temperature
+    top_p: float = Decoding.top_p
+    max_new_tokens: int = Decoding.max_new_tokens
+    seed: int = Decoding.seed
+
+    @classmethod
+    def of(cls, decoding: Decoding, n: int) -> SamplingParams:
+        """`decoding`'s fields (a stage config inheriting `Decoding`), unrenamed, for `n`
+        completions a prompt."""
+        return cls(n, **{f.name: getattr(decoding, f.name) for f in fields(Decoding)})
 
     def __post_init__(self) -> None:
         if self.n < 1:

@@ -29,9 +29,7 @@ from distillery.warehouse.store import Warehouse
 
 def sampling_params(config: SampleConfig) -> SamplingParams:
     """The engine's parameters for `config` (the same names, one per field)."""
-    return SamplingParams(
-        config.n, config.temperature, config.top_p, config.max_new_tokens, config.seed
-    )
+    return SamplingParams.of(config, config.n)
 
 
 def resolve_model(

@@ -32,7 +32,7 @@ from distillery.warehouse.store import Warehouse
 
 def sampling_params(job: SearchConfig) -> SamplingParams:
     """The engine's parameters for one wave: `wave` draws per prompt."""
-    return SamplingParams(job.wave, job.temperature, job.top_p, job.max_new_tokens, job.seed)
+    return SamplingParams.of(job, job.wave)
 
 
 def search_in(
