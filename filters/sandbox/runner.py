@@ -23,7 +23,6 @@ import site
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,7 +33,7 @@ from typing import Any
 from distillery.filters import reasons
 from distillery.filters.base import Verdict
 from distillery.filters.sandbox import root as sandbox_root
-from distillery.filters.sandbox import wire
+from distillery.filters.sandbox import wire, workdirs
 from distillery.filters.sandbox.cgroup import Cgroups
 from distillery.filters.sandbox.child import Layers, Limits, remove_workdir
 from distillery.filters.sandbox.slots import SlotError, Slots, UidBlock
@@ -377,10 +376,10 @@ class Sandbox:
         self._slot_pids: dict[int, int] = {}  # slot -> its server's pid
         self._slots: Slots | None = None
         # The directory programs get their own directories in when they run without
-        # namespaces (no private tmpfs): one per sandbox, removed on close. Traversable by
-        # the programs' uids, listable by none of them.
-        self._workdirs = tempfile.mkdtemp(prefix="distillery-sbx-")
-        os.chmod(self._workdirs, 0o711)
+        # namespaces (no private tmpfs): one per sandbox, locked while it lives, removed on
+        # close; the ones of sandboxes that died without closing go now (`workdirs`).
+        workdirs.remove_stale()
+        self._workdirs, self._workdirs_lock = workdirs.make_workdirs()
         try:
             # What programs see of the host (None: no root of its own, not being root).
             self.root_plan = sandbox_root.plan(tuple(packages)) if os.geteuid() == 0 else None
@@ -738,6 +737,7 @@ class Sandbox:
         # Programs without namespaces worked in here (`child.make_workdir`); a slot server
         # killed at close may not have removed the last ones.
         remove_workdir(self._workdirs)
+        os.close(self._workdirs_lock)
         if self._slots is not None:
             self._slots.close()
         if self.cgroups is not None:

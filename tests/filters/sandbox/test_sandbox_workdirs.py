@@ -1,0 +1,98 @@
+"""A sandbox's directory on the host is locked while its sandbox lives; a starting sandbox
+removes the directories whose sandbox died without closing, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distillery.filters.sandbox import workdirs
+from distillery.filters.sandbox.workdirs import PREFIX, make_workdirs, remove_stale
+
+# A sandbox killed with SIGKILL: it made its directory (and a program's inside it), then died
+# without closing.
+KILLED = """
+import os, signal, sys
+from distillery.filters.sandbox.workdirs import make_workdirs
+path, _ = make_workdirs()
+os.makedirs(os.path.join(path, "prog-1", "sub"))
+open(os.path.join(path, "prog-1", "sub", "out.txt"), "w").write("left")
+print(path, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# A sandbox that lives: it holds its directory until told to go.
+LIVING = """
+import sys
+from distillery.filters.sandbox.workdirs import make_workdirs
+path, _ = make_workdirs()
+print(path, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(workdirs.tempfile, "tempdir", None)  # re-read TMPDIR
+    return tmp_path
+
+
+def _child(code: str, tmp: Path, **kw: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, **kw
+    )
+
+
+def test_a_killed_sandboxs_directory_is_removed_a_living_ones_kept(tmp: Path) -> None:
+    killed = _child(KILLED, tmp)
+    dead_dir = killed.stdout.readline().strip()
+    killed.wait()
+    assert killed.returncode == -9 and Path(dead_dir, "prog-1", "sub", "out.txt").is_file()
+
+    living = _child(LIVING, tmp, stdin=subprocess.PIPE)
+    try:
+        alive_dir = living.stdout.readline().strip()
+        mine, lock = make_workdirs()  # this process's own sandbox directory, also held
+
+        assert remove_stale() == [dead_dir]
+        assert not Path(dead_dir).exists()
+        assert Path(alive_dir).is_dir() and Path(mine).is_dir()
+        assert remove_stale() == []  # nothing more to remove
+    finally:
+        living.communicate("")
+    # Its sandbox gone (the process exited, its lock with it), the directory is stale too.
+    assert remove_stale() == [alive_dir]
+    os.close(lock)
+    assert remove_stale() == [mine]
+    assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_only_this_users_real_directories_are_touched(tmp: Path) -> None:
+    outside = tmp / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the sandbox's")
+    (tmp / f"{PREFIX}link").symlink_to(outside)
+    (tmp / f"{PREFIX}file").write_text("a file, not a directory")
+    (tmp / "other-prefix").mkdir()
+    theirs = tmp / f"{PREFIX}theirs"
+    theirs.mkdir()
+    if os.geteuid() == 0:
+        os.chown(theirs, 65534, 65534)  # another user's: not this user's to remove
+    else:
+        theirs.rmdir()
+
+    assert remove_stale() == []
+    assert (outside / "keep.txt").read_text() == "not the sandbox's"
+    assert (tmp / f"{PREFIX}link").is_symlink() and (tmp / f"{PREFIX}file").is_file()
+    assert (tmp / "other-prefix").is_dir()
+    assert theirs.is_dir() == (os.geteuid() == 0)
+
+
+def test_a_missing_temporary_directory_removes_nothing(tmp_path: Path) -> None:
+    assert remove_stale(str(tmp_path / "absent")) == []
