@@ -1,6 +1,7 @@
 """The README's install lines, run as written into a new virtual environment, give a
 working `distillery demo`: the dependencies pyproject declares are enough, the wheel holds
-every module and data file, and the documented model step finds the model.
+every module and data file, and the documented model step converts the model (into an
+empty cache, with the wheel's code) for the demo to use.
 
 The package is built from a copy of the tracked (and new, unignored) files, so a stale
 `build/` folder in a working copy cannot stand in for the wheel. The demo is the real one
@@ -23,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from distillery.generators.model_registry import CACHE_ENV
 from tests.conftest import ROOT, THREADS_ENV, ensure_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -67,9 +69,16 @@ def test_readme_install_lines_give_a_working_demo(tmp_path: Path) -> None:
     # The venv's commands only: nothing of this checkout or its venv on the path.
     # Nor the suite's fixed torch thread count (tests/conftest.py): the demo measures its
     # own, as a user's does.
-    unset = ("PYTHONPATH", "DISTILLERY_WAREHOUSE", THREADS_ENV)
+    # PYTHONDONTWRITEBYTECODE (set on this machine): pip runs with --no-compile below, so
+    # the first import of each module writes its bytecode, as pip would have; with the
+    # variable set, every command compiled torch, transformers and Prefect from source.
+    unset = ("PYTHONPATH", "DISTILLERY_WAREHOUSE", THREADS_ENV, "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    # An empty model cache: `models pull` converts the GGUF with the wheel's code and the
+    # dependencies the wheel declares, as on a user's first run (the user's cache would
+    # already hold the converted model and hide a missing dependency).
+    env[CACHE_ENV] = str(tmp_path / "cache")
     env["COLUMNS"] = "200"
     ensure_server()  # the demo's flow runs go to the session's server (PREFECT_API_URL)
 
@@ -110,3 +119,6 @@ def test_readme_install_lines_give_a_working_demo(tmp_path: Path) -> None:
     assert [name for name, _ in evals] == ["demo-r1", "smollm2-135m"]
     assert held_out == (FAMILIES,)  # p_θ drew on one held-out prompt per family
     assert (wh / "reports" / "demo" / "report.md").is_file()
+    # The model the demo ran is the one `models pull` converted in this venv.
+    converted = tmp_path / "cache" / "models" / "smollm2-135m"
+    assert (converted / "model.safetensors").stat().st_size > 100_000_000
