@@ -8,10 +8,13 @@ transformers and cached as safetensors.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +158,35 @@ def _gguf_model_id(gguf: Path) -> str:
     return content_id("mdl", GGUF, gguf.name, stat.st_size)
 
 
+@contextlib.contextmanager
+def _gguf_read_once() -> Iterator[None]:
+    """While one GGUF file is converted: gguf's reader and tensor-name map, each built once.
+
+    transformers parses the file's metadata (49k vocabulary strings among it) for the
+    tokenizer, for the config and again for the weights, and rebuilds gguf's tensor-name
+    map for each of the model's ~400 modules: 10.2 s and 6.4 s of a 26.9 s conversion of
+    SmolLM2-135M on 2 cores, each time with the same answer. Both are looked up on the
+    `gguf` module when called (transformers imports them inside its functions), so they
+    are replaced there for the conversion and put back after. The reader is only read.
+    """
+    import gguf as gguf_lib
+
+    make_reader, name_map = gguf_lib.GGUFReader, gguf_lib.get_tensor_name_map
+    readers: dict[tuple[Any, ...], Any] = {}
+
+    def read_once(path: Any, *args: Any, **kwargs: Any) -> Any:
+        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = make_reader(path, *args, **kwargs)
+        return readers[key]
+
+    gguf_lib.GGUFReader, gguf_lib.get_tensor_name_map = read_once, functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf_lib.GGUFReader, gguf_lib.get_tensor_name_map = make_reader, name_map
+
+
 def convert_gguf(gguf: Path, dest: Path) -> None:
     """Dequantize a GGUF file with transformers and save it as safetensors, atomically."""
     import torch
@@ -162,10 +194,11 @@ def convert_gguf(gguf: Path, dest: Path) -> None:
 
     tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
+    with _gguf_read_once():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
     # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from a clean
     # config (without the quantization block) and copy the dequantized weights over.
     config = loaded.config

@@ -77,3 +77,38 @@ def test_a_leftover_without_a_model_is_replaced(tmp_path):
     (dest / "partial").mkdir(parents=True)
     model_registry.publish(_model_dir(tmp_path / "a.tmp", "fresh"), dest)
     assert (dest / "SOURCE").read_text() == "fresh" and not (dest / "partial").exists()
+
+
+def _tiny_gguf(path, name):
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_conversion_reads_each_gguf_file_and_builds_each_name_map_once(tmp_path):
+    import gguf
+
+    a, b = _tiny_gguf(tmp_path / "a.gguf", "a"), _tiny_gguf(tmp_path / "b.gguf", "b")
+    make_reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with model_registry._gguf_read_once():
+        # As transformers calls them: looked up on the module, for config, tokenizer, weights.
+        first = gguf.GGUFReader(a)
+        assert gguf.GGUFReader(str(a)) is first
+        other = gguf.GGUFReader(b)
+        assert other is not first and isinstance(other, make_reader)
+        assert bytes(other.fields["general.name"].parts[-1]).decode() == "b"
+        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2) is names
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 3) is not names
+        assert names.get_name("model.layers.1.self_attn.q_proj") == "blk.1.attn_q"
+    assert gguf.GGUFReader is make_reader and gguf.get_tensor_name_map is name_map
+    with pytest.raises(RuntimeError), model_registry._gguf_read_once():
+        raise RuntimeError("a failed conversion")
+    assert gguf.GGUFReader is make_reader and gguf.get_tensor_name_map is name_map
+    assert gguf.GGUFReader(a) is not gguf.GGUFReader(a)  # outside a conversion: as shipped
