@@ -711,7 +711,12 @@ class Sandbox:
         ]
 
     def close(self) -> None:
+        """Stop the zygote and everything it runs and give back the uids, cgroups and host
+        directory. A second call does nothing: the descriptors closed here may have been
+        reused by then."""
         with self._spare_lock:
+            if self._closed:
+                return
             self._closed = True
             # A clone waiting for code reads the end of its channel and exits.
             for spawn in self._spare:

@@ -96,3 +96,22 @@ def test_only_this_users_real_directories_are_touched(tmp: Path) -> None:
 
 def test_a_missing_temporary_directory_removes_nothing(tmp_path: Path) -> None:
     assert remove_stale(str(tmp_path / "absent")) == []
+
+
+def test_a_sandbox_closed_twice_gives_back_its_resources_once(tmp: Path) -> None:
+    from distillery.filters.sandbox.runner import Sandbox
+
+    sb = Sandbox(workers=1)
+    own = sb._workdirs
+    sb.close()
+    assert not Path(own).exists()
+    # The descriptors the first close gave back (uid-block lock, directory lock) are free
+    # for reuse: a second close must not close whatever holds those numbers now.
+    reused = [os.open(os.devnull, os.O_RDONLY) for _ in range(8)]
+    try:
+        sb.close()
+        for fd in reused:
+            os.fstat(fd)  # still open
+    finally:
+        for fd in reused:
+            os.close(fd)
