@@ -211,8 +211,11 @@ def remove_workdir(workdir: str) -> None:
 
     def unlock(_fn: Any, path: str, _exc: Any) -> None:
         # A program running as us may have made a directory unwritable: open it, retry.
+        # Never the directory that holds `workdir` itself (the temporary directory): when
+        # `workdir` is gone already, its own error lands here too.
         with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(path), 0o700)
+            if path != workdir:
+                os.chmod(os.path.dirname(path), 0o700)
             if os.path.isdir(path) and not os.path.islink(path):
                 os.chmod(path, 0o700)
                 shutil.rmtree(path, ignore_errors=True)

@@ -7,7 +7,8 @@ an exclusive `flock` on its directory for as long as it lives (the kernel drops 
 process dies, however it dies), and a starting sandbox removes every directory of the same
 prefix that is its user's and that no one holds: those whose sandbox is gone. A lock, not
 a pid, says who is alive: pids are reused and differ between pid namespaces that share one
-`/tmp`.
+`/tmp`. A directory gets its name only once it is locked (`make_workdirs`), so no sweep
+ever sees a live sandbox's directory unlocked.
 """
 
 from __future__ import annotations
@@ -15,22 +16,33 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import stat
 import tempfile
 
 from distillery.filters.sandbox.child import remove_workdir
 
 PREFIX = "distillery-sbx-"
+STAGING_PREFIX = ".distillery-sbx-new-"  # not PREFIX: the sweep never sees it
 
 
 def make_workdirs() -> tuple[str, int]:
     """A new directory for a sandbox's programs and the descriptor holding its lock (close
-    it after removing the directory). Traversable by the programs' uids, listable by none."""
-    path = tempfile.mkdtemp(prefix=PREFIX)
-    os.chmod(path, 0o711)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    it after removing the directory). Traversable by the programs' uids, listable by none.
+
+    Made under a name no sweep looks at, locked, and only then renamed to `PREFIX...`: a
+    sandbox starting beside this one never sees it unlocked, and so never takes it for a
+    dead sandbox's (the rename keeps the directory, and the lock with it)."""
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX)
+    os.chmod(staging, 0o711)
+    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    return path, fd
+    parent = os.path.dirname(staging)
+    while True:
+        path = os.path.join(parent, PREFIX + secrets.token_hex(8))
+        if not os.path.lexists(path):  # 64 random bits: a clash is not expected, only guarded
+            os.rename(staging, path)
+            return path, fd
 
 
 def remove_stale(parent: str | None = None) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,58 @@ def test_a_sandbox_closed_twice_gives_back_its_resources_once(tmp: Path) -> None
     finally:
         for fd in reused:
             os.close(fd)
+
+
+# Sandboxes being made, one after another, while this process sweeps: each directory is
+# held from the moment it has the name a sweep looks for.
+MAKING = """
+import sys
+from distillery.filters.sandbox.workdirs import make_workdirs
+held = [make_workdirs() for _ in range(300)]
+print("\\n".join(path for path, _ in held), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_sandbox_being_made_is_never_taken_for_a_dead_one(tmp: Path) -> None:
+    removed: list[str] = []
+    done = threading.Event()
+
+    def sweep() -> None:
+        while not done.is_set():
+            removed.extend(remove_stale())
+
+    sweeper = threading.Thread(target=sweep)
+    maker = _child(MAKING, tmp, stdin=subprocess.PIPE)
+    sweeper.start()
+    try:
+        made = [maker.stdout.readline().strip() for _ in range(300)]
+    finally:
+        done.set()
+        sweeper.join()
+        maker.stdin.close()
+        maker.wait()
+    assert removed == []
+    assert all(Path(p).is_dir() for p in made) and len(set(made)) == 300
+    assert sorted(remove_stale()) == sorted(made)  # its maker gone, all 300 are stale
+
+
+def test_the_name_a_directory_is_made_under_is_not_swept(tmp: Path) -> None:
+    staging = tmp / f"{workdirs.STAGING_PREFIX}x"
+    staging.mkdir()  # unlocked, as between its making and its lock
+    assert not workdirs.STAGING_PREFIX.startswith(PREFIX)
+    assert remove_stale() == [] and staging.is_dir()
+
+
+def test_removing_a_directory_that_is_gone_leaves_its_parent_alone(tmp_path: Path) -> None:
+    from distillery.filters.sandbox.child import remove_workdir
+
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    parent.chmod(0o1777)  # as /tmp
+    (parent / "here").mkdir()
+    remove_workdir(str(parent / "here"))
+    remove_workdir(str(parent / "here"))  # gone already: a second close, a sweep's race
+    remove_workdir(str(parent / "never"))
+    assert (parent.stat().st_mode & 0o7777) == 0o1777
+    assert list(parent.iterdir()) == []
