@@ -32,7 +32,9 @@ def make_workdirs() -> tuple[str, int]:
 
     Made under a name no sweep looks at, locked, and only then renamed to `PREFIX...`: a
     sandbox starting beside this one never sees it unlocked, and so never takes it for a
-    dead sandbox's (the rename keeps the directory, and the lock with it)."""
+    dead sandbox's (the rename keeps the directory, and the lock with it). A process killed
+    between making and renaming leaves an empty staging directory, which nothing sweeps:
+    that window is a few system calls wide."""
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX)
     os.chmod(staging, 0o711)
     fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
