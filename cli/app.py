@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from distillery.cli.options import stage_command
+from distillery.config.base import field_help
 from distillery.config.groups import DEFAULT_MODEL, Decoding, Sharding
 from distillery.console.terminal import console as terminal_console
 from distillery.curate.pairs_config import PairsConfig
@@ -653,7 +654,7 @@ def demo(
     eval_n: Annotated[int, typer.Option("--eval-n", help="Held-out draws per prompt.")] = 8,
     budget: BudgetOpt = 16,
     max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="Longest completion, in tokens.")
+        int, typer.Option("--max-new-tokens", help=field_help(Decoding)["max_new_tokens"])
     ] = Decoding.max_new_tokens,
     warehouse: WarehouseOpt = DEFAULT_WAREHOUSE,
 ) -> None:

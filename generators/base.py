@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
+from distillery.config.base import project
 from distillery.config.groups import Decoding
 from distillery.warehouse.ids import canonical_json, content_id, id_of_canonical
 from distillery.warehouse.ids import json_str as _str
@@ -32,7 +33,7 @@ class SamplingParams:
     def of(cls, decoding: Decoding, n: int) -> SamplingParams:
         """`decoding`'s fields (a stage config inheriting `Decoding`), unrenamed, for `n`
         completions a prompt."""
-        return cls(n, **{f.name: getattr(decoding, f.name) for f in fields(Decoding)})
+        return cls(n, **project(decoding, Decoding).as_params())
 
     def __post_init__(self) -> None:
         if self.n < 1:

@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import secrets
-import stat
 import tempfile
 
 from distillery.filters.sandbox.child import remove_workdir
@@ -65,8 +64,8 @@ def remove_stale(parent: str | None = None) -> list[str]:
         except OSError:
             continue  # not a directory, a symlink, gone, or not ours to open
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            st = os.fstat(fd)  # a directory: O_DIRECTORY opened it
+            if st.st_uid != os.geteuid():
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
