@@ -747,36 +747,52 @@ def _on_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def run(args: list[str] | None = None) -> int:
+    """Run the command line `args` (None: this process's arguments) here; its exit status.
+
+    Errors end as the one line a user sees and a status: 1 for a known error, 2 for a
+    mistyped command, 130 for Ctrl-C. `main` adds what only a whole process wants; tests
+    run commands through this in their own process, each a real flow run.
+    """
+    try:
+        # Outside standalone mode click returns an Exit's code instead of raising it.
+        result = app(args=args, standalone_mode=False)
+        if isinstance(result, int) and result:
+            if result == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
+                err_console.print(INTERRUPTED)
+            return result
+        return 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print(INTERRUPTED)
+        return 130
+    except SystemExit as exc:  # a command's own `fail` and `usage_error` exit this way
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        if _is_known(exc):
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+            return 1
+        import click
+
+        # Typer 0.29 raises its bundled click's errors (typer.TyperException), older
+        # releases the click package's: either is one `error:` line and exit 2 (usage).
+        if isinstance(exc, click.ClickException | typer.TyperException):
+            try:
+                usage_error(exc)
+            except SystemExit as usage:
+                return usage.code if isinstance(usage.code, int) else 2
+        raise
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, _on_interrupt)
     # Registered first, so it runs last, after Prefect's own exit handlers have sent the
     # last logs and events: the interpreter's final collections then skip the objects
     # Prefect and pydantic made at import, which cost ~0.45 s on every command's way out.
     atexit.register(gc.freeze)
-    try:
-        # Outside standalone mode click returns an Exit's code instead of raising it.
-        result = app(standalone_mode=False)
-        if isinstance(result, int) and result:
-            if result == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit code 130
-                err_console.print(INTERRUPTED)
-            sys.exit(result)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print(INTERRUPTED)
-        sys.exit(130)
-    except Exception as exc:  # usage errors arrive here in non-standalone mode
-        if _is_known(exc):
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        import click
-
-        # Typer 0.29 raises its bundled click's errors (typer.TyperException), older
-        # releases the click package's: either is one `error:` line and exit 2 (usage).
-        if isinstance(exc, click.ClickException | typer.TyperException):
-            usage_error(exc)
-        raise
+    sys.exit(run())
 
 
 if __name__ == "__main__":

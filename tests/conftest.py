@@ -1,19 +1,24 @@
 """Shared fixtures: a real Prefect server started when the first test needs one, a fresh
-warehouse per test, the CLI as a subprocess, and an S3-compatible server (moto's) per
-module for warehouses on object storage.
+warehouse per test, the CLI (in this process, or as a child), and an S3-compatible server
+(moto's) per module for warehouses on object storage.
 
 Two lanes. The fast lane (`make test-fast`: `-m "not e2e and not attack and not slow and
-not soak"`) runs no Prefect server, no CLI process and no model; asking for the server
-there is an error that names the marker to add. The end-to-end lane (`e2e`) runs stage commands as a
-user does: every one is a Prefect flow run against one `prefect server start` (SQLite in a
-temporary PREFECT_HOME) that this process starts on first use and stops at the end (under
-`make test` each of pytest-xdist's two workers has its own). Its address is set in the
-environment before any test module imports Prefect, so this process and every CLI child
+not soak"`) runs no Prefect server, no CLI command and no model; asking for the server
+there is an error that names the marker to add. The end-to-end lane (`e2e`) runs stage
+commands from their command lines: every one is a Prefect flow run against one `prefect
+server start` (SQLite in a temporary PREFECT_HOME) that this process starts on first use
+and stops at the end (under `make test` each of pytest-xdist's two workers has its own).
+Most run in the test's own process (`run_cli`); the real model's cold path, workers,
+Dask, killing, Ctrl-C and the install run as processes. The server's address is set in
+the environment before any test module imports Prefect, so this process and every child
 talk to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import os
 import shutil
 import subprocess
@@ -98,16 +103,63 @@ def wh(tmp_path: Path) -> Warehouse:
 
 
 def run_cli(
-    *args: str, warehouse: Path | None = None, timeout: float = 600
+    *args: str, warehouse: Path | None = None, timeout: float = 600, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """`distillery ARGS` in a child process, the way a user runs it."""
+    """`distillery ARGS`: parsed, run as a Prefect flow run on the session's server and
+    reported (output, error line, exit status) exactly as the command line does.
+
+    In this process by default (`cli.app.run`): a command started as a process pays ~4 s
+    of importing torch, transformers and Prefect before any work, most of the end-to-end
+    lane's time. `process=True` runs it as a user does, in a child process, for what only
+    a process shows: a real model's path from a cold start, workers in other processes.
+    Killing, Ctrl-C, the install and imports have their own process tests.
+    """
     ensure_server()
+    argv = [*args, *(["--warehouse", str(warehouse)] if warehouse is not None else [])]
+    if not process:
+        return _run_here(argv)
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
     env["COLUMNS"] = "200"  # rich wraps narrow terminals; keep tables on one line
-    cmd = [sys.executable, "-m", "distillery.cli.app", *args]
-    if warehouse is not None:
-        cmd += ["--warehouse", str(warehouse)]
+    cmd = [sys.executable, "-m", "distillery.cli.app", *argv]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+def _run_here(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`run_cli` in this process, in a child's surroundings: no DISTILLERY_WAREHOUSE, a
+    wide terminal, the checkout as working directory, and the run's logs on the server
+    when it returns (a process sends them as it exits)."""
+    from prefect.logging.handlers import APILogWorker
+
+    from distillery.cli import app as cli_app
+    from distillery.console.terminal import console as terminal_console
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in ("DISTILLERY_WAREHOUSE", "COLUMNS")}
+    consoles, cwd = (cli_app.console, cli_app.err_console), os.getcwd()
+    # What the command's import step freezes (`flows.runtime.paused_collector`) is thawed
+    # after it, and the garbage of earlier tests collected before it: frozen, a test's
+    # leftovers would stay in this process for good.
+    gc.collect()
+    try:
+        os.environ.pop("DISTILLERY_WAREHOUSE", None)
+        os.environ["COLUMNS"] = "200"
+        os.chdir(ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            # Made here, as at a process's start: the module's own took the width of
+            # whatever terminal this process had when it was imported.
+            cli_app.console, cli_app.err_console = terminal_console(), terminal_console(stderr=True)
+            code = cli_app.run(argv)
+            APILogWorker.drain_all(timeout=30)
+    finally:
+        cli_app.console, cli_app.err_console = consoles
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        gc.unfreeze()
+    return subprocess.CompletedProcess(["distillery", *argv], code, out.getvalue(), err.getvalue())
 
 
 def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

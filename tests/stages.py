@@ -1,10 +1,9 @@
 """Set a warehouse up with the stages' plain functions, in the test's own process.
 
-End-to-end tests run the command under test as a user would (`run_cli`); the steps that
-only prepare its input (load prompts, import answers, verify them, select targets) need no
-Prefect flow run each (a command is ~2 s of imports and flow-run start on this machine),
-and are tested as commands elsewhere (tests/flows/test_cli.py, test_verify_cli.py,
-tests/trainers/test_training_tiny.py).
+End-to-end tests run the command under test from its command line (`run_cli`, a Prefect
+flow run); the steps that only prepare its input (load prompts, import answers, verify
+them, select targets) need no flow run each, and are tested as commands elsewhere
+(tests/flows/test_cli.py, test_verify_cli.py, tests/trainers/test_training_tiny.py).
 """
 
 from __future__ import annotations

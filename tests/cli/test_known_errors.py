@@ -64,7 +64,7 @@ def test_an_error_line_prints_brackets_as_text(monkeypatch, capsys):
     def fails() -> None:
         raise ReportError("the report's plots need matplotlib: pip install 'distillery[report]'")
 
-    monkeypatch.setattr(cli_app, "app", lambda standalone_mode: fails())
+    monkeypatch.setattr(cli_app, "app", lambda **_: fails())
     with pytest.raises(SystemExit) as exit_:
         cli_app.main()
     assert exit_.value.code == 1

@@ -46,8 +46,8 @@ def _suite(tmp_path: Path) -> Path:
     return f
 
 
-def _cli(*args: str):
-    r = run_cli(*args)
+def _cli(*args: str, process: bool = False):
+    r = run_cli(*args, process=process)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -63,7 +63,17 @@ def test_sample_verify_eval_on_s3_with_two_writers(tmp_path, bucket, server):
     with ThreadPoolExecutor(len(SEEDS)) as pool:
         writers = [
             pool.submit(
-                _cli, "sample", *DECODE, "--split", "train", "--seed", str(s), "--warehouse", url
+                # Two writers at once: two processes, as two users' commands would be.
+                _cli,
+                "sample",
+                *DECODE,
+                "--split",
+                "train",
+                "--seed",
+                str(s),
+                "--warehouse",
+                url,
+                process=True,
             )
             for s in SEEDS
         ]

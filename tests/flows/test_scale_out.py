@@ -84,6 +84,7 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
             "--shard-deployment",
             "sample-shard/pool",
             warehouse=wh,
+            process=True,  # the flow, its shards and the workers: each a process of its own
         )
         assert r.returncode == 0, r.stderr
     finally:
@@ -128,6 +129,7 @@ def test_shards_on_a_local_dask_cluster(tmp_path):
         "--dask-workers",
         "2",
         warehouse=wh,
+        process=True,  # the flow's process, and the cluster's worker processes
     )
     assert r.returncode == 0, r.stderr
     run = prefect_api.run_id_from(r.stdout)

@@ -81,6 +81,7 @@ def test_sample_seeds_through_the_cli(tmp_path):
         "--max-new-tokens",
         "32",
         warehouse=wh,
+        process=True,  # the real model's path from a cold start, as a user runs it
     )
     assert r.returncode == 0, r.stderr
     assert "5 prompts × n=2 = 10 samples: 0 already in the warehouse, 10 written" in r.stdout
@@ -101,11 +102,11 @@ def test_sample_seeds_through_the_cli(tmp_path):
 
 
 def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
-    """A search of SmolLM2-135M on two held-out prompts per family: every draw is stored
+    """A search of SmolLM2-135M on one held-out prompt per family: every draw is stored
     with its procedure and context and verified, and the rerun draws nothing new."""
     wh = tmp_path / "wh"
     load_prompts("seeds", wh)
-    args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "2",
+    args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "1",
             "--procedures", "sample,prompted,retry", "--wave", "2", "--budget", "5",
             "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip
     r = run_cli(*args, warehouse=wh)
@@ -116,8 +117,8 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
         "count(DISTINCT context) AS contexts FROM sample_outcomes GROUP BY 1 ORDER BY 1",
     )
     by = {x["procedure"]: x for x in rows}
-    # 5 families × 2 prompts: 2 bare + 2 prompted draws each in wave 1 (10 prompts).
-    assert by["sample"]["n"] >= 20 and by["prompted"]["n"] >= 20
+    # 5 families × 1 prompt: 2 bare + 2 prompted draws each in wave 1 (5 prompts).
+    assert by["sample"]["n"] >= 10 and by["prompted"]["n"] >= 10
     assert by["prompted"]["contexts"] == 5  # one per family
     assert all(x["n"] == x["verified"] for x in rows)
     again = run_cli(*args, warehouse=wh)

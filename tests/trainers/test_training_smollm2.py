@@ -81,6 +81,7 @@ def test_lora_rsft_on_smollm2_registers_a_model_that_samples(tmp_path):
         "--max-new-tokens",
         "8",
         warehouse=wh,
+        process=True,  # the trained model's directory, loaded by a fresh process
     )
     assert s.returncode == 0, s.stderr
     assert "5 prompts × n=1 = 5 samples: 0 already in the warehouse, 5 written" in s.stdout
