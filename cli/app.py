@@ -767,7 +767,7 @@ def run(args: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print(INTERRUPTED)
         return 130
-    except SystemExit as exc:  # a command's own `fail` and `usage_error` exit this way
+    except SystemExit as exc:  # sys.exit under a command: its status, as a process ends
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:  # usage errors arrive here in non-standalone mode
         if _is_known(exc):
