@@ -26,6 +26,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _SERVER = prefect_server.SESSION
 # `generators.threads.ENV`, named here without importing torch into every pytest process.
 THREADS_ENV = "DISTILLERY_THREADS"
+# A command's terminal width: rich wraps narrow terminals; tables stay on one line.
+COLUMNS = "200"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,7 +122,7 @@ def run_cli(
     if not process:
         return _run_here(argv)
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_WAREHOUSE"}
-    env["COLUMNS"] = "200"  # rich wraps narrow terminals; keep tables on one line
+    env["COLUMNS"] = COLUMNS
     cmd = [sys.executable, "-m", "distillery.cli.app", *argv]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
 
@@ -134,17 +137,19 @@ def _run_here(argv: list[str]) -> subprocess.CompletedProcess[str]:
     from distillery.console.terminal import console as terminal_console
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in ("DISTILLERY_WAREHOUSE", "COLUMNS")}
-    consoles, cwd = (cli_app.console, cli_app.err_console), os.getcwd()
+    consoles = (cli_app.console, cli_app.err_console)
     # What the command's import step freezes (`flows.runtime.paused_collector`) is thawed
     # after it, and the garbage of earlier tests collected before it: frozen, a test's
     # leftovers would stay in this process for good.
     gc.collect()
     try:
-        os.environ.pop("DISTILLERY_WAREHOUSE", None)
-        os.environ["COLUMNS"] = "200"
-        os.chdir(ROOT)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            mock.patch.dict(os.environ, {"COLUMNS": COLUMNS}),
+            contextlib.chdir(ROOT),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            os.environ.pop("DISTILLERY_WAREHOUSE", None)
             # Made here, as at a process's start: the module's own took the width of
             # whatever terminal this process had when it was imported.
             cli_app.console, cli_app.err_console = terminal_console(), terminal_console(stderr=True)
@@ -152,12 +157,6 @@ def _run_here(argv: list[str]) -> subprocess.CompletedProcess[str]:
             APILogWorker.drain_all(timeout=30)
     finally:
         cli_app.console, cli_app.err_console = consoles
-        os.chdir(cwd)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         gc.unfreeze()
     return subprocess.CompletedProcess(["distillery", *argv], code, out.getvalue(), err.getvalue())
 
