@@ -30,9 +30,10 @@ demo: setup
 TEST_JOBS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal
 
+# The slowest tests are listed last: where the suite's time goes, run by run.
 test: setup
 	$(BIN)/ruff check .
-	$(PYTEST)
+	$(PYTEST) --durations=15
 
 # The inner loop: no Prefect server, no CLI process, no model, no attack suites.
 test-fast: setup
