@@ -103,8 +103,9 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def usage_error(exc: Exception) -> NoReturn:
-    """A mistyped command, option or value: one line naming it and where help is, exit 2."""
+def usage_error(exc: Exception) -> int:
+    """A mistyped command, option or value: one line naming it and where help is; the
+    exit status (2)."""
     format_message = getattr(exc, "format_message", None)
     message = format_message() if callable(format_message) else str(exc)
     # A choice (`Literal`) that pydantic refused: keep its sentence, not its category.
@@ -116,7 +117,7 @@ def usage_error(exc: Exception) -> NoReturn:
         highlight=False,
         soft_wrap=True,
     )
-    raise SystemExit(getattr(exc, "exit_code", 2))
+    return getattr(exc, "exit_code", 2)
 
 
 # (module, class): failures that are the user's to fix, one `error:` line each. Looked up
@@ -779,10 +780,7 @@ def run(args: list[str] | None = None) -> int:
         # Typer 0.29 raises its bundled click's errors (typer.TyperException), older
         # releases the click package's: either is one `error:` line and exit 2 (usage).
         if isinstance(exc, click.ClickException | typer.TyperException):
-            try:
-                usage_error(exc)
-            except SystemExit as usage:
-                return usage.code if isinstance(usage.code, int) else 2
+            return usage_error(exc)
         raise
 
 

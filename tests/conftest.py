@@ -115,7 +115,8 @@ def run_cli(
     of importing torch, transformers and Prefect before any work, most of the end-to-end
     lane's time. `process=True` runs it as a user does, in a child process, for what only
     a process shows: a real model's path from a cold start, workers in other processes.
-    Killing, Ctrl-C, the install and imports have their own process tests.
+    Killing, Ctrl-C, the install and imports have their own process tests. `timeout`
+    bounds the child process only.
     """
     ensure_server()
     argv = [*args, *(["--warehouse", str(warehouse)] if warehouse is not None else [])]
