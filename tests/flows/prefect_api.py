@@ -71,6 +71,13 @@ def artifacts(run_id: UUID) -> dict[str, tuple[str, Any]]:
         }
 
 
+def workers(pool: str) -> list[str]:
+    """Names of the workers that have reported to a work pool (each heartbeats once on
+    start, before it first asks for runs)."""
+    with get_client(sync_client=True) as c:
+        return sorted(w.name for w in c.read_workers_for_work_pool(work_pool_name=pool))
+
+
 def task_runs(run_id: UUID) -> list[tuple[str, str]]:
     """(task name, state) of a flow run's task runs."""
     from prefect.client.schemas.filters import FlowRunFilterId

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -43,7 +44,7 @@ def _exactly_once(wh, expected: int) -> None:
     assert len({s["sample_id"] for s in samples}) == expected
 
 
-def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
+def test_shards_on_two_process_workers_of_a_work_pool(tmp_path, server):
     wh = tmp_path / "wh"
     load_suite(tmp_path, wh, train=8, test=2)
     pool = f"test-{uuid.uuid4().hex[:8]}"
@@ -69,6 +70,14 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
             cmd = [*PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
             cmd += ["--limit", "1"]
             workers.append(spawn(cmd, log, {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}))
+        # Both workers ask for runs before the shards exist: each is at its limit with one
+        # shard, so the other shard can only go to the other worker. (A worker still starting
+        # while the first finished its shard could have taken both.)
+        deadline = time.monotonic() + 180
+        while len(prefect_api.workers(pool)) < 2:
+            assert all(w.poll() is None for w in workers), logs[0].read_text()[-3000:]
+            assert time.monotonic() < deadline, "the pool's workers never reported"
+            time.sleep(0.5)
         r = run_cli(
             "sample",
             "--model",
@@ -80,7 +89,7 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
             "--max-new-tokens",
             "8",
             "--shard-prompts",
-            "2",
+            "4",  # two shards: one per worker, each flow run a process of its own
             "--shard-deployment",
             "sample-shard/pool",
             warehouse=wh,
@@ -100,7 +109,7 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path):
                 os.killpg(w.pid, signal.SIGKILL)
                 w.wait(timeout=60)
     shards = prefect_api.children(prefect_api.run_id_from(r.stdout))
-    assert [(s.flow, s.state) for s in shards] == [("sample-shard", "Completed")] * 4
+    assert [(s.flow, s.state) for s in shards] == [("sample-shard", "Completed")] * 2
     texts = [log.read_text() for log in logs]
     taken = [set(SUBMITTED.findall(t)) - set(ABORTED.findall(t)) for t in texts]
     assert all(taken), f"each worker must run a shard: {taken}"

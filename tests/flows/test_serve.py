@@ -63,6 +63,9 @@ def test_serve_schedules_and_runs_on_demand(tmp_path):
             str(wh),
         ],
         tmp_path / "serve.log",
+        # The served process asks for runs every second, not Prefect's 10: the UI's "run"
+        # below is picked up at once instead of up to 10 s later.
+        {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
     )
     try:
         deadline = time.time() + 180

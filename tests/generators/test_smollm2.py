@@ -108,7 +108,7 @@ def test_search_on_the_real_model_stores_prompted_and_retry_draws(tmp_path):
     load_prompts("seeds", wh)
     args = ["search", "--suite", "seeds", "--split", "test", "--per-family", "1",
             "--procedures", "sample,prompted,retry", "--wave", "2", "--budget", "5",
-            "--targets", "1", "--max-new-tokens", "48", "--threads", "1"]  # fmt: skip
+            "--targets", "1", "--max-new-tokens", "32", "--threads", "1"]  # fmt: skip
     r = run_cli(*args, warehouse=wh)
     assert r.returncode == 0, r.stderr
     rows = query_rows(
