@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distillery.generators.model_registry import load, resolve
 from distillery.tasks.suite_seeds import SeedsSuite
-from distillery.trainers.base import quiet_libraries, trainer_device_args
 from distillery.trainers.rsft_trainer import RSFTLauncher
 from distillery.trainers.train_config import RSFTConfig
+from distillery.trainers.trl_run import quiet_libraries, trainer_device_args
 
 
 def rows(n: int) -> list[dict]:

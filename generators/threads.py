@@ -21,9 +21,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ENV = "DISTILLERY_THREADS"
 log = logging.getLogger("distillery")
@@ -138,6 +139,8 @@ def measure_threads(
         raise ValueError(f"thread candidates must be positive counts (got {list(candidates)})")
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1 (got {rounds})")
+    import torch  # here, not at the top: `fixed_threads` checks a job before torch loads
+
     before = torch.get_num_threads()
     times: dict[int, list[float]] = {c: [] for c in counts}
     live = list(counts)
@@ -217,11 +220,15 @@ def resolve_threads(
     if fixed is not None:
         return fixed
     if work is None:
+        import torch
+
         return torch.get_num_threads()
     return measured_threads(work, purpose)[0]
 
 
 def _probe_ids(model: Any, rows: int, tokens: int) -> torch.Tensor:
+    import torch
+
     # Any valid token ids do: the cost of a step does not depend on which tokens they are.
     vocab = int(getattr(model.config, "vocab_size", 0) or 1000)
     ids = torch.arange(rows * tokens, dtype=torch.long).remainder(vocab).view(rows, tokens)
@@ -246,6 +253,8 @@ def sampling_probe(model: Any, rows: int = SAMPLING_PROBE_ROWS) -> Callable[[], 
     The step runs without a KV cache; attending over a short cache costs little next to
     the matmuls of the weights, which are what the thread count speeds up or stalls.
     """
+    import torch
+
     ids = _probe_ids(model, rows, 1)
 
     def work() -> None:

@@ -6,15 +6,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from distillery.trainers.base import (
-    RecordingCallback,
-    TrainResult,
-    common_args,
-    lora_config,
-    quiet_libraries,
-    run_trainer,
-    training_threads,
-)
+from distillery.trainers.base import TrainResult
 from distillery.trainers.train_config import DPOConfig
 
 
@@ -36,17 +28,19 @@ class DPOLauncher:
         from trl import DPOConfig as TRLDPOConfig
         from trl import DPOTrainer
 
-        quiet_libraries()
+        from distillery.trainers import trl_run  # transformers: imported only to train
+
+        trl_run.quiet_libraries()
         c = self.config
-        threads = training_threads(model, c)  # before the trainer: it reseeds when built
-        args = TRLDPOConfig(**common_args(c, out_dir), beta=c.beta, loss_type=[c.loss_type])
+        threads = trl_run.training_threads(model, c)  # before the trainer: it reseeds when built
+        args = TRLDPOConfig(**trl_run.common_args(c, out_dir), beta=c.beta, loss_type=[c.loss_type])
         data = Dataset.from_list(
             [
                 {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
                 for r in rows
             ]
         )
-        callback = RecordingCallback(progress)
+        callback = trl_run.RecordingCallback(progress)
         # The reference policy is the model as it is now: a frozen copy (with LoRA, the
         # adapter-disabled base serves instead and no copy is needed).
         ref_model = None if c.use_peft else copy.deepcopy(model).eval()
@@ -57,8 +51,8 @@ class DPOLauncher:
             train_dataset=data,
             processing_class=tokenizer,
             callbacks=[callback],
-            peft_config=lora_config(c) if c.use_peft else None,
+            peft_config=trl_run.lora_config(c) if c.use_peft else None,
         )
-        result = run_trainer(trainer, callback, threads)
+        result = trl_run.run_trainer(trainer, callback, threads)
         self.model = trainer.model
         return result

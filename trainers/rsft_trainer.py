@@ -9,15 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from distillery.trainers.base import (
-    RecordingCallback,
-    TrainResult,
-    common_args,
-    lora_config,
-    quiet_libraries,
-    run_trainer,
-    training_threads,
-)
+from distillery.trainers.base import TrainResult
 from distillery.trainers.train_config import RSFTConfig
 
 
@@ -38,22 +30,24 @@ class RSFTLauncher:
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
 
-        quiet_libraries()
+        from distillery.trainers import trl_run  # transformers: imported only to train
+
+        trl_run.quiet_libraries()
         c = self.config
-        threads = training_threads(model, c)  # before the trainer: it reseeds when built
-        args = SFTConfig(**common_args(c, out_dir), completion_only_loss=True)
+        threads = trl_run.training_threads(model, c)  # before the trainer: it reseeds when built
+        args = SFTConfig(**trl_run.common_args(c, out_dir), completion_only_loss=True)
         data = Dataset.from_list(
             [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
         )
-        callback = RecordingCallback(progress)
+        callback = trl_run.RecordingCallback(progress)
         trainer = SFTTrainer(
             model=model,
             args=args,
             train_dataset=data,
             processing_class=tokenizer,
             callbacks=[callback],
-            peft_config=lora_config(c) if c.use_peft else None,
+            peft_config=trl_run.lora_config(c) if c.use_peft else None,
         )
-        result = run_trainer(trainer, callback, threads)
+        result = trl_run.run_trainer(trainer, callback, threads)
         self.model = trainer.model
         return result

@@ -13,19 +13,17 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from distillery.curate.pairs import stored_pairs
 from distillery.curate.selection import model_id_of, stored_selection
 from distillery.generators import model_registry, model_store
 from distillery.trainers import export
+from distillery.trainers.base import Launcher, TrainResult
 from distillery.trainers.train_config import DPOConfig, RSFTConfig, TrainConfig
 from distillery.warehouse.ids import canonical_json, content_id
 from distillery.warehouse.records import ModelRecord, TrainingJobRecord
 from distillery.warehouse.store import Warehouse
-
-if TYPE_CHECKING:  # trainers.base imports transformers; the CLI needs this module light
-    from distillery.trainers.base import TrainResult
 
 MODELS_DIR = "models"
 EXPORTS_DIR = "exports"
@@ -81,7 +79,7 @@ def _data(
 def run_training(
     wh: Warehouse,
     config: TrainConfig,
-    launcher: Any,
+    launcher: Launcher,
     run_id: str,
     progress: Callable[[int, int, float, float], None] | None = None,
 ) -> JobOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass
@@ -44,10 +45,7 @@ class TableSpec:
 
     @property
     def schema(self) -> pa.Schema:
-        hints = typing.get_type_hints(self.record)
-        return pa.schema(
-            [_arrow_field(f.name, hints[f.name]) for f in dataclasses.fields(self.record)]
-        )
+        return _schema(self.record)
 
 
 TABLES: dict[str, TableSpec] = {
@@ -81,6 +79,14 @@ _SCALARS: dict[Any, pa.DataType] = {
     bool: pa.bool_(),
     datetime: pa.timestamp("us", tz="UTC"),
 }
+
+
+@functools.cache
+def _schema(record: type) -> pa.Schema:
+    # Cached: resolving the hints compiles every annotation string (~1 ms a call), and
+    # every write and every view definition asks for its table's schema.
+    hints = typing.get_type_hints(record)
+    return pa.schema([_arrow_field(f.name, hints[f.name]) for f in dataclasses.fields(record)])
 
 
 def _arrow_field(name: str, hint: Any) -> pa.Field:

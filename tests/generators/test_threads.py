@@ -225,9 +225,9 @@ def test_the_backend_refuses_a_malformed_environment_before_loading(monkeypatch)
 
 
 def test_training_records_the_threads_it_ran_with(tmp_path):
-    from distillery.trainers.base import training_threads
     from distillery.trainers.rsft_trainer import RSFTLauncher
     from distillery.trainers.train_config import RSFTConfig, TrainArgs
+    from distillery.trainers.trl_run import training_threads
 
     model, tok = load(resolve("tiny-random"), dtype=torch.float32)
     if tok.pad_token is None:

@@ -7,6 +7,8 @@ picks the launcher; the job's data step reads the exact sample ids the select st
 
 import dataclasses
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -1011,4 +1013,39 @@ def test_train_stage_turns_a_failed_job_into_a_training_error(data_wh, monkeypat
     assert data_wh.query("SELECT flow FROM runs ORDER BY created_at") == [
         ("select",),
         ("train-rsft",),
+    ]
+
+
+NO_DATA_SCRIPT = """
+import sys
+from pathlib import Path
+from rich.console import Console
+from distillery.trainers.train_config import DPOConfig, RSFTConfig
+from distillery.trainers.train_stage import train_stage
+from distillery.trainers.training_job import TrainingError
+from distillery.warehouse.store import Warehouse
+root = Path(sys.argv[1])
+Warehouse.open(root)
+for config in (RSFTConfig(out="a", suite="s"), DPOConfig(out="b", suite="s")):
+    try:
+        train_stage(config, root, Console(quiet=True))
+    except TrainingError as exc:
+        print("ERROR", str(exc).split(";")[0])
+print("LOADED", [m for m in ("torch", "transformers", "trl", "datasets") if m in sys.modules])
+"""
+
+
+def test_a_job_without_data_fails_before_torch_or_trl_is_imported(tmp_path):
+    """A command that cannot train says so in a second: the launcher is built and the
+    warehouse read before the launcher's `train` imports the libraries it trains with."""
+    out = subprocess.run(
+        [sys.executable, "-c", NO_DATA_SCRIPT, str(tmp_path / "wh")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "ERROR no stored selection of smollm2-135m's train samples in suite s with these settings",
+        "ERROR no stored pass-fail pairs of smollm2-135m's train samples in suite s",
+        "LOADED []",
     ]
