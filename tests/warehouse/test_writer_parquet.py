@@ -38,6 +38,28 @@ def test_one_new_file_per_table_and_run(tmp_path):
     assert rows_in_run(tmp_path, "runs", "run-a") == 3
 
 
+def test_counting_a_run_reads_each_file_footer_once(tmp_path, monkeypatch):
+    """A run's rows are counted after every shard it writes: each file's footer is read the
+    first time it is counted, not again at every later count."""
+    from distillery.warehouse import writer_parquet
+
+    reads = []
+    read_metadata = pq.read_metadata
+    monkeypatch.setattr(writer_parquet, "_FOOTERS", {})
+    monkeypatch.setattr(
+        writer_parquet.pq, "read_metadata", lambda path: reads.append(path) or read_metadata(path)
+    )
+    for batch in range(1, 6):
+        write_records(tmp_path, [_run("run-a"), _run("run-a", "completed")])
+        assert rows_in_run(tmp_path, "runs", "run-a") == 2 * batch
+    assert len(reads) == 5 and len(set(reads)) == 5
+    # A file replaced under its own name (same path, new contents) is read afresh.
+    (newest,) = {*reads} - {*reads[:4]}
+    pq.write_table(pq.read_table(newest).slice(0, 1), newest)
+    assert rows_in_run(tmp_path, "runs", "run-a") == 9
+    assert reads[-1] == newest and len(reads) == 6
+
+
 def test_run_folders_are_plain_segments_never_hive_pairs_or_hidden():
     assert run_folder("run-0a1b") == "run-0a1b"
     assert run_folder("a=b/c") == "a%3Db%2Fc"
