@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distillery.filters import (
     bounded,
@@ -26,13 +26,22 @@ from distillery.filters.verifier_judge import JudgeVerifier
 from distillery.filters.verifier_regex import RegexVerifier
 from distillery.filters.verifier_style import StyleVerifier
 
+if TYPE_CHECKING:
+    from distillery.filters.sandbox.child import Limits
+
 
 class Verifiers:
     """All verifiers; the code sandbox starts on the first code spec, not before."""
 
-    def __init__(self, workers: int | None = None, packages: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        packages: tuple[str, ...] = (),
+        limits: Limits | None = None,
+    ) -> None:
         self._workers = workers
         self._packages = packages  # importable by programs besides the standard library
+        self._limits = limits  # each program's wall clock, CPU, memory...; None: the defaults
         self._sandbox: Any = None
         self._lock = threading.Lock()
         self._by_kind: dict[str, Verifier] = {
@@ -51,7 +60,9 @@ class Verifiers:
             if self._sandbox is None:
                 from distillery.filters.sandbox.runner import Sandbox
 
-                self._sandbox = Sandbox(workers=self._workers, packages=self._packages)
+                self._sandbox = Sandbox(
+                    workers=self._workers, limits=self._limits, packages=self._packages
+                )
             return self._sandbox
 
     def _verifier(self, kind: str) -> Verifier:

@@ -11,6 +11,7 @@ import pytest
 
 from distillery.filters import reasons
 from distillery.filters.registry import Verifiers
+from distillery.filters.sandbox.child import Limits
 from distillery.tasks.suite_humaneval import HumanEvalSuite
 
 pytestmark = pytest.mark.attack
@@ -71,9 +72,15 @@ def _return_none(reference: str, entry_point: str) -> str:
     return ast.unparse(tree)
 
 
-def test_mutated_solutions_fail(problems, verifiers):
+def test_mutated_solutions_fail(problems):
     items = [(spec, _fenced(_return_none(ref, spec["entry_point"]))) for spec, ref in problems]
-    verdicts = _verify_all(verifiers, items)
+    # A 3 s wall clock (the default is 10 s): a mutant that loops is ended sooner; the
+    # canonical solutions above ran under the default, beside busy cores.
+    verifiers = Verifiers(limits=Limits(wall_s=3.0))
+    try:
+        verdicts = _verify_all(verifiers, items)
+    finally:
+        verifiers.close()
     passed = [spec["task_id"] for (spec, _), v in zip(problems, verdicts, strict=True) if v.passed]
     assert passed == []
     # A mutant may also loop (a recursion that now sees None), but never pass.
