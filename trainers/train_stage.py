@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from distillery.trainers.base import Launcher
+from distillery.trainers.dpo_trainer import DPOLauncher
+from distillery.trainers.rsft_trainer import RSFTLauncher
 from distillery.trainers.train_config import DPOConfig, TrainConfig
 from distillery.trainers.training_job import JobOutcome, TrainingError, run_training
 from distillery.warehouse.runs import recorded_run
@@ -74,11 +76,7 @@ def train_stage(
 
 
 def launcher_for(config: TrainConfig) -> Launcher:
-    """The TRL launcher that trains `config` (imports transformers and TRL)."""
+    """The TRL launcher that trains `config` (transformers and TRL load when it trains)."""
     if isinstance(config, DPOConfig):
-        from distillery.trainers.dpo_trainer import DPOLauncher
-
         return DPOLauncher(config)
-    from distillery.trainers.rsft_trainer import RSFTLauncher
-
     return RSFTLauncher(config)

@@ -4,6 +4,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
+from distillery.warehouse import writer_parquet
 from distillery.warehouse.records import RunRecord, SampleRecord, utcnow
 from distillery.warehouse.tables import TABLES
 from distillery.warehouse.writer_parquet import (
@@ -41,8 +42,6 @@ def test_one_new_file_per_table_and_run(tmp_path):
 def test_counting_a_run_reads_each_file_footer_once(tmp_path, monkeypatch):
     """A run's rows are counted after every shard it writes: each file's footer is read the
     first time it is counted, not again at every later count."""
-    from distillery.warehouse import writer_parquet
-
     reads = []
     read_metadata = pq.read_metadata
     monkeypatch.setattr(writer_parquet, "_FOOTERS", {})
