@@ -222,18 +222,24 @@ class Channel:
 
     def recv(self, deadline: float | None = None) -> dict[str, Any]:
         """One message; EOFError when the peer is gone, WireError when a frame is bad,
-        TimeoutError at the deadline."""
+        TimeoutError at the deadline.
+
+        A reader that comes late (this trusted side held off the CPU or the GIL past the
+        deadline) still takes what the peer had sent by then: a reply that came in time
+        is the answer, not a timeout. Only what is in the socket at that moment counts,
+        so a peer that trickles bytes cannot stretch the deadline."""
+        late = False
         while True:
-            if len(self._buf) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(self._buf)
-                if size > MAX_FRAME:
-                    raise WireError("frame too large")
-                end = _HEADER.size + size
-                if len(self._buf) >= end:
-                    data = bytes(self._buf[_HEADER.size : end])
-                    del self._buf[:end]
-                    return parse(data)
+            message = self._buffered()
+            if message is not None:
+                return message
+            if late:
+                raise TimeoutError
             if self._poll is not None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    late = True
+                    self._take_waiting()
+                    continue
                 self._wait(select.POLLIN, deadline)
                 try:
                     chunk = self.sock.recv(READ_SIZE)
@@ -244,6 +250,43 @@ class Channel:
             if not chunk:
                 raise EOFError
             self._buf += chunk
+
+    def _buffered(self) -> dict[str, Any] | None:
+        """The next message if all of it is in the buffer, else None."""
+        if len(self._buf) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(self._buf)
+        if size > MAX_FRAME:
+            raise WireError("frame too large")
+        end = _HEADER.size + size
+        if len(self._buf) < end:
+            return None
+        data = bytes(self._buf[_HEADER.size : end])
+        del self._buf[:end]
+        return parse(data)
+
+    def _take_waiting(self) -> None:
+        """Move the bytes waiting in the socket right now into the buffer; no more. With
+        none waiting, one read still tells a peer that is gone (EOFError) from one that
+        is silent."""
+        # Imported here: this module is loaded in the zygote, where every module is memory
+        # each clone maps, and only a late reader on the trusted side needs these.
+        import array
+        import fcntl
+        import termios
+
+        waiting = array.array("i", [0])
+        fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, waiting)
+        left = max(waiting[0], 1)
+        while left > 0:
+            try:
+                chunk = self.sock.recv(min(left, READ_SIZE))
+            except BlockingIOError:
+                return
+            if not chunk:
+                raise EOFError
+            self._buf += chunk
+            left -= len(chunk)
 
     def _wait(self, event: int, deadline: float | None) -> None:
         timeout_ms = None

@@ -20,12 +20,15 @@ from distillery.filters.sandbox.child import Limits
 from distillery.filters.sandbox.runner import Sandbox
 from distillery.filters.verifier_code import CodeTestsVerifier
 from tests.conftest import ROOT
+from tests.filters.sandbox.test_sandbox_isolation import MARK_PREFIX
 
 pytestmark = pytest.mark.attack
 
 SECRET = "distillery-test-secret-9f3a"
 CANARY = ROOT / "tests" / f".canary-{os.getpid()}"
 SCRATCH = re.compile(r"\.(?:canary|warehouse)-(\d+)$")  # CANARY's and the answers test's
+# What the isolation suite plants (in /etc, in tests/) from a process of its own.
+ISOLATION_PLANT = re.compile(rf"^\.?{MARK_PREFIX}(\d+)x[0-9a-f]{{8}}")
 SITE = Path(jsonschema.__file__).resolve().parents[1]  # the venv's site-packages
 CASES = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [2, 3], "expected": 5}]}
 CHECK = {
@@ -457,10 +460,17 @@ def _sandbox_processes() -> list[str]:
 
 
 def _another_workers(p: Path) -> bool:
-    """Scratch of this suite in another pytest worker (its canary, its warehouse), which
-    comes and goes while this worker's programs run: not a program's doing."""
+    """Scratch of another pytest worker (this suite's canary and warehouse, the isolation
+    suite's plants), which comes and goes while this worker's programs run: not a
+    program's doing. A program could name a file so, but not own it as this user."""
+    try:
+        if p.lstat().st_uid != os.getuid():
+            return False
+    except OSError:
+        return True  # gone already: it came and went meanwhile
     return any(
-        (m := SCRATCH.match(part)) is not None and int(m.group(1)) != os.getpid()
+        (m := SCRATCH.match(part) or ISOLATION_PLANT.match(part)) is not None
+        and int(m.group(1)) != os.getpid()
         for part in p.parts
     )
 

@@ -111,6 +111,27 @@ def test_deadlines_bound_reads_and_writes():
     assert got == [{"s": "y" * (4 * 1024 * 1024)}]
 
 
+def test_a_reply_waiting_past_the_deadline_is_read_not_a_timeout():
+    # The reading side was late (descheduled, or waiting for the GIL): the peer's reply
+    # came in time and is in the socket, so it is the answer.
+    a, b = socket.socketpair()
+    rx = Channel(b, deadlines=True)
+    Channel(a).send({"n": 1})
+    assert rx.recv(time.monotonic() - 1.0) == {"n": 1}
+    with pytest.raises(TimeoutError):
+        rx.recv(time.monotonic() - 1.0)
+    # Only what was waiting when it looked: a frame still coming in is a timeout.
+    a.sendall(frame({"n": 2})[:-1])
+    with pytest.raises(TimeoutError):
+        rx.recv(time.monotonic() - 1.0)
+    a.sendall(frame({"n": 2})[-1:])
+    assert rx.recv(time.monotonic() + 5) == {"n": 2}
+    # A peer that is gone, read late, is gone: not a timeout.
+    a.close()
+    with pytest.raises(EOFError):
+        rx.recv(time.monotonic() - 1.0)
+
+
 @pytest.mark.parametrize(
     "malformed",
     [
