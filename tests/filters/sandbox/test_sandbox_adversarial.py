@@ -509,11 +509,11 @@ GROWING_MEMORY_BOMB = "def f(a, b):\n    x = []\n    while True: x.append(' ' * 
 
 def test_a_growing_memory_bomb_is_stopped_by_the_memory_limit():
     """Page by page, the bomb reaches its limit as fast as the host backs fresh memory:
-    0.25 s for 512 MiB on a quiet host, but this VM's balloon hands freed pages back to
-    the hypervisor, and with a test suite beside it faults ran at ~40 MB/s (mostly system
-    time; 512 MiB in over 12 s, a `timeout` against a 6 s wall). So the bomb gets a wall
-    that only a missing memory limit can run into: without one it would grow for a
-    minute, and the verdict would be `timeout`, not `memory_limit`."""
+    0.25 s for 512 MiB on a quiet host, but on this VM, with end-to-end tests running
+    beside it, its faults once ran at ~40 MB/s, nearly all system time (512 MiB in over
+    12 s: a `timeout` against the shared fixture's 6 s wall). So the bomb gets a wall that
+    only a missing memory limit can run into: without one it would grow for a minute,
+    and the verdict would be `timeout`, not `memory_limit`."""
     with Sandbox(workers=1, limits=Limits(wall_s=60.0, cpu_s=60, memory_mb=256)) as sb:
         verdict = CodeTestsVerifier(sb).verify(CASES, f"```python\n{GROWING_MEMORY_BOMB}\n```")
     assert (verdict.passed, verdict.reason) == (False, reasons.MEMORY_LIMIT), verdict
