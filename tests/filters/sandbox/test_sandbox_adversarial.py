@@ -20,15 +20,13 @@ from distillery.filters.sandbox.child import Limits
 from distillery.filters.sandbox.runner import Sandbox
 from distillery.filters.verifier_code import CodeTestsVerifier
 from tests.conftest import ROOT
-from tests.filters.sandbox.test_sandbox_isolation import MARK_PREFIX
+from tests.filters.sandbox.test_sandbox_isolation import MARKED_NAME
 
 pytestmark = pytest.mark.attack
 
 SECRET = "distillery-test-secret-9f3a"
 CANARY = ROOT / "tests" / f".canary-{os.getpid()}"
 SCRATCH = re.compile(r"\.(?:canary|warehouse)-(\d+)$")  # CANARY's and the answers test's
-# What the isolation suite plants (in /etc, in tests/) from a process of its own.
-ISOLATION_PLANT = re.compile(rf"^\.?{MARK_PREFIX}(\d+)x[0-9a-f]{{8}}")
 SITE = Path(jsonschema.__file__).resolve().parents[1]  # the venv's site-packages
 CASES = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [2, 3], "expected": 5}]}
 CHECK = {
@@ -469,7 +467,7 @@ def _another_workers(p: Path) -> bool:
     except OSError:
         return True  # gone already: it came and went meanwhile
     return any(
-        (m := SCRATCH.match(part) or ISOLATION_PLANT.match(part)) is not None
+        (m := SCRATCH.match(part) or MARKED_NAME.match(part)) is not None
         and int(m.group(1)) != os.getpid()
         for part in p.parts
     )

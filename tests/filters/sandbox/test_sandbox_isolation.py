@@ -52,6 +52,9 @@ pytestmark = pytest.mark.attack
 
 MARK_PREFIX = "dstliso"  # every process's MARK: MARK_PREFIX<pid>x<8 hex digits>
 MARK = f"{MARK_PREFIX}{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name a probe plants or hunts
+# Any process's MARK at the start of a name (a leading dot: its project folder); group 1
+# is the pid. Other suites running beside this one use it to tell its plants apart.
+MARKED_NAME = re.compile(rf"^\.?{MARK_PREFIX}(\d+)x[0-9a-f]{{8}}")
 SECRET = f"distillery-isolation-secret-{uuid.uuid4().hex}"
 MIB = 1024 * 1024
 CASES = {"kind": "code_tests", "entry_point": "f", "cases": [{"args": [2, 3], "expected": 5}]}

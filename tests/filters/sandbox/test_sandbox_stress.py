@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import shutil
 import sysconfig
 import time
@@ -38,7 +37,7 @@ from tests.filters.sandbox.test_sandbox_isolation import (
     HOLD_FORK,
     IPC,
     MALFORMED,
-    MARK_PREFIX,
+    MARKED_NAME,
     SPIN_SESSIONS,
     fenced,
     holding_uids,
@@ -53,8 +52,6 @@ MARK = f"dstlstress{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in every name an att
 PLANT = f"dstlplant{os.getpid()}x{uuid.uuid4().hex[:8]}"  # in the planted secrets' names
 SECRET = f"distillery-stress-secret-{uuid.uuid4().hex}"
 SUITE, RUN = "sandbox-stress", "run-stress"
-# test_sandbox_isolation's MARK in any worker's process (a leading dot: its project folder).
-ISOLATION_PLANT = re.compile(rf"^\.?{MARK_PREFIX}\d+x[0-9a-f]{{8}}")
 WORKERS = 4
 LIMITS = Limits(wall_s=3.0, cpu_s=3, memory_mb=256, processes=16)
 MIB = 1024 * 1024
@@ -537,7 +534,7 @@ def new_files(before: dict[str, int], after: dict[str, int], uids: range) -> lis
         for p, uid in after.items()
         if p not in before
         and (p.startswith(f"{ROOT}/") or uid in uids)
-        and not (uid not in uids and any(map(ISOLATION_PLANT.match, Path(p).parts)))
+        and not (uid not in uids and any(map(MARKED_NAME.match, Path(p).parts)))
     )
 
 
