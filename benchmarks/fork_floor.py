@@ -64,9 +64,6 @@ def main() -> None:
         os.read(r, 100)
     gc.freeze()
 
-    def fork() -> int:
-        return os.fork()
-
     def clone() -> int:
         pid = int(syscall(SYS_CLONE, NAMESPACES, 0, 0, 0, 0))
         if pid == 0:
@@ -74,8 +71,8 @@ def main() -> None:
         return pid
 
     rows: list[tuple[str, Callable[[], int], bool]] = [
-        ("fork, exit", fork, False),
-        ("fork, tiny python, exit", fork, True),
+        ("fork, exit", os.fork, False),
+        ("fork, tiny python, exit", os.fork, True),
     ]
     if os.geteuid() == 0 and SYS_CLONE is not None:
         rows.append(("clone(4 ns), tiny python, exit", clone, True))
