@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -70,31 +71,48 @@ def test_shards_on_two_process_workers_of_a_work_pool(tmp_path, server):
             cmd = [*PREFECT, "worker", "start", "--pool", pool, "--type", "process"]
             cmd += ["--limit", "1"]
             workers.append(spawn(cmd, log, {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}))
-        # Both workers ask for runs before the shards exist: each is at its limit with one
-        # shard, so the other shard can only go to the other worker. (A worker still starting
-        # while the first finished its shard could have taken both.)
+        # Both workers ask for runs before the shards exist. (A worker still starting while
+        # the first finished its shard could have taken both.)
         deadline = time.monotonic() + 180
         while len(prefect_api.workers(pool)) < 2:
             assert all(w.poll() is None for w in workers), logs[0].read_text()[-3000:]
             assert time.monotonic() < deadline, "the pool's workers never reported"
             time.sleep(0.5)
-        r = run_cli(
-            "sample",
-            "--model",
-            "tiny-random",
-            "--suite",
-            "vowels",
-            "--n",
-            "4",
-            "--max-new-tokens",
-            "8",
-            "--shard-prompts",
-            "4",  # two shards: one per worker, each flow run a process of its own
-            "--shard-deployment",
-            "sample-shard/pool",
-            warehouse=wh,
-            process=True,  # the flow, its shards and the workers: each a process of its own
-        )
+        # Two workers polling in step both pick up the first shard and one loses it to the
+        # other (Prefect: "Aborted submission"); the loser has then been seen to miss the
+        # second shard as well, leaving both to one worker. That race is Prefect's, not the
+        # product's, so the second worker is paused until the first has taken a shard: at
+        # its limit of 1 the first cannot take the other shard, which only the second can.
+        with ThreadPoolExecutor(1) as one:
+            os.killpg(workers[1].pid, signal.SIGSTOP)
+            try:
+                sampling = one.submit(
+                    run_cli,
+                    "sample",
+                    "--model",
+                    "tiny-random",
+                    "--suite",
+                    "vowels",
+                    "--n",
+                    "4",
+                    "--max-new-tokens",
+                    "8",
+                    "--shard-prompts",
+                    "4",  # two shards: one per worker, each flow run a process of its own
+                    "--shard-deployment",
+                    "sample-shard/pool",
+                    warehouse=wh,
+                    process=True,  # the flow, its shards and the workers: each a process
+                )
+                deadline = time.monotonic() + 300
+                while not SUBMITTED.search(logs[0].read_text()):
+                    assert not sampling.done(), sampling.result().stderr[-3000:]
+                    assert time.monotonic() < deadline, "the first worker never took a shard"
+                    time.sleep(0.2)
+            finally:
+                # Resumed whatever happened, or a failure here would wait out the sampling.
+                os.killpg(workers[1].pid, signal.SIGCONT)
+            r = sampling.result()
         assert r.returncode == 0, r.stderr
     finally:
         for w in workers:
