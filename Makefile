@@ -9,7 +9,8 @@ STAMP := $(VENV)/.setup-stamp
 setup: $(STAMP)
 
 # Re-runs only when the project's requirements change; safe to run again at any time.
-$(STAMP): pyproject.toml Makefile
+# filters/sandbox/_spawn.c: a changed C file is built again by the editable install.
+$(STAMP): pyproject.toml Makefile filters/sandbox/_spawn.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# First, so that nothing later pulls a multi-GB CUDA build: the CPU build on this disk.

@@ -14,14 +14,12 @@ import contextlib
 import ctypes
 import errno
 import os
-import resource
-import signal
 import socket
 import sys
 import types
 from typing import Any, NamedTuple
 
-from distillery.filters.sandbox import wire
+from distillery.filters.sandbox import _spawn, wire
 
 CLEAN_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -43,8 +41,6 @@ MNT_DETACH = 2
 WORKDIR = "/tmp"  # each program's own tmpfs, mounted here: the one writable place
 STAGING = "/tmp"  # where the zygote assembles the new root before pivoting into it
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
-PR_SET_NO_NEW_PRIVS = 38
-PR_SET_PDEATHSIG = 1
 OUTPUT_FILE = ".output"
 # Encoded once in the zygote: json.dumps in a fresh clone touches (copies) ~35 pages.
 READY = wire.frame({"ready": True})
@@ -175,18 +171,6 @@ def build_root(libc: Any, plan: dict[str, Any]) -> None:
     _mount(libc, None, b"/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
-def isolate_program(libc: Any, limits: Limits, uid: int) -> str:
-    """Per program, in its own mount namespace: a fresh size-limited tmpfs as the only
-    writable place, and a /proc that shows only its own pid namespace (and, where the
-    kernel allows, only the processes: no /proc/sys, no host-wide files)."""
-    opts = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
-    _mount(libc, b"tmpfs", WORKDIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts)
-    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-    if libc.mount(b"proc", b"/proc", b"proc", flags, b"subset=pid") != 0:
-        _mount(libc, b"proc", b"/proc", b"proc", flags, None)
-    return WORKDIR
-
-
 # Where programs run without namespaces get their directories: the sandbox's own directory
 # (set by the zygote from its config; the sandbox removes it, and whatever a killed slot
 # server left in it, on close), or the system's temporary directory when it is not visible.
@@ -239,21 +223,6 @@ def join_cgroups(dir_fds: tuple[int, ...], slot: int) -> None:
             os.close(procs)
 
 
-def set_limits(limits: Limits, with_nproc: bool) -> None:
-    mb = 1024 * 1024
-    pairs = [
-        (resource.RLIMIT_AS, limits.memory_mb * mb),
-        (resource.RLIMIT_CPU, limits.cpu_s),
-        (resource.RLIMIT_FSIZE, limits.file_mb * mb),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_CORE, 0),
-    ]
-    if with_nproc:
-        pairs.append((resource.RLIMIT_NPROC, limits.processes))
-    for which, value in pairs:
-        resource.setrlimit(which, (value, value))
-
-
 def setup(
     rpc: socket.socket,
     limits: Limits,
@@ -261,37 +230,31 @@ def setup(
     slot: Slot,
     seccomp: Any,
 ) -> None:
-    """Everything before candidate code: raises OSError on any failure (a sandbox fault)."""
-    libc = LIBC
-    os.setsid()
+    """Everything before candidate code (`_spawn.setup`: a new session; with namespaces
+    a fresh tmpfs and /proc of its own; no inherited descriptors; stdout and stderr to a
+    file in the working directory; rlimits; the slot's uid; no_new_privs; seccomp).
+    Raises OSError naming the step on any failure (a sandbox fault)."""
+    uid = slot.uid if layers.unprivileged_uid else -1
+    mb = 1024 * 1024
     if layers.namespaces:
-        workdir = isolate_program(libc, limits, slot.uid if layers.unprivileged_uid else 0)
+        workdir = WORKDIR
+        owner = max(uid, 0)
+        tmpfs = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={owner},gid={owner}"
     else:
-        workdir = slot.workdir
-    os.chdir(workdir)
-    keep = rpc.fileno()
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 16)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    out = os.open(os.path.join(workdir, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if layers.unprivileged_uid:
-        os.fchown(out, slot.uid, slot.uid)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-    set_limits(limits, with_nproc=layers.unprivileged_uid)
-    if layers.unprivileged_uid:
-        os.setgroups([])
-        os.setresgid(slot.uid, slot.uid, slot.uid)
-        os.setresuid(slot.uid, slot.uid, slot.uid)
-    # After the uid change, which clears it: the program dies with its slot's server.
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(NO_NEW_PRIVS) failed")
-    if layers.seccomp and seccomp is not None:
-        seccomp.load()
+        workdir, tmpfs = slot.workdir, None
+    _spawn.setup(
+        rpc.fileno(),
+        workdir,
+        tmpfs,
+        f"{workdir}/{OUTPUT_FILE}",
+        uid,
+        limits.memory_mb * mb,
+        limits.cpu_s,
+        limits.file_mb * mb,
+        limits.open_files,
+        limits.processes if layers.unprivileged_uid else -1,  # RLIMIT_NPROC counts the uid
+        seccomp.address if layers.seccomp and seccomp is not None else 0,
+    )
     sys.setrecursionlimit(3000)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import importlib.util
 import itertools
 import json
 import logging
@@ -415,6 +416,11 @@ class Sandbox:
             log.warning("sandbox: no cgroups; memory and processes are limited per process only")
 
     def _start_zygote(self, root: dict[str, Any] | None, cgroup_fds: list[int]) -> None:
+        if importlib.util.find_spec("distillery.filters.sandbox._spawn") is None:
+            raise SandboxFault(
+                "the sandbox's compiled part (filters/sandbox/_spawn.c) is not built: "
+                "run `make setup`, or reinstall distillery"
+            )
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = {
             "root": root,

@@ -11,7 +11,8 @@ no BPF, keys, io_uring or kernel modules. Two calls are special:
 - `clone3` fails with ENOSYS: its flags sit in memory seccomp cannot read, and ENOSYS makes
   glibc fall back to `clone`, whose flags it can.
 
-Built once in the zygote (the compiled BPF is exported then), loaded in each child.
+Built once in the zygote (the compiled BPF is exported then), loaded in each child by
+`_spawn.setup`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ CLONE_NEW_FLAGS = (
 SCMP_CMP_MASKED_EQ = 7
 SCMP_FLTATR_CTL_OPTIMIZE = 8
 LIBSECCOMP_SONAME = "libseccomp.so.2"
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 
 
 class _SockFprog(ctypes.Structure):
@@ -118,7 +118,7 @@ def _load_libseccomp() -> Any:
 
 
 class SeccompFilter:
-    """A prepared filter; `load()` applies it to the calling process (after fork)."""
+    """A prepared filter, compiled once; each program applies it (after no_new_privs)."""
 
     def __init__(self) -> None:
         lib: Any = _load_libseccomp()
@@ -161,15 +161,9 @@ class SeccompFilter:
             lib.seccomp_release(ctx)
         self._filter = ctypes.create_string_buffer(code, len(code))
         self._prog = _SockFprog(len(code) // 8, ctypes.cast(self._filter, ctypes.c_void_p))
-        # Resolved here, in the zygote: a CDLL attribute looked up for the first time in a
-        # clone builds a function object there, on pages it must copy (~0.1 ms a program).
-        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
-        self._prog_ref = ctypes.byref(self._prog)
-
-    def load(self) -> None:
-        """Apply to the calling process; needs no_new_privs (or CAP_SYS_ADMIN) first."""
-        if self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._prog_ref, 0, 0):
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+        # Where the filter lies in this process (the zygote) and so in every clone of it:
+        # a program loads it from there (`_spawn.setup`: prctl(PR_SET_SECCOMP)).
+        self.address = ctypes.addressof(self._prog)
 
 
 def _export(lib: Any, ctx: int) -> bytes:

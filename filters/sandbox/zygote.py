@@ -38,10 +38,11 @@ import socket
 import sys
 import time
 import typing  # noqa: F401
+from collections.abc import Callable
 from typing import Any
 
+from distillery.filters.sandbox import _spawn, wire
 from distillery.filters.sandbox import child as child_module
-from distillery.filters.sandbox import wire
 from distillery.filters.sandbox.child import (
     CLEAN_ENV,
     LIBC,
@@ -72,29 +73,18 @@ ZYGOTE_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
 # Per program: its own pid namespace (kill it, kill all), mount namespace (its tmpfs and
 # /proc), IPC namespace (shared memory, queues and semaphores die with it) and hostname.
 NAMESPACE_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
-SYS_CLONE = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 WARM_UP_CALLS = 20  # CPython 3.11 quickens a code object after 8 calls
+# The message kinds the compiled slot server sends (`_spawn.serve`), as defined in `wire`.
+SERVE_CODES = (SPAWNED, SPAWN_FAILED, EXITED)
 
 _libc = LIBC
-# Resolved once here: looking a ctypes symbol up in a fresh clone allocates and so touches
-# (copies on write) pages that every program would pay for again.
-_syscall = _libc.syscall
-_after_fork_child = ctypes.pythonapi.PyOS_AfterFork_Child
 
 
 def clone(namespaces: bool) -> int:
     """fork(), or clone() into fresh namespaces; -errno on failure."""
-    if not namespaces or SYS_CLONE is None:
-        return os.fork()
-    pid = _syscall(SYS_CLONE, NAMESPACE_FLAGS | signal.SIGCHLD, 0, 0, 0, 0)
-    if pid == 0:
-        # What os.fork does for the interpreter in a child; the zygote has one thread.
-        _after_fork_child()
-    elif pid < 0:
-        return -ctypes.get_errno()
-    return pid
+    return _spawn.clone(NAMESPACE_FLAGS if namespaces else 0)
 
 
 def _seccomp() -> object | None:
@@ -229,19 +219,9 @@ def main() -> None:
         _libc.malloc_trim(0)
     slots: dict[int, int] = {}  # slot server pid -> slot index
     try:
-        while True:
-            readable, _, _ = select.select([ctl, wake_r], [], [])
-            if wake_r in readable:
-                os.read(wake_r, 4096)
-            _reap(ctl, slots)
-            if ctl not in readable:
-                continue
-            try:
-                data, fds, _, _ = socket.recv_fds(ctl, REQUEST.size, 1)
-            except OSError:
-                break
-            if not data:
-                break  # the parent is gone: so are we
+        # None: the parent is gone, and so are we.
+        while (request := _next_request(ctl, wake_r, lambda: _reap(ctl, slots))) is not None:
+            data, fds = request
             _, index = REQUEST.unpack(data)
             if not fds:
                 continue
@@ -278,6 +258,10 @@ def serve_slot(
 
     Its programs' exits go to the parent over the shared control channel (one datagram
     each); it ends, killing its programs, when the parent closes the slot's channel.
+    With namespaces the loop is compiled (`_spawn.serve`): it runs once per program, and
+    in Python it wrote to ~110 pages after each clone, copied on write then by the server
+    and the program both. Without them each program needs a host directory made before
+    it and removed after it, and the loop stays here (`_serve_with_workdirs`).
     """
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     failed = 0
@@ -288,49 +272,13 @@ def serve_slot(
     for fd in slot.cgroup_fds:
         os.close(fd)
     workdirs: dict[int, str] = {}  # program pid -> its host directory (no namespaces)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
     try:
-        while True:
-            readable, _, _ = select.select([requests, wake_r], [], [])
-            if wake_r in readable:
-                os.read(wake_r, 4096)
-            _reap(ctl, None, workdirs)
-            if requests not in readable:
-                continue
-            try:
-                data, fds, _, _ = socket.recv_fds(requests, REQUEST.size, 1)
-            except OSError:
-                break
-            if not data:
-                break  # the parent closed the slot
-            req_id, _ = REQUEST.unpack(data)
-            if not fds or failed:
-                for fd in fds:
-                    os.close(fd)
-                ctl.send(REPLY.pack(SPAWN_FAILED, req_id, failed or errno.EBADF, 0))
-                continue
-            program_slot = Slot(slot.index, slot.uid, workdir=_workdir(layers, slot.uid))
-            pid = clone(layers.namespaces)
-            if pid == 0:
-                ctl.close()
-                requests.close()
-                os.close(wake_r)
-                os.close(wake_w)
-                signal.set_wakeup_fd(-1)
-                # The C function, not signal.signal: its wrapper turns the old handler into an
-                # enum member, and for a function that is a caught ValueError costing ~0.2 ms.
-                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-                child_main(fds[0], limits, layers, program_slot, seccomp)
-            os.close(fds[0])
-            if pid > 0:
-                if program_slot.workdir:
-                    workdirs[pid] = program_slot.workdir
-                ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
-            else:
-                remove_workdir(program_slot.workdir)
-                ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
+        if layers.namespaces:
+            fd = _spawn.serve(requests.fileno(), ctl.fileno(), NAMESPACE_FLAGS, failed, SERVE_CODES)
+            if fd is not None:
+                _program(fd, requests, ctl, limits, layers, Slot(slot.index, slot.uid), seccomp)
+        else:
+            _serve_with_workdirs(requests, ctl, slot, limits, layers, seccomp, failed, workdirs)
     except ConnectionError:
         pass
     for pid in _children():
@@ -340,6 +288,83 @@ def serve_slot(
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         remove_workdir(workdirs.pop(pid))
+
+
+def _program(
+    fd: int,
+    requests: socket.socket,
+    ctl: socket.socket,
+    limits: Limits,
+    layers: Layers,
+    slot: Slot,
+    seccomp: object | None,
+) -> None:
+    """In a clone of a slot's server: become the program whose channel is `fd`."""
+    ctl.close()
+    requests.close()
+    # The C function, not signal.signal: its wrapper turns the old handler into an enum
+    # member, and for a function that is a caught ValueError costing ~0.2 ms.
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    child_main(fd, limits, layers, slot, seccomp)
+
+
+def _serve_with_workdirs(
+    requests: socket.socket,
+    ctl: socket.socket,
+    slot: Slot,
+    limits: Limits,
+    layers: Layers,
+    seccomp: object | None,
+    failed: int,
+    workdirs: dict[int, str],
+) -> None:
+    """A slot server's loop without namespaces: each program gets a host directory, made
+    here before it is cloned and removed once it has been reaped (`workdirs`)."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    # None: the parent closed the slot.
+    while request := _next_request(requests, wake_r, lambda: _reap(ctl, None, workdirs)):
+        data, fds = request
+        req_id, _ = REQUEST.unpack(data)
+        if not fds or failed:
+            for fd in fds:
+                os.close(fd)
+            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, failed or errno.EBADF, 0))
+            continue
+        program_slot = Slot(slot.index, slot.uid, workdir=_workdir(layers, slot.uid))
+        pid = clone(False)
+        if pid == 0:
+            os.close(wake_r)
+            os.close(wake_w)
+            signal.set_wakeup_fd(-1)
+            _program(fds[0], requests, ctl, limits, layers, program_slot, seccomp)
+        os.close(fds[0])
+        if pid > 0:
+            workdirs[pid] = program_slot.workdir
+            ctl.send(REPLY.pack(SPAWNED, req_id, pid, 0))
+        else:
+            remove_workdir(program_slot.workdir)
+            ctl.send(REPLY.pack(SPAWN_FAILED, req_id, -pid, 0))
+
+
+def _next_request(
+    sock: socket.socket, wake_r: int, reap: Callable[[], None]
+) -> tuple[bytes, list[int]] | None:
+    """The next request on `sock` and the descriptors sent with it, reporting exits
+    (`reap`) as SIGCHLD wakes us; None once the other end is gone."""
+    while True:
+        readable, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+        reap()
+        if sock not in readable:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, REQUEST.size, 1)
+        except OSError:
+            return None
+        return (data, fds) if data else None
 
 
 def _children() -> list[int]:
