@@ -134,7 +134,7 @@ static PyObject *py_serve(PyObject *self, PyObject *args) {
         }
         if (!p[0].revents)
             continue;
-        request_t req;
+        request_t req = {0, 0};
         union {
             char buf[CMSG_SPACE(sizeof(int))];
             struct cmsghdr align;
