@@ -20,6 +20,8 @@
  *   setup(rpc, workdir, tmpfs, output, uid, as, cpu, fsize, nofile, nproc, seccomp)
  *                           everything a program does before its code arrives; raises
  *                           OSError naming the step that failed.
+ *   load_filter(address)    load the seccomp filter whose sock_fprog lies at `address`
+ *                           (a slot's server, once: see filters/sandbox/seccomp.py).
  *
  * The messages mirror filters/sandbox/wire.py (REQUEST "=II", REPLY "=Biiq"); their kinds
  * are passed in (`codes`), so they are defined once, there. Every sandbox test goes through
@@ -269,10 +271,20 @@ static PyObject *py_setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_load_filter(PyObject *self, PyObject *args) {
+    unsigned long long address;
+    if (!PyArg_ParseTuple(args, "K", &address))
+        return NULL;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (unsigned long)address, 0, 0) != 0)
+        return failed_at("prctl(PR_SET_SECCOMP)");
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"clone", py_clone, METH_VARARGS, "fork, or clone into namespaces: 0 in the child"},
     {"serve", py_serve, METH_VARARGS, "a slot server's loop: the channel fd in a program"},
     {"setup", py_setup, METH_VARARGS, "a program's set-up before its code arrives"},
+    {"load_filter", py_load_filter, METH_VARARGS, "load a seccomp filter (a sock_fprog)"},
     {NULL, NULL, 0, NULL},
 };
 

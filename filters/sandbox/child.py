@@ -191,6 +191,11 @@ def make_workdir(uid: int | None) -> str:
 def remove_workdir(workdir: str) -> None:
     """Remove a program's host directory; never raises (the program may have left
     anything in it, including read-only subdirectories)."""
+    if not workdir:
+        return
+    # Imported here, and only for a directory to remove: in the zygote (whose probe calls
+    # this with "" under namespaces) shutil brings bz2, lzma and zlib, memory every clone
+    # would map, copy on write and tear down again.
     import shutil
 
     def unlock(_fn: Any, path: str, _exc: Any) -> None:
@@ -206,8 +211,7 @@ def remove_workdir(workdir: str) -> None:
             else:
                 os.unlink(path)
 
-    if workdir:
-        shutil.rmtree(workdir, onerror=unlock)
+    shutil.rmtree(workdir, onerror=unlock)
 
 
 def join_cgroups(dir_fds: tuple[int, ...], slot: int) -> None:

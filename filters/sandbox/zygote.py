@@ -274,6 +274,7 @@ def serve_slot(
     workdirs: dict[int, str] = {}  # program pid -> its host directory (no namespaces)
     try:
         if layers.namespaces:
+            seccomp, failed = _filter_server(seccomp, layers, failed)
             fd = _spawn.serve(requests.fileno(), ctl.fileno(), NAMESPACE_FLAGS, failed, SERVE_CODES)
             if fd is not None:
                 _program(fd, requests, ctl, limits, layers, Slot(slot.index, slot.uid), seccomp)
@@ -288,6 +289,19 @@ def serve_slot(
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         remove_workdir(workdirs.pop(pid))
+
+
+def _filter_server(seccomp: Any, layers: Layers, failed: int) -> tuple[Any, int]:
+    """Load the allowlist in this slot's server, once for all its programs (with the calls
+    their set-up still makes, see `seccomp`); what each program then loads on top, and the
+    errno its spawns fail with if the filter could not be loaded."""
+    if failed or not layers.seccomp or seccomp is None:
+        return seccomp, failed
+    try:
+        _spawn.load_filter(seccomp.server_address)
+    except OSError as exc:
+        return seccomp, exc.errno or errno.EPERM
+    return seccomp.stacked, failed
 
 
 def _program(

@@ -1,6 +1,7 @@
 """The sandbox's compiled part (`filters/sandbox/_spawn.c`): the slot server's loop speaks the
-wire's REQUEST/REPLY protocol, its set-up fails closed naming the step, and a sandbox
-without it refuses to start with a line that says what to do.
+wire's REQUEST/REPLY protocol, its set-up fails closed naming the step, a program loading
+its short filter on top of its server's may call exactly what the whole allowlist allows,
+and a sandbox without the compiled part refuses to start with a line that says what to do.
 
 The loop and the set-up fork, so they run in a child interpreter of their own, never in the
 test process (whose threads a fork would leave behind)."""
@@ -141,3 +142,75 @@ def test_a_sandbox_without_its_compiled_part_says_how_to_build_it(monkeypatch):
     monkeypatch.undo()
     with Sandbox(workers=1) as sb:  # nothing of the failed start is left held
         assert sb.layers
+
+
+# In a child interpreter, as root (as the sandbox's servers run): the server's filter, then a
+# program's on top of it. Root would be allowed each call below but for seccomp, so a
+# refusal here is the filters'.
+STACKED = r"""
+import ctypes, errno, json, os, sys
+from distillery.filters.sandbox import _spawn
+from distillery.filters.sandbox.seccomp import SeccompFilter
+
+f = SeccompFilter()
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUTS, SIGCHLD = 0x04000000, 17
+
+
+def calls():
+    def rc(value):
+        return "OK" if value >= 0 else errno.errorcode[ctypes.get_errno()]
+    out = {}
+    out["setresuid"] = rc(libc.setresuid(0, 0, 0))
+    out["setresgid"] = rc(libc.setresgid(0, 0, 0))
+    out["setgroups"] = rc(libc.setgroups(0, None))
+    out["mount"] = rc(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None))  # rprivate
+    pid = libc.syscall(56, CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0)  # clone
+    if pid == 0:
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    out["clone newuts"] = rc(pid)
+    out["unshare"] = rc(libc.unshare(CLONE_NEWUTS))
+    out["getpid"] = rc(os.getpid())
+    return out
+
+
+stages = sys.argv[1:]
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    libc.unshare(0x20000)  # a mount namespace of its own: the mount call changes nothing here
+    for stage in stages:
+        _spawn.load_filter({"server": f.server_address, "program": f.stacked.address,
+                            "whole": f.address}[stage])
+    os.write(w, json.dumps(calls()).encode())
+    os._exit(0)
+os.close(w)
+print(os.read(r, 65536).decode())
+os.waitpid(pid, 0)
+"""
+
+
+def _stacked(*stages: str) -> dict:
+    r = subprocess.run(
+        [sys.executable, "-c", STACKED, *stages], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_a_program_on_a_filtered_server_may_call_exactly_what_the_whole_allowlist_allows():
+    from distillery.filters.sandbox.seccomp import SETUP_ONLY
+
+    refused = {c: "EPERM" for c in SETUP_ONLY} | {"clone newuts": "EPERM", "unshare": "EPERM"}
+    # The server's filter lets the set-up calls through (so the checks below can fail)...
+    assert _stacked("server") == {c: "OK" for c in SETUP_ONLY} | {
+        "clone newuts": "OK",
+        "unshare": "EPERM",
+        "getpid": "OK",
+    }
+    # ...and a program's on top of it takes them back: the same as the whole allowlist.
+    assert _stacked("server", "program") == refused | {"getpid": "OK"}
+    assert _stacked("whole") == refused | {"getpid": "OK"}
