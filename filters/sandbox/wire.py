@@ -7,8 +7,6 @@ subclass that lies, cannot cross: at most the plain value it claims to be arrive
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import select
@@ -66,7 +64,9 @@ def encode(value: Any, depth: int = 0) -> Any:
     if t is set or t is frozenset:
         return {"$s" if t is set else "$fs": [encode(v, depth + 1) for v in value]}
     if t is bytes:
-        return {"$b": base64.b64encode(value).decode()}
+        # Hex, not base64: `bytes.hex` is a builtin, and base64 would load binascii and libz
+        # into the zygote, ten more mappings every clone copies and tears down.
+        return {"$b": value.hex()}
     if t is complex:
         return {"$c": [value.real, value.imag]}
     return {"$o": f"{t.__name__}"}
@@ -79,7 +79,7 @@ def decode(obj: Any) -> Any:
         return _decode(obj, 0)
     except WireError:
         raise
-    except (TypeError, ValueError, OverflowError, RecursionError, binascii.Error) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise WireError(f"malformed value ({type(exc).__name__})") from None
 
 
@@ -118,7 +118,7 @@ def _decode(obj: Any, depth: int) -> Any:
         _spread(items)
         return set(items) if tag == "$s" else frozenset(items)
     if tag == "$b" and isinstance(body, str):
-        return base64.b64decode(body, validate=True)
+        return bytes.fromhex(body)  # ValueError unless hex digits in pairs
     if tag == "$c" and isinstance(body, list) and len(body) == 2:
         return complex(float(body[0]), float(body[1]))
     if tag == "$o" and isinstance(body, str):

@@ -2147,7 +2147,7 @@ MALFORMED = {
     "complex_of_list": 'b\'{"value":{"$c":[[1],2]}}\'',
     "complex_of_null": 'b\'{"value":{"$c":[null,1]}}\'',
     "complex_of_string": 'b\'{"value":{"$c":["x",1]}}\'',
-    "bytes_not_base64": 'b\'{"value":{"$b":"!!!"}}\'',
+    "bytes_not_hex": 'b\'{"value":{"$b":"!!!"}}\'',
     "dict_key_list": 'b\'{"value":{"$d":[[[1],2]]}}\'',
     "dict_item_not_pair": 'b\'{"value":{"$d":[[1]]}}\'',
     "set_of_lists": 'b\'{"value":{"$s":[[1]]}}\'',

@@ -140,7 +140,7 @@ def test_a_reply_waiting_past_the_deadline_is_read_not_a_timeout():
         {"$i": "9" * 5000},  # past CPython's 4,300-digit limit
         {"$c": ["a", 1]},  # a complex of strings
         {"$c": [[1], 2]},
-        {"$b": "!!!"},  # not base64
+        {"$b": "!!!"},  # not hex
         {"$s": [[1, 2]]},  # an unhashable set item
         {"$d": [[[1], 2]]},  # an unhashable key
         {"$d": [[1]]},
