@@ -9,12 +9,12 @@ sees expected values and never reports a verdict: the parent compares.
 
 from __future__ import annotations
 
+import _socket
 import builtins
 import contextlib
 import ctypes
 import errno
 import os
-import socket
 import sys
 import types
 from typing import Any, NamedTuple
@@ -44,6 +44,7 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 OUTPUT_FILE = ".output"
 # Encoded once in the zygote: json.dumps in a fresh clone touches (copies) ~35 pages.
 READY = wire.frame({"ready": True})
+LOADED = wire.frame({"loaded": True})
 
 
 # Records here are NamedTuples, not dataclasses: this module is loaded in the zygote, and
@@ -227,17 +228,12 @@ def join_cgroups(dir_fds: tuple[int, ...], slot: int) -> None:
             os.close(procs)
 
 
-def setup(
-    rpc: socket.socket,
-    limits: Limits,
-    layers: Layers,
-    slot: Slot,
-    seccomp: Any,
-) -> None:
-    """Everything before candidate code (`_spawn.setup`: a new session; with namespaces
-    a fresh tmpfs and /proc of its own; no inherited descriptors; stdout and stderr to a
-    file in the working directory; rlimits; the slot's uid; no_new_privs; seccomp).
-    Raises OSError naming the step on any failure (a sandbox fault)."""
+def setup_args(limits: Limits, layers: Layers, slot: Slot, seccomp: Any) -> tuple[Any, ...]:
+    """What `_spawn.setup` takes after the channel: everything before candidate code (a new
+    session; with namespaces a fresh tmpfs and /proc of its own; no inherited descriptors;
+    stdout and stderr to a file in the working directory; rlimits; the slot's uid;
+    no_new_privs; seccomp). The same for every program of a slot's server, so made there
+    once: in a program it would be Python run, and pages touched, each time."""
     uid = slot.uid if layers.unprivileged_uid else -1
     mb = 1024 * 1024
     if layers.namespaces:
@@ -246,8 +242,7 @@ def setup(
         tmpfs = f"size={limits.tmpfs_mb}m,nr_inodes=4096,mode=0700,uid={owner},gid={owner}"
     else:
         workdir, tmpfs = slot.workdir, None
-    _spawn.setup(
-        rpc.fileno(),
+    return (
         workdir,
         tmpfs,
         f"{workdir}/{OUTPUT_FILE}",
@@ -259,7 +254,6 @@ def setup(
         limits.processes if layers.unprivileged_uid else -1,  # RLIMIT_NPROC counts the uid
         seccomp.address if layers.seccomp and seccomp is not None else 0,
     )
-    sys.setrecursionlimit(3000)
 
 
 def serve(rpc: wire.Channel) -> None:
@@ -288,7 +282,7 @@ def serve(rpc: wire.Channel) -> None:
     if not callable(fn):
         rpc.send({"error": "missing_entry_point", "detail": f"no function {entry!r}"})
         return
-    rpc.send({"loaded": True})
+    rpc.send_frame(LOADED)
     while True:
         msg = rpc.recv()
         # A batch is calls sent ahead: each is answered as it is computed, in order.
@@ -336,27 +330,25 @@ def _text(exc: BaseException) -> str:
         return ""
 
 
-def main(
-    rpc_fd: int,
-    limits: Limits,
-    layers: Layers,
-    slot: Slot,
-    seccomp: Any,
-) -> None:
-    """Entry point in the cloned process; always ends with os._exit."""
-    # Family and type given: otherwise the socket asks the kernel for them (3 syscalls).
-    rpc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, rpc_fd)
+def main(rpc_fd: int, setup: tuple[Any, ...]) -> None:
+    """Entry point in the cloned process (`setup`: from `setup_args`); always ends with
+    os._exit."""
     try:
-        setup(rpc, limits, layers, slot, seccomp)
+        # Raises OSError naming the step on any failure (a sandbox fault).
+        _spawn.setup(rpc_fd, *setup)
     except BaseException as exc:
         try:
+            rpc = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, rpc_fd)
             wire.Channel(rpc).send({"setup_failed": f"{type(exc).__name__}: {exc}"[:300]})
         finally:
             os._exit(70)
     try:
-        chan = wire.Channel(rpc)
-        chan.send_frame(READY)
-        serve(chan)
+        # Family and type given: otherwise the socket asks the kernel for them (3 syscalls).
+        # The C type, not socket.socket: its methods are C, so a program runs none of
+        # socket.py's Python (objects it would touch, pages it would copy on write).
+        rpc = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, rpc_fd)
+        rpc.sendall(READY)
+        serve(wire.Channel(rpc))
     except BaseException:
         pass
     os._exit(0)

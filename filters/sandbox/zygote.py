@@ -17,6 +17,7 @@ from, the uid block, and the cgroup directory descriptors it was handed.
 from __future__ import annotations
 
 import _signal
+import _socket
 
 # Every module imported here is warm: a clone inherits it, so a program importing it pays
 # nothing. Beyond its own needs the zygote adds only what test programs commonly import
@@ -53,6 +54,7 @@ from distillery.filters.sandbox.child import (
     join_cgroups,
     make_workdir,
     remove_workdir,
+    setup_args,
 )
 from distillery.filters.sandbox.child import answer as child_answer
 from distillery.filters.sandbox.child import main as child_main
@@ -137,7 +139,7 @@ def probe(
         pid = clone(layers.namespaces)
         if pid == 0:
             a.close()
-            child_main(b.detach(), Limits(), layers, slot, seccomp)
+            child_main(b.detach(), setup_args(Limits(), layers, slot, seccomp))
         b.close()
         if pid < 0:
             notes.append(f"clone into namespaces failed: {os.strerror(-pid)}")
@@ -199,6 +201,8 @@ def main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     limits = Limits(**config["limits"])
+    # For every program (deep recursion in honest code), set once here and inherited.
+    sys.setrecursionlimit(3000)
     base_uid = int(config["base_uid"])
     cgroup_fds = tuple(int(fd) for fd in config["cgroup_fds"])
     failed = isolate_zygote(config["root"]) if os.geteuid() == 0 else "not root"
@@ -275,9 +279,10 @@ def serve_slot(
     try:
         if layers.namespaces:
             seccomp, failed = _filter_server(seccomp, layers, failed)
+            setup = setup_args(limits, layers, Slot(slot.index, slot.uid), seccomp)
             fd = _spawn.serve(requests.fileno(), ctl.fileno(), NAMESPACE_FLAGS, failed, SERVE_CODES)
             if fd is not None:
-                _program(fd, requests, ctl, limits, layers, Slot(slot.index, slot.uid), seccomp)
+                _program(fd, requests, ctl, setup)
         else:
             _serve_with_workdirs(requests, ctl, slot, limits, layers, seccomp, failed, workdirs)
     except ConnectionError:
@@ -304,22 +309,16 @@ def _filter_server(seccomp: Any, layers: Layers, failed: int) -> tuple[Any, int]
     return seccomp.stacked, failed
 
 
-def _program(
-    fd: int,
-    requests: socket.socket,
-    ctl: socket.socket,
-    limits: Limits,
-    layers: Layers,
-    slot: Slot,
-    seccomp: object | None,
-) -> None:
-    """In a clone of a slot's server: become the program whose channel is `fd`."""
-    ctl.close()
-    requests.close()
+def _program(fd: int, requests: socket.socket, ctl: socket.socket, setup: tuple[Any, ...]) -> None:
+    """In a clone of a slot's server: become the program whose channel is `fd` (`setup`:
+    `child.setup_args`, made by the server)."""
+    # The C close: socket.socket's own runs two Python functions in every program.
+    _socket.socket.close(ctl)
+    _socket.socket.close(requests)
     # The C function, not signal.signal: its wrapper turns the old handler into an enum
     # member, and for a function that is a caught ValueError costing ~0.2 ms.
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    child_main(fd, limits, layers, slot, seccomp)
+    child_main(fd, setup)
 
 
 def _serve_with_workdirs(
@@ -347,12 +346,13 @@ def _serve_with_workdirs(
             ctl.send(REPLY.pack(SPAWN_FAILED, req_id, failed or errno.EBADF, 0))
             continue
         program_slot = Slot(slot.index, slot.uid, workdir=_workdir(layers, slot.uid))
+        setup = setup_args(limits, layers, program_slot, seccomp)
         pid = clone(False)
         if pid == 0:
             os.close(wake_r)
             os.close(wake_w)
             signal.set_wakeup_fd(-1)
-            _program(fds[0], requests, ctl, limits, layers, program_slot, seccomp)
+            _program(fds[0], requests, ctl, setup)
         os.close(fds[0])
         if pid > 0:
             workdirs[pid] = program_slot.workdir
