@@ -17,7 +17,6 @@ from, the uid block, and the cgroup directory descriptors it was handed.
 from __future__ import annotations
 
 import _signal
-import _socket
 
 # Every module imported here is warm: a clone inherits it, so a program importing it pays
 # nothing. Beyond its own needs the zygote adds only what test programs commonly import
@@ -280,9 +279,13 @@ def serve_slot(
         if layers.namespaces:
             seccomp, failed = _filter_server(seccomp, layers, failed)
             setup = setup_args(limits, layers, Slot(slot.index, slot.uid), seccomp)
+            # The loop takes SIGCHLD from a signalfd, and a program wants the default: set
+            # here once, not in every program (the zygote's handler is Python's).
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             fd = _spawn.serve(requests.fileno(), ctl.fileno(), NAMESPACE_FLAGS, failed, SERVE_CODES)
             if fd is not None:
-                _program(fd, requests, ctl, setup)
+                # The server's descriptors are closed by the set-up: it keeps only `fd`.
+                child_main(fd, setup)
         else:
             _serve_with_workdirs(requests, ctl, slot, limits, layers, seccomp, failed, workdirs)
     except ConnectionError:
@@ -307,18 +310,6 @@ def _filter_server(seccomp: Any, layers: Layers, failed: int) -> tuple[Any, int]
     except OSError as exc:
         return seccomp, exc.errno or errno.EPERM
     return seccomp.stacked, failed
-
-
-def _program(fd: int, requests: socket.socket, ctl: socket.socket, setup: tuple[Any, ...]) -> None:
-    """In a clone of a slot's server: become the program whose channel is `fd` (`setup`:
-    `child.setup_args`, made by the server)."""
-    # The C close: socket.socket's own runs two Python functions in every program.
-    _socket.socket.close(ctl)
-    _socket.socket.close(requests)
-    # The C function, not signal.signal: its wrapper turns the old handler into an enum
-    # member, and for a function that is a caught ValueError costing ~0.2 ms.
-    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    child_main(fd, setup)
 
 
 def _serve_with_workdirs(
@@ -352,7 +343,10 @@ def _serve_with_workdirs(
             os.close(wake_r)
             os.close(wake_w)
             signal.set_wakeup_fd(-1)
-            _program(fds[0], requests, ctl, setup)
+            # The C function, not signal.signal: its wrapper turns the old handler into an
+            # enum member, and for a function that is a caught ValueError costing ~0.2 ms.
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            child_main(fds[0], setup)
         os.close(fds[0])
         if pid > 0:
             workdirs[pid] = program_slot.workdir
