@@ -11,6 +11,7 @@ started) as soon as the driver is done or the wall-clock deadline passes.
 
 from __future__ import annotations
 
+import _socket
 import builtins
 import collections
 import contextlib
@@ -183,7 +184,7 @@ class _Program:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: _socket.socket,
         pid: int,
         deadline: float,
         exit_status: Callable[[], tuple[int, float] | None],
@@ -335,7 +336,7 @@ class _Spawn:
     """A clone asked of the zygote: its slot, the parent's end of its channel, the reply."""
 
     slot: int
-    sock: socket.socket
+    sock: _socket.socket
     waiter: _Waiter
 
 
@@ -528,7 +529,9 @@ class Sandbox:
 
     def _request(self, slot: int) -> _Spawn:
         """Ask the slot's server for a clone; its reply is awaited later (`_await`)."""
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The C type: socket.socketpair wraps each end in Python, asking the kernel for
+        # each one's address on the way (two system calls a program, each a GIL hand-off).
+        mine, theirs = _socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         req_id = next(self._ids)
         spawn = _Spawn(slot, mine, _Waiter(threading.Event()))
         with self._state:

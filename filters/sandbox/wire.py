@@ -212,9 +212,10 @@ class Channel:
     """Frames over one end of a stream socket.
 
     Reads go through a buffer, so a frame usually costs one `recv` instead of one for the
-    header and one for the body. With `deadlines=True` the socket is non-blocking and waits
-    in `poll` until a deadline: `settimeout` would cost an extra ioctl on every call, and
-    each system call hands the GIL to another verifying thread and back.
+    header and one for the body. With `deadlines=True` every read and write is non-blocking
+    (MSG_DONTWAIT: the socket itself stays as it is, so the program's end is left blocking)
+    and waits in `poll` until a deadline: `settimeout` would cost an extra ioctl on every
+    call, and each system call hands the GIL to another verifying thread and back.
     """
 
     def __init__(self, sock: socket.socket, deadlines: bool = False) -> None:
@@ -222,7 +223,6 @@ class Channel:
         self._buf = bytearray()
         self._poll: Any = None
         if deadlines:
-            sock.setblocking(False)
             self._poll = select.poll()
 
     def send(self, message: dict[str, Any], deadline: float | None = None) -> None:
@@ -236,7 +236,7 @@ class Channel:
         view = memoryview(data)
         while view:
             try:
-                view = view[self.sock.send(view) :]
+                view = view[self.sock.send(view, socket.MSG_DONTWAIT) :]
             except BlockingIOError:
                 self._wait(select.POLLOUT, deadline)
 
@@ -260,10 +260,12 @@ class Channel:
                     late = True
                     self._take_waiting()
                     continue
-                self._wait(select.POLLIN, deadline)
                 try:
-                    chunk = self.sock.recv(READ_SIZE)
+                    # What has come already, without waiting: a poll first would be one
+                    # more system call, and each hands the GIL to another thread and back.
+                    chunk = self.sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
                 except BlockingIOError:
+                    self._wait(select.POLLIN, deadline)
                     continue
             else:
                 chunk = self.sock.recv(READ_SIZE)
@@ -300,7 +302,7 @@ class Channel:
         left = max(waiting[0], 1)
         while left > 0:
             try:
-                chunk = self.sock.recv(min(left, READ_SIZE))
+                chunk = self.sock.recv(min(left, READ_SIZE), socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             if not chunk:
