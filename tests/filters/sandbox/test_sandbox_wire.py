@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from distillery.filters.sandbox.wire import Channel, Opaque, WireError, decode, encode, frame
+from distillery.filters.sandbox.wire import (
+    Channel,
+    Opaque,
+    WireError,
+    body,
+    decode,
+    encode,
+    frame,
+    parse,
+)
 
 
 @pytest.mark.parametrize(
@@ -173,3 +182,42 @@ def test_keys_built_to_share_one_hash_are_refused_in_linear_time(tag):
         )
         == 100_000
     )
+
+
+MESSAGES = [
+    {"ready": True},
+    {"value": encode([1, -2.5, 'é\n"\\', None, True, float("nan"), -float("inf")])},
+    {"value": encode({"k": (1, 2), 3: {4, 5}, "b": b"\x00\xff"})},
+    {"raised": "ValueError", "bases": ["ValueError", "Exception"], "detail": "\ud800 lone"},
+    {"args": encode([[1e300, 1e-300, 2**60], "x" * 1000]), "kwargs": encode({"n": 1})},
+    {"batch": [{"args": encode([i]), "kwargs": encode({})} for i in range(50)]},
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_the_built_in_encoder_writes_what_json_dumps_writes(message):
+    # The wire encodes with a C encoder built once (no json.dumps per message): its bytes
+    # must be json.dumps's with the compact separators, so either side can read them.
+    assert body(message) == json.dumps(message, separators=(",", ":")).encode("utf-8")
+    back = parse(body(message))
+    assert json.dumps(back, sort_keys=True) == json.dumps(json.loads(body(message)), sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b" {}",
+        b"{} ",
+        b"{}x",
+        b'{"a":1}{"b":2}',
+        b"[1]",
+        b'"x"',
+        b"nul",
+        b"\xff",
+        b"{" * 100_000,
+    ],
+)
+def test_a_frame_that_is_not_exactly_one_json_object_is_a_wire_error(data):
+    with pytest.raises(WireError):
+        parse(data)
