@@ -16,8 +16,8 @@ server loads the allowlist once, plus the few calls a program's set-up still mak
 the clone (`SETUP_ONLY`) and clone with any flags (it clones programs into their
 namespaces); each program then loads a short filter that takes exactly those back. Filters
 stack (every one is run, the strictest answer wins), so what a program may call is still
-`ALLOWED`, and the kernel checks and compiles ~20 instructions per program instead of
-~300. Without a filtered server a program loads the whole allowlist itself
+`ALLOWED`, and the kernel checks and compiles 41 instructions per program instead of
+303. Without a filtered server a program loads the whole allowlist itself
 (`_spawn.setup`).
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 ALLOWED = (
     # memory
@@ -176,11 +176,10 @@ class SeccompFilter:
         _ctypes.dlclose(lib._handle)
 
 
-class Stacked:
+class Stacked(NamedTuple):
     """What a program loads when its slot's server has loaded `server_address`."""
 
-    def __init__(self, address: int) -> None:
-        self.address = address
+    address: int
 
 
 def _bits(mask: int) -> list[int]:

@@ -168,17 +168,15 @@ def _unencodable(value: Any) -> Any:
 # json.dumps and json.loads each message would run five Python functions and make an
 # encoder object, objects and pages a program touches, and so copies on write, every time.
 # Messages are made of `encode`'s plain values, never circular (so no markers).
-_ENCODE = json.encoder.c_make_encoder(
+_ENCODE = json.encoder.c_make_encoder(  # type: ignore[misc]  # CPython's _json: always there
     None, _unencodable, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-) if json.encoder.c_make_encoder else None  # fmt: skip
+)
 _SCAN = json.decoder.JSONDecoder().scan_once
 
 
 def body(message: dict[str, Any]) -> bytes:
     """`message` encoded, as a frame carries it (as `json.dumps` with separators "," and
     ":" would)."""
-    if _ENCODE is None:
-        return json.dumps(message, separators=(",", ":")).encode("utf-8")
     return "".join(_ENCODE(message, 0)).encode("utf-8")
 
 
