@@ -2,12 +2,13 @@
 
 rlimits bind each process; a program is a tree of them. Each slot gets a cgroup of its own
 under the sandbox's (`distillery-<block>`, below the cgroup this process runs in): memory
-(and swap) capped at the program's limit, pids capped at its process budget, an equal
-CPU share under contention, and a freezer to stop a tree before
-killing it. The sandbox's own cgroup caps the memory of all programs together at
-workers x limit. Uses cgroup v1 controllers where mounted (memory, pids, cpu, freezer),
-else cgroup v2 where its controllers can be delegated; `Cgroups.create` returns None when
-neither is usable, and `distillery doctor` says so.
+(and swap) capped at the program's limit, pids capped at its process budget, a CPU
+share under contention (equal, but BOOST times larger once a program has run a while: see
+`Slots.boost`), and a freezer to stop a tree before killing it. The sandbox's own cgroup
+caps the memory of all programs together at workers x limit. Uses cgroup v1 controllers
+where mounted (memory, pids, cpu, freezer), else cgroup v2 where its controllers can be
+delegated; `Cgroups.create` returns None when neither is usable, and `distillery doctor`
+says so.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 FREEZE_WAIT_S = 1.0
+# How many times a program's CPU share grows once it has run a while (`Slots.boost`).
+BOOST = 8
 
 
 class CgroupError(OSError):
@@ -144,17 +147,27 @@ class Cgroups:
                     _write(s / "memory.memsw.limit_in_bytes", str(self.memory_bytes))
             elif ctrl == "pids":
                 _write(s / "pids.max", str(self.processes + 1))  # + the slot's server
-            elif ctrl == "cpu":
-                # Equal shares: under contention a program of 16 spinning processes gets
-                # the same CPU as an honest one of a single process.
-                _write(s / "cpu.shares", "1024")
             elif ctrl == "unified":
                 _write(s / "memory.max", str(self.memory_bytes))
                 with contextlib.suppress(CgroupError):
                     _write(s / "memory.swap.max", "0")
                 _write(s / "pids.max", str(self.processes + 1))
-                _write(s / "cpu.weight", "100")
+        # Equal shares: under contention a program of 16 spinning processes gets the same
+        # CPU as an honest one of a single process.
+        self.weigh(slot, 1)
         self.slots.add(slot)
+
+    @property
+    def weighs(self) -> bool:
+        """Whether programs have CPU shares here (the cpu controller, v1 or v2)."""
+        return "cpu" in self.dirs or "unified" in self.dirs
+
+    def weigh(self, slot: int, factor: int) -> None:
+        """Give the slot's program `factor` times one program's CPU share."""
+        if "cpu" in self.dirs:
+            _write(self.dirs["cpu"] / f"slot-{slot}" / "cpu.shares", str(1024 * factor))
+        elif "unified" in self.dirs:
+            _write(self.dirs["unified"] / f"slot-{slot}" / "cpu.weight", str(100 * factor))
 
     def open_dirs(self) -> list[int]:
         """Directory descriptors the zygote keeps: its clones join `slot-N` through them."""

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from distillery.filters.sandbox.cgroup import Cgroups
+from distillery.filters.sandbox.cgroup import BOOST, CgroupError, Cgroups
 
 log = logging.getLogger(__name__)
 UID_BASE = 1_900_000_000  # far above login, system, container and dynamic uid ranges
@@ -129,6 +129,7 @@ class Slots:
         self._next = 0
         self._oom_seen: dict[int, int] = {}
         self._dying: list[_Dying] = []
+        self._boosted: set[int] = set()
         self._wake = threading.Event()
         self._closed = False
         for _ in range(self.count):
@@ -195,7 +196,33 @@ class Slots:
             return
         self._back(slot)
 
+    def boost(self, slot: int, exited: threading.Event) -> None:
+        """The slot's program has run a while: BOOST times the CPU share of a program that
+        has just started, until the slot comes back.
+
+        A batch of programs ends with its longest: weighed equally against the short ones
+        still starting beside it, it runs at a fraction of a core and then alone, with
+        the other cores idle (HumanEval/75 in `benchmarks/verifier.py`). The boost is the
+        same for every program that runs long, so none starves another: a new program
+        waits at most until it has run as long itself."""
+        if self.cgroups is None or not self.cgroups.weighs:
+            return
+        with self._lock:
+            # Under the lock with `_back`: a slot already given back is not boosted.
+            if exited.is_set() or slot in self._boosted:
+                return
+            with contextlib.suppress(CgroupError):
+                self.cgroups.weigh(slot, BOOST)
+                self._boosted.add(slot)
+
     def _back(self, slot: int) -> None:
+        if self._boosted:
+            with self._lock:
+                if slot in self._boosted:
+                    self._boosted.discard(slot)
+                    assert self.cgroups is not None
+                    with contextlib.suppress(CgroupError):
+                        self.cgroups.weigh(slot, 1)
         self._free.put(slot)
 
     def killed(self, slot: int, exited: threading.Event) -> None:

@@ -1,5 +1,6 @@
 """Slots: uid blocks no two sandboxes share, and no wait without a deadline, even when a
-program's exit is never reported (a process stuck in the kernel)."""
+program's exit is never reported (a process stuck in the kernel); the CPU share of a
+program that runs long, and its return when the slot comes back."""
 
 import threading
 import time
@@ -8,6 +9,7 @@ import pytest
 
 from distillery.filters.base import Verdict
 from distillery.filters.sandbox import slots as sandbox_slots
+from distillery.filters.sandbox.cgroup import BOOST, Cgroups
 from distillery.filters.sandbox.check import check
 from distillery.filters.sandbox.child import Limits
 from distillery.filters.sandbox.runner import Sandbox
@@ -96,3 +98,69 @@ def test_every_isolation_layer_holds_on_this_machine():
         checks = check(sb)
     assert [c.layer for c in checks if not c.ok] == []
     assert len(checks) == 14
+
+
+def _share(cgroups: Cgroups, slot: int) -> int:
+    """The slot's CPU share, in units of one program's."""
+    if "cpu" in cgroups.dirs:
+        return int((cgroups.dirs["cpu"] / f"slot-{slot}" / "cpu.shares").read_text()) // 1024
+    return int((cgroups.dirs["unified"] / f"slot-{slot}" / "cpu.weight").read_text()) // 100
+
+
+def test_a_boosted_slot_is_reset_before_it_is_taken_again():
+    block = UidBlock.acquire()
+    cgroups = Cgroups.create(f"distillery-test-{block.index}", 64, 8, 1)
+    assert cgroups is not None and cgroups.weighs, "this machine has the cpu controller"
+    slots = Slots(block, 2, cgroups)
+    try:
+        a, b = slots.take(1), slots.take(1)
+        assert (_share(cgroups, a), _share(cgroups, b)) == (1, 1)
+        slots.boost(a, threading.Event())
+        slots.boost(a, threading.Event())  # once is all
+        assert (_share(cgroups, a), _share(cgroups, b)) == (BOOST, 1)
+        # Reported gone (its exit event is set before the slot comes back): a boost that
+        # comes late does nothing, and the slot comes back at one program's share.
+        gone = threading.Event()
+        gone.set()
+        slots.boost(b, gone)
+        assert _share(cgroups, b) == 1
+        slots.exited(a)
+        assert _share(cgroups, a) == 1
+        assert slots.take(1) == a
+    finally:
+        slots.close()
+        cgroups.close()
+        block.release()
+
+
+def _watch_shares(sb: Sandbox, seen: list[int], stop: threading.Event) -> None:
+    assert sb.cgroups is not None
+    while not stop.is_set():
+        seen.append(max(_share(sb.cgroups, s) for s in list(sb.cgroups.slots)))
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize(("seconds", "boosted"), [(0.0, False), (0.4, True)])
+def test_a_program_gets_a_larger_cpu_share_only_once_it_has_run_a_while(seconds, boosted):
+    code = f"import time\ndef f():\n    time.sleep({seconds})\n    return 7\n"
+    seen: list[int] = []
+    stop = threading.Event()
+    with Sandbox(workers=1) as sb:
+        watcher = threading.Thread(target=_watch_shares, args=(sb, seen, stop))
+        watcher.start()
+        try:
+            verdict = sb.run(code, "f", lambda call: Verdict.ok(detail=str(call())))
+        finally:
+            stop.set()
+            watcher.join()
+        assert sb.cgroups is not None
+        deadline = time.monotonic() + 5  # the exit is reported and the slot comes back
+        while time.monotonic() < deadline:
+            after = [_share(sb.cgroups, s) for s in sorted(sb.cgroups.slots)]
+            if after == [1] * len(after):
+                break
+            time.sleep(0.01)
+    assert verdict.passed and verdict.detail == "7"
+    assert max(seen) == (BOOST if boosted else 1)
+    assert seen.count(BOOST) >= (10 if boosted else 0)  # for the 0.38 s it still ran
+    assert after == [1] * len(after)
