@@ -216,13 +216,12 @@ class Slots:
                 self._boosted.add(slot)
 
     def _back(self, slot: int) -> None:
-        if self._boosted:
-            with self._lock:
-                if slot in self._boosted:
-                    self._boosted.discard(slot)
-                    assert self.cgroups is not None
-                    with contextlib.suppress(CgroupError):
-                        self.cgroups.weigh(slot, 1)
+        with self._lock:
+            if slot in self._boosted:
+                self._boosted.discard(slot)
+                assert self.cgroups is not None
+                with contextlib.suppress(CgroupError):
+                    self.cgroups.weigh(slot, 1)
         self._free.put(slot)
 
     def killed(self, slot: int, exited: threading.Event) -> None:
