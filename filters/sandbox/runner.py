@@ -392,6 +392,7 @@ class Sandbox:
             self.workers,
         )
         cgroup_fds = self.cgroups.open_dirs() if self.cgroups else []
+        self._boosts = self.cgroups is not None and self.cgroups.weighs
         self._slot_socks: dict[int, socket.socket] = {}
         self._slot_pids: dict[int, int] = {}  # slot -> its server's pid
         self._slots: Slots | None = None
@@ -675,7 +676,9 @@ class Sandbox:
                 exit_status,
                 self.limits.cpu_s,
                 lambda: slots.oom_killed(slot),
-                lambda: slots.boost(slot, exited),
+                # Only where programs have CPU shares: elsewhere a long program's first wait
+                # would be split for nothing.
+                (lambda: slots.boost(slot, exited)) if self._boosts else None,
             )
             try:
                 # Queued now, read by the program once it is set up: no round trip waits
